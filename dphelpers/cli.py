@@ -1,0 +1,124 @@
+"""Command line: ``python -m dphelpers VERB`` (or the ``dphelpers`` script).
+
+Verbs: ``run`` (the main job: load-or-train the model on the embedded data, evaluate it
+against the mean-pose baseline), ``train``, ``evaluate``.  Every verb takes ``--device``
+and ``--seed``; results are printed as a table and written as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+__all__ = ["main", "build_parser", "DEFAULT_CHECKPOINT"]
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "diffpose_full.pt"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="torch device (default: cuda when present, else cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ablation", default="full",
+                   help="full, argmax_only, no_transformer, no_argmax, no_likelihood")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help=f"model file (default for 'full': {DEFAULT_CHECKPOINT})")
+    p.add_argument("--data", type=Path, default=None, help="mocap npz (default: the embedded data)")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="folder for JSON results")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=20_000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None)
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n-hypo", type=int, default=200)
+    p.add_argument("--n-test", type=int, default=None, help="test samples (default: the whole split)")
+    p.add_argument("--eval-batch", type=int, default=8)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dphelpers", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    p = sub.add_parser("run", help="load-or-train on the embedded data, then evaluate")
+    _common(p), _train_args(p), _eval_args(p)
+    p = sub.add_parser("train", help="train (resumes a partial checkpoint)")
+    _common(p), _train_args(p)
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on the embedded test split")
+    _common(p), _eval_args(p)
+    return parser
+
+
+def _checkpoint(args) -> Path:
+    if args.checkpoint is not None:
+        return args.checkpoint
+    if args.ablation == "full":
+        return DEFAULT_CHECKPOINT
+    return Path("runs") / f"diffpose_{args.ablation}.pt"
+
+
+def _splits(args):
+    from .data import load_mocap, split_clips
+    return split_clips(load_mocap(args.data))
+
+
+def _train(args, train_m):
+    from .diffusion import DiffPoseConfig
+    from .pipeline import TrainStream
+    from .train import TrainConfig, load_or_train
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
+                      amp=args.device.startswith("cuda"))
+    return load_or_train(_checkpoint(args), DiffPoseConfig.ablation(args.ablation),
+                         lambda: TrainStream(train_m, seed=args.seed, device=args.device), cfg,
+                         device=args.device, progress=not args.quiet)
+
+
+def _evaluate(args, model, train_m, test_m) -> dict:
+    from .evaluate import evaluate, evaluate_fixed, mean_pose, results_table
+    from .pipeline import TrainStream, make_test_set
+    test = make_test_set(test_m, args.n_test)
+    ev = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed, progress=not args.quiet)
+    ref = TrainStream(train_m, seed=args.seed + 1).next_batch(4096)
+    base = evaluate_fixed(mean_pose(ref.poses_3d_mm), test)
+    rows = {f"DiffPose {args.ablation} (full)": ev.summary(),
+            "mean pose (full)": base.summary()}
+    if test.ambiguous.any():
+        rows[f"DiffPose {args.ablation} (ambiguous)"] = ev.summary(test.ambiguous)
+        rows["mean pose (ambiguous)"] = base.summary(test.ambiguous)
+    print(results_table(rows))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.time()
+    torch.manual_seed(args.seed)
+    train_m, test_m = _splits(args)
+    result: dict = {"verb": args.verb, "device": args.device, "ablation": args.ablation}
+    if args.verb in ("run", "train"):
+        model, log = _train(args, train_m)
+        result["trained_steps"] = log["trained_steps"]
+        if log["losses"]:
+            result["loss_first_last"] = [log["losses"][0], log["losses"][-1]]
+    if args.verb == "evaluate":
+        from .checkpoint import load_model
+        model = load_model(_checkpoint(args), device=args.device)
+    if args.verb in ("run", "evaluate"):
+        result["metrics"] = _evaluate(args, model, train_m, test_m)
+    result["seconds"] = round(time.time() - t0, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{args.verb}_{args.ablation}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"wrote {path} ({result['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

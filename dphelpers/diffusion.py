@@ -1,0 +1,179 @@
+"""DiffPose = embedding transformer + denoiser + noise schedule (notebook 04).
+
+``DiffPose.loss`` is one training step's objective (predict the added noise, L2);
+``DiffPose.sample`` draws many 3D hypotheses per image: all hypotheses of a
+batch run as one tensor ``(b * n_hypo, 48)`` through the 25 reverse steps, the
+condition's share of the denoiser computed once.
+
+Units: poses enter and leave in millimetres (H36M-17, camera frame); inside,
+the network works on the 16 non-pelvis joints in metres, centred per axis over
+those 16 joints and multiplied by ``pose_scale`` (REFERENCE.md "Targets").
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from einops import rearrange, repeat
+from torch import nn
+from torch.nn import functional as F
+
+from .denoiser import Denoiser, DenoiserConfig
+from .embedding import EmbeddingConfig, PoseEmbedding
+from .heatmaps import validate_heatmaps
+from .sampling import SamplingConfig, sample_candidates
+from .schedule import CosineSchedule, ScheduleConfig
+from .skeleton import L_HIP, N_H36M, R_HIP
+
+__all__ = ["DiffPoseConfig", "DiffPose", "poses_to_x0", "x0_to_poses", "config_diff"]
+
+_SUB = {"embedding": EmbeddingConfig, "denoiser": DenoiserConfig,
+        "schedule": ScheduleConfig, "sampling": SamplingConfig}
+
+
+@dataclass(frozen=True)
+class DiffPoseConfig:
+    """All settings that build a model; a checkpoint stores ``to_dict()`` beside the weights."""
+
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    pose_scale: float = 10.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DiffPoseConfig":
+        """Inverse of ``to_dict``; an unknown key anywhere is an error naming it."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise KeyError(f"unknown DiffPoseConfig key(s): {sorted(unknown)}; known: {sorted(known)}")
+        kwargs = {}
+        for name, value in d.items():
+            if name in _SUB:
+                sub = _SUB[name]
+                sub_known = {f.name for f in fields(sub)}
+                bad = set(value) - sub_known
+                if bad:
+                    raise KeyError(f"unknown {sub.__name__} key(s): {sorted(bad)}")
+                kwargs[name] = sub(**value)
+            else:
+                kwargs[name] = value
+        return cls(**kwargs)
+
+    @classmethod
+    def ablation(cls, name: str) -> "DiffPoseConfig":
+        """The paper's ablations by name: 'full', 'argmax_only', 'no_transformer',
+        'no_argmax', 'no_likelihood'."""
+        base = cls()
+        smp = base.sampling
+        table = {
+            "full": base,
+            "argmax_only": cls(sampling=SamplingConfig(n_samples=1, use_argmax=True)),
+            "no_transformer": cls(embedding=EmbeddingConfig(use_transformer=False)),
+            "no_argmax": cls(sampling=SamplingConfig(n_samples=smp.n_samples, use_argmax=False)),
+            "no_likelihood": cls(embedding=EmbeddingConfig(use_likelihood=False)),
+        }
+        if name not in table:
+            raise ValueError(f"unknown ablation {name!r}; choose from {sorted(table)}")
+        return table[name]
+
+
+def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Fields that differ between two nested config dicts, as 'path: a != b'."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, "<missing>"), b.get(key, "<missing>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {va!r} != {vb!r}")
+    return out
+
+
+def poses_to_x0(poses_3d_mm: torch.Tensor, pose_scale: float = 10.0) -> torch.Tensor:
+    """``(b, 17, 3)`` mm -> network targets ``(b, 48)``: 16 non-pelvis joints, metres,
+    centred per axis over those joints, times ``pose_scale``."""
+    if poses_3d_mm.dim() != 3 or poses_3d_mm.shape[1:] != (N_H36M, 3):
+        raise ValueError(f"poses_3d_mm must have shape (b, 17, 3), got {tuple(poses_3d_mm.shape)}")
+    p = poses_3d_mm[:, 1:] / 1000.0
+    p = p - p.mean(dim=1, keepdim=True)
+    return rearrange(p * pose_scale, "b j c -> b (j c)")
+
+
+def x0_to_poses(x0: torch.Tensor, pose_scale: float = 10.0) -> torch.Tensor:
+    """``(..., 48)`` -> ``(..., 17, 3)`` mm, pelvis re-inserted at the hips' midpoint = origin."""
+    p = rearrange(x0, "... (j c) -> ... j c", c=3) / pose_scale * 1000.0
+    pelvis = 0.5 * (p[..., R_HIP - 1, :] + p[..., L_HIP - 1, :])
+    p = p - pelvis.unsqueeze(-2)
+    return torch.cat([torch.zeros_like(p[..., :1, :]), p], dim=-2)
+
+
+class DiffPose(nn.Module):
+    """The whole model.  The device is read from the schedule's buffers."""
+
+    def __init__(self, config: DiffPoseConfig = DiffPoseConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = PoseEmbedding(config.embedding)
+        self.denoiser = Denoiser(config.denoiser)
+        self.schedule = CosineSchedule(config.schedule)
+
+    @property
+    def device(self) -> torch.device:
+        return self.schedule.device
+
+    def condition(self, heatmaps: torch.Tensor, n_hypo: int = 1,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """Heatmaps ``(b, 16, 64, 64)`` -> ``cond: (b * n_hypo, 2048)``, candidates redrawn per hypothesis."""
+        heatmaps = validate_heatmaps(heatmaps).to(self.device)
+        cand = sample_candidates(heatmaps, n_hypo, self.config.sampling, generator=generator)
+        return self.embedding(rearrange(cand, "b h j s c -> (b h) j s c"))
+
+    def loss(self, heatmaps: torch.Tensor, poses_3d_mm: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """p_losses: mean squared error between the added noise and its prediction."""
+        x0 = poses_to_x0(poses_3d_mm.to(self.device), self.config.pose_scale)
+        if heatmaps.shape[0] != x0.shape[0]:
+            raise ValueError(f"heatmaps batch {heatmaps.shape[0]} != poses batch {x0.shape[0]}")
+        cond = self.condition(heatmaps, 1, generator)
+        t = torch.randint(0, self.schedule.n_steps, (x0.shape[0],), device=self.device, generator=generator)
+        eps = torch.randn(x0.shape, device=self.device, generator=generator)
+        x_t = self.schedule.add_noise(x0, eps, t)
+        return F.mse_loss(self.denoiser(x_t, t, cond), eps)
+
+    @torch.no_grad()
+    def sample(self, heatmaps: torch.Tensor, n_hypo: int = 200,
+               generator: torch.Generator | None = None, return_trajectory: bool = False,
+               autocast_dtype: torch.dtype | None = None):
+        """Draw ``n_hypo`` 3D poses per image: ``(b, n_hypo, 17, 3)`` mm, root-relative.
+
+        With ``return_trajectory`` also returns the denoised poses after every step,
+        ``(n_steps + 1, b, n_hypo, 17, 3)`` (first = pure noise).  ``autocast_dtype``
+        (e.g. ``torch.bfloat16``) runs the networks under autocast.
+        """
+        if n_hypo < 1:
+            raise ValueError(f"n_hypo must be >= 1, got {n_hypo}")
+        b = heatmaps.shape[0]
+        ctx = (torch.autocast(self.device.type, dtype=autocast_dtype) if autocast_dtype is not None
+               else torch.autocast(self.device.type, enabled=False))
+        with ctx:
+            cond = self.condition(heatmaps, n_hypo, generator)
+            cond_h = self.denoiser.project_cond(cond)
+        x = torch.randn((b * n_hypo, self.config.denoiser.pose_dim), device=self.device,
+                        generator=generator)
+        traj = [x] if return_trajectory else None
+        for t in reversed(range(self.schedule.n_steps)):
+            with ctx:
+                eps = self.denoiser.forward_projected(x, t, cond_h)
+            x = self.schedule.step(eps.float(), t, x, generator)
+            if traj is not None:
+                traj.append(x)
+        poses = x0_to_poses(rearrange(x, "(b h) d -> b h d", b=b), self.config.pose_scale)
+        if traj is None:
+            return poses
+        steps = torch.stack([rearrange(s, "(b h) d -> b h d", b=b) for s in traj])
+        return poses, x0_to_poses(steps, self.config.pose_scale)

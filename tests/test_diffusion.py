@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+from dphelpers.diffusion import DiffPose, DiffPoseConfig, config_diff, poses_to_x0, x0_to_poses
+from dphelpers.metrics import root_relative
+from dphelpers.pipeline import make_test_set
+
+
+def test_pose_normalisation_roundtrip():
+    g = torch.Generator().manual_seed(0)
+    poses = torch.randn(4, 17, 3, generator=g) * 300
+    x0 = poses_to_x0(poses)
+    assert x0.shape == (4, 48)
+    # centred per axis over the 16 non-pelvis joints, metres x 10
+    assert torch.allclose(x0.reshape(4, 16, 3).mean(1), torch.zeros(4, 3), atol=1e-5)
+    assert torch.allclose(x0_to_poses(x0), root_relative(poses), atol=1e-3)
+    with pytest.raises(ValueError, match=r"\(b, 17, 3\)"):
+        poses_to_x0(torch.zeros(4, 16, 3))
+
+
+def test_sample_shapes_seeded_and_root_relative(splits):
+    test = make_test_set(splits[1], 3, seed=0)
+    model = DiffPose().eval()
+    a = model.sample(test.heatmaps, 5, generator=torch.Generator().manual_seed(1))
+    b = model.sample(test.heatmaps, 5, generator=torch.Generator().manual_seed(1))
+    c = model.sample(test.heatmaps, 5, generator=torch.Generator().manual_seed(2))
+    assert a.shape == (3, 5, 17, 3) and torch.isfinite(a).all()
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.all(a[:, :, 0] == 0)
+    # clipped x0 bounds every coordinate by 3 m (plus pelvis shift)
+    assert a.abs().max() < 6000
+    # hypotheses differ from each other
+    assert (a[:, 0] - a[:, 1]).abs().max() > 1
+
+
+def test_trajectory_and_fast_path_equal_plain(splits):
+    """The sampling loop with the projected condition equals the plain loop written out."""
+    test = make_test_set(splits[1], 2, seed=0)
+    torch.manual_seed(0)
+    model = DiffPose().eval()
+    poses, traj = model.sample(test.heatmaps, 4, generator=torch.Generator().manual_seed(3),
+                               return_trajectory=True)
+    assert traj.shape == (26, 2, 4, 17, 3)
+    assert torch.allclose(traj[-1], poses)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        cond = model.condition(test.heatmaps, 4, g)
+        x = torch.randn((8, 48), generator=g)
+        for t in reversed(range(25)):
+            eps = model.denoiser(x, torch.full((8,), t), cond)
+            x = model.schedule.step(eps, t, x, g)
+    plain = x0_to_poses(x.reshape(2, 4, 48))
+    assert torch.allclose(plain, poses, atol=0.05)  # mm
+
+
+def test_loss_decreases_on_one_batch(splits):
+    test = make_test_set(splits[0], 32, seed=0)
+    torch.manual_seed(0)
+    model = DiffPose()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
+
+    def mean_loss():
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            return sum(model.loss(test.heatmaps, test.poses_3d_mm, generator=g).item() for _ in range(8)) / 8
+
+    first = mean_loss()
+    g = torch.Generator().manual_seed(1)
+    for _ in range(60):
+        loss = model.loss(test.heatmaps, test.poses_3d_mm, generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    last = mean_loss()
+    assert first > 0.5 and last < 0.9 * first, (first, last)
+
+
+def test_config_roundtrip_ablations_and_errors():
+    cfg = DiffPoseConfig.ablation("argmax_only")
+    assert cfg.sampling.n_samples == 1 and cfg.sampling.use_argmax
+    assert DiffPoseConfig.from_dict(cfg.to_dict()) == cfg
+    assert not DiffPoseConfig.ablation("no_transformer").embedding.use_transformer
+    assert config_diff(cfg.to_dict(), DiffPoseConfig().to_dict()) == ["sampling.n_samples: 1 != 32"]
+    with pytest.raises(KeyError, match="unknown DiffPoseConfig key"):
+        DiffPoseConfig.from_dict({"bogus": 1})
+    with pytest.raises(KeyError, match="unknown EmbeddingConfig key"):
+        DiffPoseConfig.from_dict({"embedding": {"d_modell": 1}})
+    with pytest.raises(ValueError, match="unknown ablation"):
+        DiffPoseConfig.ablation("nope")
+    model = DiffPose(cfg).eval()
+    hm = torch.rand(2, 16, 64, 64)
+    assert model.sample(hm, 3).shape == (2, 3, 17, 3)
+    with pytest.raises(ValueError, match="n_hypo"):
+        model.sample(hm, 0)
+
+
+def test_bad_heatmaps_rejected():
+    model = DiffPose().eval()
+    with pytest.raises(ValueError, match="64"):
+        model.sample(torch.rand(1, 16, 32, 32), 2)
+    bad = torch.rand(1, 16, 64, 64)
+    bad[0, 3, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="NaN|finite"):
+        model.sample(bad, 2)
+    zero = torch.rand(1, 16, 64, 64)
+    zero[0, 2] = 0  # an empty joint is treated as missing, not an error
+    assert torch.isfinite(model.sample(zero, 2)).all()

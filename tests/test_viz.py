@@ -1,0 +1,174 @@
+"""Tests of dphelpers.viz: figures build, trace counts, side colours, offline HTML, errors."""
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from dphelpers import viz
+from dphelpers.skeleton import H36M_BONES, MPII_BONES, MPII_NAMES, side_of
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def _pose(rng, j=17, d=3):
+    return rng.normal(0.0, 300.0, size=(j, d))
+
+
+def _n_bones(bones, skeleton, side):
+    return sum(side_of(c, skeleton) == side for _, c in bones)
+
+
+def _points(trace):
+    """Non-break points of a line trace."""
+    return sum(v is not None for v in trace.x)
+
+
+def test_colors_scheme():
+    assert set(viz.COLORS) == {"left", "right", "centre", "gt", "hypo"}
+    assert len(set(viz.COLORS.values())) == 5
+
+
+@pytest.mark.parametrize("skeleton,j,bones", [("h36m", 17, H36M_BONES), ("mpii", 16, MPII_BONES)])
+def test_skeleton_traces_sides_and_colours(rng, skeleton, j, bones):
+    traces = viz.skeleton_traces(_pose(rng, j), "p", skeleton=skeleton)
+    assert len(traces) == 3 and all(isinstance(t, go.Scatter3d) for t in traces)
+    for trace, side in zip(traces, viz.SIDES):
+        assert trace.name == f"p {side}"
+        assert trace.line.color == viz.COLORS[side]
+        assert _points(trace) == 2 * _n_bones(bones, skeleton, side)
+        assert len(trace.x) == 3 * _n_bones(bones, skeleton, side)
+
+
+def test_skeleton_traces_single_colour_and_opacity(rng):
+    traces = viz.skeleton_traces(_pose(rng), "p", color="#00ff00", opacity=0.5)
+    assert all(t.line.color == "#00ff00" and t.opacity == 0.5 for t in traces)
+
+
+def test_display_convention_flips_y(rng):
+    pose = _pose(rng)
+    left = viz.skeleton_traces(pose, "p")[0]
+    # first left bone is pelvis -> LHip (joint 4): plot (x, z, -y)
+    assert left.x[1] == pytest.approx(pose[4, 0])
+    assert left.y[1] == pytest.approx(pose[4, 2])
+    assert left.z[1] == pytest.approx(-pose[4, 1])
+
+
+def test_pose_figure_traces(rng):
+    gt = _pose(rng)
+    hyp = gt + rng.normal(0, 30, size=(80, 17, 3))
+    fig = viz.pose_figure(gt, hyp, title="t", max_hypotheses=50)
+    assert len(fig.data) == 6
+    assert fig.layout.scene.aspectmode == "data"
+    hyp_left = fig.data[3]
+    assert hyp_left.line.color == viz.COLORS["left"] and hyp_left.opacity < 1.0
+    assert fig.data[0].opacity == 1.0
+    assert _points(hyp_left) == 50 * 2 * _n_bones(H36M_BONES, "h36m", "left")
+    assert fig.data[0].line.width > hyp_left.line.width
+    assert len(viz.pose_figure(gt).data) == 3
+    assert len(viz.pose_figure(None, hyp).data) == 3
+
+
+def test_heatmap_figure_traces(rng):
+    hm = rng.random((16, 64, 64)).astype(np.float32)
+    fig = viz.heatmap_figure(hm)
+    assert len(fig.data) == 16
+    assert [a.text for a in fig.layout.annotations] == list(MPII_NAMES)
+    img = rng.integers(0, 255, size=(256, 256, 3), dtype=np.uint8)
+    cand = np.concatenate([rng.uniform(-1, 1, (16, 32, 2)), rng.random((16, 32, 1))], axis=-1)
+    fig = viz.heatmap_figure(hm, crop_image=img, joints=rng.uniform(0, 63, (16, 2)), candidates=cand)
+    assert len(fig.data) == 4 * 16
+    dots = fig.data[3]
+    assert dots.marker.color == viz.COLORS["hypo"]
+    np.testing.assert_allclose(dots.x, (cand[0, :, 0] + 1) * 32)
+    sizes = np.asarray(dots.marker.size)
+    assert sizes[np.argmax(cand[0, :, 2])] == pytest.approx(sizes.max())
+
+
+def test_overlay_figure(rng):
+    hm = rng.random((16, 64, 64))
+    img = rng.integers(0, 255, size=(256, 256, 3), dtype=np.uint8)
+    fig = viz.overlay_figure(img, hm)
+    assert len(fig.data) == 2 and isinstance(fig.data[0], go.Image)
+    np.testing.assert_allclose(fig.data[1].z, hm.max(axis=0), rtol=1e-6)
+    assert fig.data[1].dx == 4.0
+    fig = viz.overlay_figure(None, hm, reduce="sum")
+    assert len(fig.data) == 1
+    np.testing.assert_allclose(fig.data[0].z, hm.sum(axis=0), rtol=1e-6)
+
+
+def test_loss_figure():
+    steps = np.arange(100)
+    losses = np.exp(-steps / 30.0) + 0.01
+    fig = viz.loss_figure(steps, losses)
+    assert len(fig.data) == 1 and fig.layout.yaxis.type == "log"
+    fig = viz.loss_figure(steps, losses, ema=0.9)
+    assert len(fig.data) == 2
+    ema = np.asarray(fig.data[1].y)
+    assert ema[0] == pytest.approx(losses[0]) and (ema[1:] > losses[1:]).all()   # lags a decay
+    assert len(viz.loss_figure(steps, losses, ema=losses).data) == 2
+
+
+def test_reliability_figure():
+    levels = np.linspace(0, 1, 21)
+    fig = viz.reliability_figure({"ours": (levels, levels ** 2), "flat": (levels, np.ones(21))})
+    assert len(fig.data) == 3
+    assert list(fig.data[0].x) == [0, 1] and list(fig.data[0].y) == [0, 1]
+    assert [t.name for t in fig.data[1:]] == ["ours", "flat"]
+
+
+@pytest.mark.parametrize("skeleton,j", [("mpii", 16), ("h36m", 17)])
+def test_pose_2d_figure(rng, skeleton, j):
+    pose = rng.uniform(0, 256, (j, 2))
+    fig = viz.pose_2d_figure(pose, skeleton=skeleton)
+    assert [t.name for t in fig.data] == list(viz.SIDES)
+    assert [t.line.color for t in fig.data] == [viz.COLORS[s] for s in viz.SIDES]
+    img = rng.integers(0, 255, size=(256, 256, 3), dtype=np.uint8)
+    assert len(viz.pose_2d_figure(pose, skeleton=skeleton, image=img).data) == 4
+
+
+def test_figure_html_is_offline(rng):
+    html = viz.figure_html(viz.pose_figure(_pose(rng)))
+    assert "cdn.plot.ly" not in html and "<script src=" not in html
+    assert "Plotly.newPlot" in html
+
+
+def test_show_mode_resolution(monkeypatch, rng):
+    monkeypatch.delenv("DPHELPERS_PLOTLY", raising=False)
+    monkeypatch.delenv("DPHELPERS_BOOK", raising=False)
+    assert viz._resolve_mode() == "native"
+    monkeypatch.setenv("DPHELPERS_BOOK", "1")
+    assert viz._resolve_mode() == "html"
+    monkeypatch.setenv("DPHELPERS_PLOTLY", "native")
+    assert viz._resolve_mode() == "native"
+    assert viz._resolve_mode("html") == "html"
+    monkeypatch.setenv("DPHELPERS_PLOTLY", "bogus")
+    with pytest.raises(ValueError, match="display mode"):
+        viz.show(viz.pose_figure(_pose(rng)))
+    viz.show(viz.pose_figure(_pose(rng)), mode="html")   # outside IPython: displays nothing
+
+
+def test_bad_inputs_raise(rng):
+    with pytest.raises(ValueError, match=r"pose_mm must have shape \(17, 3\), got \(16, 3\)"):
+        viz.skeleton_traces(_pose(rng, 16), "p")
+    with pytest.raises(ValueError, match="skeleton must be"):
+        viz.skeleton_traces(_pose(rng), "p", skeleton="coco")
+    with pytest.raises(ValueError, match="neither"):
+        viz.pose_figure(None, None)
+    with pytest.raises(ValueError, match=r"hypotheses_mm must have shape \(n, 17, 3\)"):
+        viz.pose_figure(None, _pose(rng))
+    with pytest.raises(ValueError, match=r"heatmaps must have shape \(16, 64, 64\)"):
+        viz.heatmap_figure(np.zeros((17, 64, 64)))
+    with pytest.raises(ValueError, match="crop_image must be a \\(H, W, 3\\) uint8"):
+        viz.overlay_figure(np.zeros((256, 256, 3)), np.zeros((16, 64, 64)))
+    with pytest.raises(ValueError, match=r"candidates must have shape \(16, n, 3\)"):
+        viz.heatmap_figure(np.zeros((16, 64, 64)), candidates=np.zeros((16, 5, 2)))
+    with pytest.raises(ValueError, match=r"losses must have shape \(10,\)"):
+        viz.loss_figure(np.arange(10), np.ones(9))
+    with pytest.raises(ValueError, match="decay"):
+        viz.loss_figure(np.arange(10), np.ones(10), ema=1.5)
+    with pytest.raises(ValueError, match="freq must have shape"):
+        viz.reliability_figure({"a": (np.linspace(0, 1, 21), np.ones((17, 21)))})
+    with pytest.raises(ValueError, match=r"poses_2d must have shape \(16, 2\)"):
+        viz.pose_2d_figure(np.zeros((17, 2)), skeleton="mpii")
