@@ -53,7 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p), _train_args(p)
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on the embedded test split")
     _common(p), _eval_args(p)
+    p = sub.add_parser("export", help="write a training checkpoint as a small float16 model file")
+    p.add_argument("source", type=Path)
+    p.add_argument("dest", type=Path)
     return parser
+
+
+def export(source: Path, dest: Path) -> Path:
+    """Raw weights in float16 with the settings and the loss log; no optimizer, no EMA."""
+    from .checkpoint import load_model, read_checkpoint, save_checkpoint
+    state = read_checkpoint(source)
+    model = load_model(source)
+    extra = {k: v for k, v in state.get("extra", {}).items() if k.startswith("log_")}
+    return save_checkpoint(dest, model, state["step"], extra=extra, half=True)
 
 
 def _checkpoint(args) -> Path:
@@ -98,6 +110,10 @@ def _evaluate(args, model, train_m, test_m) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verb == "export":
+        path = export(args.source, args.dest)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return 0
     t0 = time.time()
     torch.manual_seed(args.seed)
     train_m, test_m = _splits(args)
