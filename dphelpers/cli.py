@@ -53,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p), _train_args(p)
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on the embedded test split")
     _common(p), _eval_args(p)
+    p = sub.add_parser("bench", help="accuracy of full vs ablations, and speed against the machine")
+    _common(p)
+    p.add_argument("--n-hypo", type=int, default=200)
+    p.add_argument("--n-test", type=int, default=600, help="test samples for the accuracy table")
+    p.add_argument("--eval-batch", type=int, default=8)
+    p.add_argument("--models", nargs="+", default=["full", "argmax_only", "no_transformer"])
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--skip-accuracy", action="store_true")
+    p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="also time (and score) bfloat16 autocast sampling")
+    p.add_argument("--threads", type=int, default=None)
     p = sub.add_parser("export", help="write a training checkpoint as a small float16 model file")
     p.add_argument("source", type=Path)
     p.add_argument("dest", type=Path)
@@ -116,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.time()
     torch.manual_seed(args.seed)
+    if args.verb == "bench":
+        from .benchcli import run_bench
+        return run_bench(args)
     train_m, test_m = _splits(args)
     result: dict = {"verb": args.verb, "device": args.device, "ablation": args.ablation}
     if args.verb in ("run", "train"):

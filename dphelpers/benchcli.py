@@ -1,0 +1,98 @@
+"""``python -m dphelpers bench``: the benchmark table (accuracy and speed), printed and written as JSON."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from . import bench
+from .checkpoint import load_model
+from .data import load_mocap, split_clips
+from .diffusion import DiffPose
+from .evaluate import evaluate, evaluate_fixed, mean_pose, results_table
+from .pipeline import TrainStream, make_test_set
+
+__all__ = ["run_bench", "model_path"]
+
+
+def model_path(name: str) -> Path:
+    """The shipped model for 'full' when no run exists, else ``runs/diffpose_NAME.pt``."""
+    from .cli import DEFAULT_CHECKPOINT
+    run = Path("runs") / f"diffpose_{name}.pt"
+    if run.is_file():
+        return run
+    if name == "full" and DEFAULT_CHECKPOINT.is_file():
+        return DEFAULT_CHECKPOINT
+    raise FileNotFoundError(f"no checkpoint for {name!r}: train it with "
+                            f"`python -m dphelpers train --ablation {name} --checkpoint {run}`")
+
+
+def _accuracy(args, train_m, test_m, out: dict) -> None:
+    test = make_test_set(test_m, args.n_test)
+    rows, models = {}, {}
+    for name in args.models:
+        model = load_model(model_path(name), device=args.device)
+        models[name] = model
+        ev = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed, progress=not args.quiet)
+        rows[f"{name} (full)"] = ev.summary()
+        rows[f"{name} (ambiguous)"] = ev.summary(test.ambiguous)
+        if args.bf16 and name == "full":
+            ev16 = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed,
+                            progress=not args.quiet, autocast_dtype=torch.bfloat16)
+            rows["full bf16 (full)"] = ev16.summary()
+            rows["full bf16 (ambiguous)"] = ev16.summary(test.ambiguous)
+    ref = TrainStream(train_m, seed=args.seed + 1).next_batch(4096)
+    base = evaluate_fixed(mean_pose(ref.poses_3d_mm), test)
+    rows["mean pose (full)"] = base.summary()
+    rows["mean pose (ambiguous)"] = base.summary(test.ambiguous)
+    print(results_table(rows))
+    out["accuracy"] = rows
+    out["accuracy_setup"] = {"n_test": len(test), "n_ambiguous": int(test.ambiguous.sum()),
+                             "n_hypo": args.n_hypo}
+
+
+def _speed(args, test_m, out: dict) -> None:
+    try:
+        model = load_model(model_path("full"), device=args.device)
+    except FileNotFoundError:
+        model = DiffPose().to(args.device).eval()  # speed does not depend on the weights
+    test = make_test_set(test_m, max(args.batches + [64]))
+    rows = []
+    for b in args.batches:
+        rows.append(bench.bench_sampling(model, test.heatmaps, b, args.n_hypo))
+        if args.bf16:
+            rows.append(bench.bench_sampling(model, test.heatmaps, b, args.n_hypo,
+                                             autocast_dtype=torch.bfloat16))
+    rows.append(bench.bench_training(model, test.heatmaps[:64], test.poses_3d_mm[:64]))
+    stream = TrainStream(test_m, seed=0, device=args.device)
+    stream.next_batch(64)
+    t0 = time.perf_counter()
+    for _ in range(10):
+        stream.next_batch(64)
+    data_s = (time.perf_counter() - t0) / 10
+    print(f"{'what':18s}{'batch':>6s}{'per s':>10s}{'GFLOP/s':>10s}{'matmul':>10s}{'fraction':>10s}{'peak MB':>10s}")
+    for r in rows:
+        print(f"{r.what:18s}{r.batch:>6d}{r.per_second:>10.1f}{r.gflops:>10.1f}{r.matmul_gflops:>10.1f}"
+              f"{r.fraction:>10.2f}{r.peak_mb:>10.0f}")
+    print(f"data stream: {1 / data_s:.1f} batches of 64 per second (heatmap simulation, not in the step)")
+    out["speed"] = [r.as_dict() for r in rows]
+    out["data_batches_per_s"] = 1 / data_s
+    out["flops_per_hypothesis"] = bench.sampling_flops(model.config)
+    out["flops_per_training_sample"] = bench.training_flops(model.config)
+
+
+def run_bench(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.time()
+    train_m, test_m = split_clips(load_mocap(args.data))
+    out: dict = {"machine": bench.machine_info(args.device)}
+    if not args.skip_accuracy:
+        _accuracy(args, train_m, test_m, out)
+    if not args.skip_speed:
+        _speed(args, test_m, out)
+    out["seconds"] = round(time.time() - t0, 1)
+    path = bench.write_json(args.out / "bench.json", out)
+    print(f"wrote {path} ({out['seconds']} s)")
+    return 0
