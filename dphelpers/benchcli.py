@@ -11,7 +11,9 @@ from .checkpoint import load_model
 from .data import load_mocap, split_clips
 from .diffusion import DiffPose
 from .evaluate import evaluate, evaluate_fixed, mean_pose, results_table
+from .metrics import reliability_from_quantiles
 from .pipeline import TrainStream, make_test_set
+from .twins import TwinBatch, coverage_table, depth_flip_twins_batch, mean_hypothesis
 
 __all__ = ["run_bench", "model_path"]
 
@@ -28,15 +30,34 @@ def model_path(name: str) -> Path:
                             f"`python -m dphelpers train --ablation {name} --checkpoint {run}`")
 
 
+def _coverage(pred: torch.Tensor, test, twins) -> dict:
+    """Twin coverage on the full test set and on its ambiguous subset."""
+    out = {"full": coverage_table(pred, test.poses_3d_mm, twins)}
+    amb = test.ambiguous
+    if amb.any():
+        sub = TwinBatch(poses=twins.poses[amb], valid=twins.valid[amb], flips=twins.flips,
+                        moved_mask=twins.moved_mask)
+        out["ambiguous"] = coverage_table(pred[amb], test.poses_3d_mm[amb], sub)
+    return out
+
+
 def _accuracy(args, train_m, test_m, out: dict) -> None:
     test = make_test_set(test_m, args.n_test)
-    rows, models = {}, {}
+    twins = depth_flip_twins_batch(test.poses_3d_mm)
+    rows, cover, reliab = {}, {}, {}
     for name in args.models:
         model = load_model(model_path(name), device=args.device)
-        models[name] = model
-        ev = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed, progress=not args.quiet)
+        ev = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed, progress=not args.quiet,
+                      keep=True)
         rows[f"{name} (full)"] = ev.summary()
         rows[f"{name} (ambiguous)"] = ev.summary(test.ambiguous)
+        cover[name] = _coverage(ev.predictions, test, twins)
+        levels, freq = reliability_from_quantiles(ev.quantiles)
+        reliab[name] = {"levels": levels.tolist(), "freq": freq[1:].mean(0).tolist()}
+        if name == "full":
+            cover["single hypothesis (one sample)"] = _coverage(ev.predictions[:, :1], test, twins)
+            cover["single hypothesis (mean)"] = _coverage(mean_hypothesis(ev.predictions), test, twins)
+        del ev
         if args.bf16 and name == "full":
             ev16 = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed,
                             progress=not args.quiet, autocast_dtype=torch.bfloat16)
@@ -47,7 +68,14 @@ def _accuracy(args, train_m, test_m, out: dict) -> None:
     rows["mean pose (full)"] = base.summary()
     rows["mean pose (ambiguous)"] = base.summary(test.ambiguous)
     print(results_table(rows))
+    print("twin coverage (fraction of depth-flip twins with a hypothesis within 50 / 100 mm; ground truth alike)")
+    for name, parts in cover.items():
+        for subset, c in parts.items():
+            print(f"  {name + ' (' + subset + ')':44s} twins {c['twin@50']:.3f} / {c['twin@100']:.3f}"
+                  f"   gt {c['gt_same@50']:.3f} / {c['gt_same@100']:.3f}   n_twins {int(c['n_twins'])}")
     out["accuracy"] = rows
+    out["coverage"] = cover
+    out["reliability"] = reliab
     out["accuracy_setup"] = {"n_test": len(test), "n_ambiguous": int(test.ambiguous.sum()),
                              "n_hypo": args.n_hypo}
 

@@ -36,6 +36,7 @@ class Evaluation:
     joint_err: torch.Tensor
     ambiguous: torch.Tensor
     n_hypo: int
+    predictions: torch.Tensor | None = None  # (b, n_hypo, 17, 3) mm when evaluate(keep=True)
 
     def summary(self, mask: torch.Tensor | None = None) -> dict[str, float]:
         """Mean metrics over the samples selected by ``mask`` (all if None)."""
@@ -72,23 +73,28 @@ def _per_sample(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]
             "joint_err": pj[torch.arange(pj.shape[0]), best]}
 
 
-def _collect(parts: list[dict], test: SampleBatch, n_hypo: int) -> Evaluation:
+def _collect(parts: list[dict], test: SampleBatch, n_hypo: int,
+             predictions: list[torch.Tensor] | None = None) -> Evaluation:
     cat = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-    return Evaluation(**cat, ambiguous=test.ambiguous.cpu(), n_hypo=n_hypo)
+    return Evaluation(**cat, ambiguous=test.ambiguous.cpu(), n_hypo=n_hypo,
+                      predictions=torch.cat(predictions) if predictions else None)
 
 
 def evaluate(model: DiffPose, test: SampleBatch, n_hypo: int = 200, batch_size: int = 8,
-             seed: int = 0, progress: bool = True, autocast_dtype: torch.dtype | None = None) -> Evaluation:
-    """Sample ``n_hypo`` hypotheses for every test sample and score them."""
+             seed: int = 0, progress: bool = True, autocast_dtype: torch.dtype | None = None,
+             keep: bool = False) -> Evaluation:
+    """Sample ``n_hypo`` hypotheses for every test sample and score them (``keep``: also return them)."""
     model.eval()
     gen = torch.Generator(device=model.device).manual_seed(seed)
-    parts = []
+    parts, kept = [], []
     for i in tqdm(range(0, len(test), batch_size), disable=not progress, desc=f"evaluate x{n_hypo}"):
         sl = slice(i, i + batch_size)
         pred = model.sample(test.heatmaps[sl].to(model.device), n_hypo, generator=gen,
                             autocast_dtype=autocast_dtype).cpu()
         parts.append(_per_sample(pred, test.poses_3d_mm[sl].cpu()))
-    return _collect(parts, test, n_hypo)
+        if keep:
+            kept.append(pred)
+    return _collect(parts, test, n_hypo, kept)
 
 
 def mean_pose(poses_3d_mm: torch.Tensor) -> torch.Tensor:
