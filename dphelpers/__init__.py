@@ -8,5 +8,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "skeleton", "data", "cameras", "heatmaps", "sampling", "embedding", "denoiser",
-    "schedule", "diffusion", "train", "metrics", "evaluate", "viz", "cli",
+    "schedule", "diffusion", "checkpoint", "pipeline", "train", "metrics", "evaluate", "viz",
+    "twins", "bench", "datasets", "cli",
 ]
