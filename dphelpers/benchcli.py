@@ -10,7 +10,7 @@ from . import bench
 from .checkpoint import load_model
 from .data import load_mocap, split_clips
 from .diffusion import DiffPose
-from .evaluate import evaluate, evaluate_fixed, mean_pose, results_table
+from .evaluate import evaluate, evaluate_fixed, results_table, training_mean_pose
 from .metrics import reliability_from_quantiles
 from .pipeline import TrainStream, make_test_set
 from .twins import TwinBatch, coverage_table, depth_flip_twins_batch, mean_hypothesis
@@ -63,8 +63,7 @@ def _accuracy(args, train_m, test_m, out: dict) -> None:
                             progress=not args.quiet, autocast_dtype=torch.bfloat16)
             rows["full bf16 (full)"] = ev16.summary()
             rows["full bf16 (ambiguous)"] = ev16.summary(test.ambiguous)
-    ref = TrainStream(train_m, seed=args.seed + 1).next_batch(4096)
-    base = evaluate_fixed(mean_pose(ref.poses_3d_mm), test)
+    base = evaluate_fixed(training_mean_pose(train_m, seed=args.seed + 1), test)
     rows["mean pose (full)"] = base.summary()
     rows["mean pose (ambiguous)"] = base.summary(test.ambiguous)
     print(results_table(rows))

@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--bf16", action="store_true", help="also time (and score) bfloat16 autocast sampling")
     p.add_argument("--threads", type=int, default=None)
+    p = sub.add_parser("predict", help="a photo -> BlazePose heatmaps -> many 3D hypotheses")
+    _common(p)
+    p.add_argument("image", help="image file, or 'astronaut' for scikit-image's sample photo")
+    p.add_argument("--n-hypo", type=int, default=200)
     p = sub.add_parser("export", help="write a training checkpoint as a small float16 model file")
     p.add_argument("source", type=Path)
     p.add_argument("dest", type=Path)
@@ -104,12 +108,11 @@ def _train(args, train_m):
 
 
 def _evaluate(args, model, train_m, test_m) -> dict:
-    from .evaluate import evaluate, evaluate_fixed, mean_pose, results_table
-    from .pipeline import TrainStream, make_test_set
+    from .evaluate import evaluate, evaluate_fixed, results_table, training_mean_pose
+    from .pipeline import make_test_set
     test = make_test_set(test_m, args.n_test)
     ev = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed, progress=not args.quiet)
-    ref = TrainStream(train_m, seed=args.seed + 1).next_batch(4096)
-    base = evaluate_fixed(mean_pose(ref.poses_3d_mm), test)
+    base = evaluate_fixed(training_mean_pose(train_m, seed=args.seed + 1), test)
     rows = {f"DiffPose {args.ablation} (full)": ev.summary(),
             "mean pose (full)": base.summary()}
     if test.ambiguous.any():
@@ -117,6 +120,40 @@ def _evaluate(args, model, train_m, test_m) -> dict:
         rows["mean pose (ambiguous)"] = base.summary(test.ambiguous)
     print(results_table(rows))
     return rows
+
+
+def _predict(args) -> int:
+    """Detect, sample, and write the hypotheses (npz) and an interactive 3D figure (html)."""
+    import numpy as np
+
+    from .checkpoint import load_model
+    from .detector import detect_heatmaps
+    from .viz import pose_figure
+    image = args.image
+    if image == "astronaut":
+        from skimage.data import astronaut
+        image = astronaut()
+    model = load_model(_checkpoint(args), device=args.device)
+    t0 = time.perf_counter()
+    det = detect_heatmaps(image, device=args.device)
+    t1 = time.perf_counter()
+    gen = torch.Generator(device=model.device).manual_seed(args.seed)
+    poses = model.sample(det.heatmaps, args.n_hypo, generator=gen)[0].cpu()
+    t2 = time.perf_counter()
+    spread = poses.std(dim=0).norm(dim=-1)
+    print(f"person score {det.score:.2f} ({det.n_people} found), detection {1e3 * (t1 - t0):.0f} ms, "
+          f"{args.n_hypo} hypotheses {1e3 * (t2 - t1):.0f} ms, total {1e3 * (t2 - t0):.0f} ms")
+    from .skeleton import H36M_NAMES
+    print("spread of the hypotheses per joint (mm): " +
+          ", ".join(f"{n} {v:.0f}" for n, v in zip(H36M_NAMES, spread.tolist())))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "astronaut" if args.image == "astronaut" else Path(args.image).stem
+    np.savez_compressed(args.out / f"predict_{stem}.npz", poses_mm=poses.numpy(),
+                        heatmaps=det.heatmaps[0].cpu().numpy(), crop=det.crop)
+    pose_figure(None, poses, title=f"{args.n_hypo} hypotheses for {stem}").write_html(
+        args.out / f"predict_{stem}.html", include_plotlyjs=True)
+    print(f"wrote {args.out / f'predict_{stem}.npz'} and .html")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.time()
     torch.manual_seed(args.seed)
+    if args.verb == "predict":
+        return _predict(args)
     if args.verb == "bench":
         from .benchcli import run_bench
         return run_bench(args)

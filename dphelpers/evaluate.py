@@ -15,7 +15,8 @@ from . import metrics
 from .diffusion import DiffPose
 from .pipeline import SampleBatch
 
-__all__ = ["Evaluation", "evaluate", "mean_pose", "evaluate_fixed", "results_table"]
+__all__ = ["Evaluation", "evaluate", "mean_pose", "evaluate_fixed", "results_table",
+           "training_mean_pose"]
 
 
 @dataclass
@@ -101,6 +102,18 @@ def mean_pose(poses_3d_mm: torch.Tensor) -> torch.Tensor:
     """The mean root-relative pose of a set of poses ``(n, 17, 3) -> (17, 3)``: the baseline
     that ignores the image."""
     return metrics.root_relative(poses_3d_mm).mean(dim=0)
+
+
+def training_mean_pose(train_poses_m, n: int = 4096, seed: int = 1) -> torch.Tensor:
+    """The mean-pose baseline from the training split: ``n`` training poses seen by random
+    cameras (no heatmaps needed), root-relative and averaged: ``(17, 3)`` mm."""
+    import numpy as np
+
+    from .cameras import CameraConfig, make_views
+    gen = torch.Generator().manual_seed(seed)
+    poses = torch.as_tensor(np.asarray(train_poses_m), dtype=torch.float32)
+    idx = torch.randint(0, poses.shape[0], (n,), generator=gen)
+    return mean_pose(make_views(poses[idx], CameraConfig(), gen).poses_cam_mm)
 
 
 def evaluate_fixed(poses_mm: torch.Tensor, test: SampleBatch) -> Evaluation:
