@@ -24,7 +24,7 @@ class ScheduleConfig:
     n_steps: int = 25
     s: float = 0.008
     max_beta: float = 0.999
-    clip_x0: float = 3.0  # predicted x0 is clipped to +-clip_x0 (network scale: +-3 m)
+    clip_x0: float = 30.0  # predicted x0 is clipped to +-clip_x0 network units = +-3 m at pose_scale 10
 
     def __post_init__(self) -> None:
         if self.n_steps < 1:

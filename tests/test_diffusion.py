@@ -105,3 +105,13 @@ def test_bad_heatmaps_rejected():
     zero = torch.rand(1, 16, 64, 64)
     zero[0, 2] = 0  # an empty joint is treated as missing, not an error
     assert torch.isfinite(model.sample(zero, 2)).all()
+
+
+def test_x0_clip_is_three_metres():
+    """REFERENCE.md: predicted x0 is clipped to +-3 x scale, i.e. +-3 m in network units."""
+    cfg = DiffPoseConfig()
+    assert cfg.schedule.clip_x0 == pytest.approx(3.0 * cfg.pose_scale)
+    # a real pose is not distorted by the clip: x0 of test poses lies well inside it
+    x0 = poses_to_x0(torch.tensor([[[0.0, 0.0, 0.0]] * 8 + [[0.0, -1700.0, 0.0]] * 9]))
+    assert x0.abs().max() > 3.0  # beyond the old, wrong bound of 0.3 m
+    assert torch.equal(x0.clamp(-cfg.schedule.clip_x0, cfg.schedule.clip_x0), x0)
