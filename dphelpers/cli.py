@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("image", help="image file, or 'astronaut' for scikit-image's sample photo")
     p.add_argument("--n-hypo", type=int, default=200)
+    p = sub.add_parser("book", help="execute the notebooks once (papermill) and build the HTML book")
+    p.add_argument("--quick", action="store_true", help="run the notebooks with QUICK=True")
+    p.add_argument("--no-execute", action="store_true", help="build from notebooks executed before")
+    p.add_argument("--kernel", default="python3")
+    p.add_argument("--executed-dir", type=Path, default=None)
+    p.add_argument("notebooks", nargs="*", help="names like 01_data_and_skeletons (default: all)")
     p = sub.add_parser("export", help="write a training checkpoint as a small float16 model file")
     p.add_argument("source", type=Path)
     p.add_argument("dest", type=Path)
@@ -158,6 +164,13 @@ def _predict(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verb == "book":
+        from .book import build_book
+        t0 = time.time()
+        html = build_book(out_dir=args.executed_dir, quick=args.quick, execute=not args.no_execute,
+                          kernel=args.kernel, notebooks=args.notebooks or None)
+        print(f"book built in {time.time() - t0:.0f} s: {html / 'index.html'}")
+        return 0
     if args.verb == "export":
         path = export(args.source, args.dest)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -13,3 +13,19 @@ def splits():
 @pytest.fixture(autouse=True)
 def _two_threads():
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks(tmp_path_factory):
+    """Every notebook executed ONCE with QUICK=True (as the book executes them):
+    ``{name: executed path or the RuntimeError it raised}``, shared by the notebook and book tests."""
+    from dphelpers.book import execute_notebooks, find_notebooks
+
+    out = tmp_path_factory.mktemp("executed")
+    results = {}
+    for nb in find_notebooks():
+        try:
+            results[nb.name] = execute_notebooks([nb], out, quick=True, progress=False)[0]
+        except RuntimeError as err:
+            results[nb.name] = err
+    return results

@@ -1,0 +1,209 @@
+"""Build the book: execute the notebooks once with papermill, then ``jupyter-book build``.
+
+Not taught in a notebook; ``python -m dphelpers book`` calls :func:`build_book`, and the
+book's "Running experiments in batches" page explains the papermill part.
+
+Steps of :func:`build_book`:
+
+1. execute each ``notebooks/NN_name.ipynb`` once with papermill (parameters
+   ``{"QUICK": quick}``, env ``DPHELPERS_BOOK=1`` so :func:`dphelpers.viz.show` emits figures as
+   HTML without plotly.js, cwd = the notebook's folder) into ``book/_build/executed/``;
+2. copy the executed notebooks to ``book/chapters/``, write ``book/_toc.yml`` for them, copy
+   the installed plotly package's ``plotly.min.js`` to ``book/_build/plotly_js/`` (so the
+   library always matches the Python package that made the figures);
+3. run ``jupyter-book build book/ --builder html`` with ``execute_notebooks: 'off'``
+   (``book/_config.yml``), so nothing runs twice; the site is ``book/_build/html``.
+
+The site works offline: every script it loads lives in ``book/static_js/`` or ``_build/plotly_js``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = [
+    "ROOT", "BOOK_DIR", "NOTEBOOK_DIR", "NOTEBOOK_GLOB", "FRONT_PAGES", "BACK_PAGES",
+    "find_notebooks", "execute_notebooks", "write_toc", "copy_plotly_js", "build_book",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK_DIR = ROOT / "book"
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+#: markdown pages (without ``.md``) of the book's source, before and after the chapters
+FRONT_PAGES: tuple[str, ...] = ("install", "batches")
+BACK_PAGES: tuple[str, ...] = ("references",)
+_CHAPTERS = "chapters"
+_LOG_TAIL_LINES = 60
+
+
+def find_notebooks(notebook_dir: str | os.PathLike = NOTEBOOK_DIR) -> list[Path]:
+    """The chapter notebooks ``NN_name.ipynb`` in ``notebook_dir``, sorted by name."""
+    notebook_dir = Path(notebook_dir)
+    if not notebook_dir.is_dir():
+        raise FileNotFoundError(f"notebook folder {notebook_dir} does not exist")
+    return sorted(notebook_dir.glob(NOTEBOOK_GLOB))
+
+
+def _resolve_notebooks(notebooks: Sequence[str | os.PathLike] | None) -> list[Path]:
+    """``None`` -> every chapter notebook; names like ``"01_data"`` or paths -> those files."""
+    if notebooks is None:
+        found = find_notebooks()
+        if not found:
+            raise FileNotFoundError(f"no notebooks matching {NOTEBOOK_GLOB} in {NOTEBOOK_DIR}")
+        return found
+    paths = []
+    for nb in notebooks:
+        p = Path(nb)
+        if p.suffix != ".ipynb":
+            p = p.with_name(p.name + ".ipynb")
+        if not p.is_absolute() and not p.exists():
+            p = NOTEBOOK_DIR / p.name
+        if not p.is_file():
+            raise FileNotFoundError(f"notebook {nb!r} not found (looked for {p})")
+        paths.append(p.resolve())
+    if not paths:
+        raise ValueError("notebooks is empty: give None (all chapters) or at least one notebook")
+    return paths
+
+
+@contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of the block (papermill kernels inherit them)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def execute_notebooks(notebooks: Sequence[Path], out_dir: str | os.PathLike, quick: bool = False,
+                      kernel: str = "python3", progress: bool = True) -> list[Path]:
+    """Execute each notebook once with papermill into ``out_dir``; returns the executed files.
+
+    Parameters ``{"QUICK": quick}``, env ``DPHELPERS_BOOK=1``, cwd = the notebook's folder.
+    A failing notebook raises ``RuntimeError`` naming it (its partly executed copy stays in
+    ``out_dir`` for inspection).
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    bar = tqdm(list(notebooks), desc="executing notebooks", unit="nb", disable=not progress)
+    with _env(DPHELPERS_BOOK="1"):
+        for nb in bar:
+            nb = Path(nb)
+            bar.set_postfix_str(nb.name)
+            target = out_dir / nb.name
+            try:
+                pm.execute_notebook(nb, target, parameters={"QUICK": bool(quick)},
+                                    kernel_name=kernel, cwd=str(nb.parent), progress_bar=False)
+            except PapermillExecutionError as e:
+                raise RuntimeError(f"notebook {nb.name} failed in cell {e.exec_count}: "
+                                   f"{e.ename}: {e.evalue} (executed copy: {target})") from e
+            done.append(target)
+    return done
+
+
+def write_toc(chapters: Sequence[str], book_dir: str | os.PathLike = BOOK_DIR) -> Path:
+    """Write ``book_dir/_toc.yml``: intro, front pages, the chapter notebooks, back pages.
+
+    chapters: notebook stems (``"01_data"``) found in ``book_dir/chapters/``.
+    """
+    book_dir = Path(book_dir)
+    missing = [p for p in ("intro", *FRONT_PAGES, *BACK_PAGES) if not (book_dir / f"{p}.md").is_file()]
+    if missing:
+        raise FileNotFoundError(f"book pages missing in {book_dir}: {', '.join(m + '.md' for m in missing)}")
+
+    def entries(files: Sequence[str]) -> list[str]:
+        return [f"      - file: {f}" for f in files]
+
+    lines = ["# Generated by dphelpers/book.py (build_book): edit that, not this file.",
+             "format: jb-book", "root: intro", "parts:",
+             "  - caption: Getting started", "    chapters:", *entries(FRONT_PAGES)]
+    if chapters:
+        lines += ["  - caption: Chapters", "    chapters:",
+                  *entries([f"{_CHAPTERS}/{c}" for c in chapters])]
+    lines += ["  - caption: Back matter", "    chapters:", *entries(BACK_PAGES)]
+    toc = book_dir / "_toc.yml"
+    toc.write_text("\n".join(lines) + "\n")
+    return toc
+
+
+def copy_plotly_js(book_dir: str | os.PathLike = BOOK_DIR) -> Path:
+    """Copy the installed plotly package's ``plotly.min.js`` to ``book_dir/_build/plotly_js/``."""
+    import plotly
+
+    src = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not src.is_file():
+        raise FileNotFoundError(f"plotly.min.js not found in the plotly package at {src}")
+    dest = Path(book_dir) / "_build" / "plotly_js" / "plotly.min.js"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    return dest
+
+
+def _jupyter_book(book_dir: Path, log_path: Path) -> None:
+    """``jupyter-book build book_dir --builder html --all``; raises with the log's tail on failure."""
+    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+           "build", str(book_dir), "--builder", "html", "--all"]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text(proc.stdout)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-_LOG_TAIL_LINES:])
+        raise RuntimeError(f"jupyter-book build of {book_dir} failed (exit {proc.returncode}); "
+                           f"full log in {log_path}; last lines:\n{tail}")
+
+
+def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, execute: bool = True,
+               kernel: str = "python3", notebooks: Sequence[str | os.PathLike] | None = None,
+               book_dir: str | os.PathLike = BOOK_DIR, progress: bool = True) -> Path:
+    """Execute the notebooks (once), assemble the book and build its HTML; returns the site folder.
+
+    out_dir: where executed notebooks go (default ``book_dir/_build/executed``).
+    quick: the notebooks' ``QUICK`` parameter.  execute=False builds from notebooks already
+    executed into ``out_dir``.  kernel: the Jupyter kernel name.  notebooks: names
+    (``"01_data"``) or paths; None = every ``notebooks/NN_*.ipynb``.  book_dir: the book's
+    source (``_config.yml``, pages, ``static_js/``); a copy elsewhere builds there.
+    Returns ``book_dir/_build/html``.
+    """
+    book_dir = Path(book_dir).resolve()
+    if not (book_dir / "_config.yml").is_file():
+        raise FileNotFoundError(f"book_dir {book_dir} has no _config.yml")
+    out_dir = Path(out_dir) if out_dir is not None else book_dir / "_build" / "executed"
+    sources = _resolve_notebooks(notebooks)
+    if execute:
+        executed = execute_notebooks(sources, out_dir, quick=quick, kernel=kernel, progress=progress)
+    else:
+        executed = [out_dir / nb.name for nb in sources]
+        missing = [p.name for p in executed if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"execute=False but executed notebooks missing in {out_dir}: "
+                                    f"{', '.join(missing)} (run with execute=True first)")
+    chapters_dir = book_dir / _CHAPTERS
+    if chapters_dir.exists():
+        shutil.rmtree(chapters_dir)  # generated (gitignored): no stale chapters
+    chapters_dir.mkdir(parents=True)
+    for nb in executed:
+        shutil.copyfile(nb, chapters_dir / nb.name)
+    write_toc([nb.stem for nb in executed], book_dir)
+    copy_plotly_js(book_dir)
+    _jupyter_book(book_dir, book_dir / "_build" / "book_build.log")
+    html = book_dir / "_build" / "html"
+    if not (html / "index.html").is_file():
+        raise RuntimeError(f"jupyter-book build finished but {html / 'index.html'} is missing")
+    return html
