@@ -1,7 +1,8 @@
 """Command line: ``python -m dphelpers VERB`` (or the ``dphelpers`` script).
 
 Verbs: ``run`` (the main job: load-or-train the model on the embedded data, evaluate it
-against the mean-pose baseline), ``train``, ``evaluate``.  Every verb takes ``--device``
+against the mean-pose baseline), ``train``, ``evaluate``, ``bench``, ``predict``, ``book``,
+``sweep``, ``export``.  Every verb takes ``--device``
 and ``--seed``; results are printed as a table and written as JSON.
 """
 from __future__ import annotations
@@ -77,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a training checkpoint as a small float16 model file")
     p.add_argument("source", type=Path)
     p.add_argument("dest", type=Path)
+    from .sweep import add_sweep_parser
+    add_sweep_parser(sub)
     return parser
 
 
@@ -171,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                           kernel=args.kernel, notebooks=args.notebooks or None)
         print(f"book built in {time.time() - t0:.0f} s: {html / 'index.html'}")
         return 0
+    if args.verb == "sweep":
+        from .sweep import run_sweep_cli
+        return run_sweep_cli(args)
     if args.verb == "export":
         path = export(args.source, args.dest)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -134,14 +134,34 @@ class DiffPose(nn.Module):
         return self.embedding(rearrange(cand, "b h j s c -> (b h) j s c"))
 
     def loss(self, heatmaps: torch.Tensor, poses_3d_mm: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-        """p_losses: mean squared error between the added noise and its prediction."""
+             generator: torch.Generator | None = None, *, t: torch.Tensor | None = None,
+             eps: torch.Tensor | None = None, candidates: torch.Tensor | None = None) -> torch.Tensor:
+        """p_losses: mean squared error between the added noise and its prediction.
+
+        ``candidates: (b, 16, n_samples, 3)``, ``t: (b,)`` long and ``eps: (b, 48)``, when
+        given, are used instead of being drawn (in that order) from ``generator``: a
+        multi-process step can then reproduce a single-process one exactly.
+        """
         x0 = poses_to_x0(poses_3d_mm.to(self.device), self.config.pose_scale)
-        if heatmaps.shape[0] != x0.shape[0]:
-            raise ValueError(f"heatmaps batch {heatmaps.shape[0]} != poses batch {x0.shape[0]}")
-        cond = self.condition(heatmaps, 1, generator)
-        t = torch.randint(0, self.schedule.n_steps, (x0.shape[0],), device=self.device, generator=generator)
-        eps = torch.randn(x0.shape, device=self.device, generator=generator)
+        b = x0.shape[0]
+        if heatmaps.shape[0] != b:
+            raise ValueError(f"heatmaps batch {heatmaps.shape[0]} != poses batch {b}")
+        if candidates is None:
+            cond = self.condition(heatmaps, 1, generator)
+        else:
+            if candidates.dim() != 4 or candidates.shape[0] != b:
+                raise ValueError(f"candidates must have shape (b={b}, 16, n_samples, 3), "
+                                 f"got {tuple(candidates.shape)}")
+            cond = self.embedding(candidates.to(self.device))
+        if t is None:
+            t = torch.randint(0, self.schedule.n_steps, (b,), device=self.device, generator=generator)
+        elif t.shape != (b,) or t.dtype != torch.long:
+            raise ValueError(f"t must be a long tensor of shape ({b},), got {t.dtype} {tuple(t.shape)}")
+        if eps is None:
+            eps = torch.randn(x0.shape, device=self.device, generator=generator)
+        elif eps.shape != x0.shape:
+            raise ValueError(f"eps must have shape {tuple(x0.shape)}, got {tuple(eps.shape)}")
+        t, eps = t.to(self.device), eps.to(self.device)
         x_t = self.schedule.add_noise(x0, eps, t)
         return F.mse_loss(self.denoiser(x_t, t, cond), eps)
 

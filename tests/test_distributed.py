@@ -1,0 +1,133 @@
+"""DistributedDataParallel: a 2-process step equals a 1-process step on the same global batch."""
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from dphelpers.denoiser import DenoiserConfig
+from dphelpers.diffusion import DiffPose, DiffPoseConfig
+from dphelpers.distributed import LossModule, init_distributed, local_batch_size, train_step, wrap_ddp
+from dphelpers.embedding import EmbeddingConfig
+from dphelpers.sampling import sample_candidates
+
+GLOBAL_BATCH = 8
+# no dropout anywhere: the model in train mode is then deterministic given candidates, t and eps
+# (a small model keeps the test fast; the code path is the full model's)
+CONFIG = DiffPoseConfig(embedding=EmbeddingConfig(dropout=0.0, joint_dropout=0.0, n_layers=2, d_ff=256,
+                                                  cond_dim=256),
+                        denoiser=DenoiserConfig(cond_dim=256, hidden=256))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _global_batch() -> dict:
+    """The fixed global batch, its candidates, timesteps and noise: the same in every process."""
+    g = torch.Generator().manual_seed(123)
+    heatmaps = torch.rand(GLOBAL_BATCH, 16, 64, 64, generator=g)
+    poses = torch.randn(GLOBAL_BATCH, 17, 3, generator=g) * 300.0
+    cand = sample_candidates(heatmaps, 1, CONFIG.sampling, generator=g)[:, 0]   # (b, 16, s, 3)
+    t = torch.randint(0, CONFIG.schedule.n_steps, (GLOBAL_BATCH,), generator=g)
+    eps = torch.randn(GLOBAL_BATCH, CONFIG.denoiser.pose_dim, generator=g)
+    return {"heatmaps": heatmaps, "poses": poses, "candidates": cand, "t": t, "eps": eps}
+
+
+def _model() -> DiffPose:
+    torch.manual_seed(0)
+    return DiffPose(CONFIG).train()
+
+
+def _rank_main(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    info = init_distributed("cpu")
+    try:
+        assert info.backend == "gloo" and info.world_size == world
+        data = _global_batch()
+        n = local_batch_size(GLOBAL_BATCH, world)
+        part = slice(rank * n, (rank + 1) * n)
+        ddp = wrap_ddp(_model(), info)
+        opt = torch.optim.Adam(ddp.parameters(), lr=1e-4)
+        train_step(ddp, opt, data["heatmaps"][part], data["poses"][part], grad_clip=1.0,
+                   t=data["t"][part], eps=data["eps"][part], candidates=data["candidates"][part])
+        if info.is_main:
+            torch.save(ddp.module.model.state_dict(), out)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_step_equals_single_process_step(tmp_path):
+    out = tmp_path / "ddp_rank0.pt"
+    mp.spawn(_rank_main, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    ddp_state = torch.load(out, weights_only=True)
+
+    data = _global_batch()
+    model = _model()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    loss = model.loss(data["heatmaps"], data["poses"], t=data["t"], eps=data["eps"],
+                      candidates=data["candidates"])
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+    moved = 0
+    for name, value in model.state_dict().items():
+        assert torch.allclose(ddp_state[name], value, atol=1e-6, rtol=0), name
+        moved += int(not torch.equal(value, start[name]))
+    assert moved > 10  # the step changed the weights, so the comparison means something
+
+
+def test_loss_module_is_diffpose_loss():
+    data = _global_batch()
+    model = _model()
+    kw = {k: data[k] for k in ("t", "eps", "candidates")}
+    a = LossModule(model)(data["heatmaps"], data["poses"], **kw)
+    b = model.loss(data["heatmaps"], data["poses"], **kw)
+    assert torch.equal(a, b)
+
+
+def test_loss_fixed_inputs_checked():
+    data = _global_batch()
+    model = _model()
+    with pytest.raises(ValueError, match="t must be a long tensor"):
+        model.loss(data["heatmaps"], data["poses"], t=data["t"][:3])
+    with pytest.raises(ValueError, match="eps must have shape"):
+        model.loss(data["heatmaps"], data["poses"], eps=data["eps"][:, :10])
+    with pytest.raises(ValueError, match="candidates must have shape"):
+        model.loss(data["heatmaps"], data["poses"], candidates=data["candidates"][:2])
+
+
+def test_loss_default_draws_unchanged():
+    """Without fixed inputs, loss draws candidates, then t, then eps from the generator:
+    passing those same draws explicitly gives the same loss."""
+    data = _global_batch()
+    model = _model().eval()
+    g = torch.Generator().manual_seed(7)
+    drawn = model.loss(data["heatmaps"], data["poses"], generator=g)
+    g = torch.Generator().manual_seed(7)
+    cand = sample_candidates(data["heatmaps"], 1, CONFIG.sampling, generator=g)[:, 0]
+    t = torch.randint(0, CONFIG.schedule.n_steps, (GLOBAL_BATCH,), generator=g)
+    eps = torch.randn(GLOBAL_BATCH, CONFIG.denoiser.pose_dim, generator=g)
+    fixed = model.loss(data["heatmaps"], data["poses"], t=t, eps=eps, candidates=cand)
+    assert torch.allclose(drawn, fixed, atol=1e-6)
+
+
+def test_local_batch_size():
+    assert local_batch_size(64, 4) == 16
+    with pytest.raises(ValueError, match="not divisible by the number of processes 3"):
+        local_batch_size(64, 3)
+
+
+def test_init_distributed_outside_torchrun(monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(KeyError, match="torchrun"):
+        init_distributed("cpu")
