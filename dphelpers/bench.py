@@ -165,7 +165,8 @@ def bench_training(model: DiffPose, heatmaps: torch.Tensor, poses_3d_mm: torch.T
     batch = heatmaps.shape[0]
     hm, poses = heatmaps.to(device), poses_3d_mm.to(device)
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    from .train import make_optimizer
+    opt = make_optimizer(model, lr)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.995))
 
     def step() -> None:

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import check_config, read_checkpoint, save_checkpoint
 from .diffusion import DiffPose, DiffPoseConfig
-from .train import TrainConfig, TrainResult
+from .train import TrainConfig, TrainResult, make_optimizer
 
 __all__ = ["DistInfo", "LossModule", "init_distributed", "local_batch_size", "wrap_ddp",
            "train_step", "ddp_fit", "build_parser", "main"]
@@ -172,7 +172,7 @@ def ddp_fit(config: TrainConfig, model_config: DiffPoseConfig, checkpoint: str |
         torch.manual_seed(config.seed + info.rank)       # dropout and joint-dropout masks: per rank
         stream = TrainStream(split_clips(load_mocap(data))[0], seed=config.seed + info.rank,
                              device=info.device)
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        opt = make_optimizer(model, config.lr)
         ema = _ema_of(model, config.ema_decay) if info.is_main else None
         start, steps, losses = 0, [], []
         if checkpoint is not None and resume and Path(checkpoint).is_file():

@@ -202,8 +202,13 @@ def _check_4d(heatmaps: torch.Tensor, name: str) -> torch.Tensor:
         raise ValueError(f"{name} must have shape (b, {N_MPII}, H, W), got {tuple(heatmaps.shape)}")
     if not heatmaps.is_floating_point():
         raise ValueError(f"{name} must be a float tensor, got dtype {heatmaps.dtype}")
-    bad = ~torch.isfinite(heatmaps).flatten(2).all(dim=2)                        # (b, 16)
-    if bad.any():
+    # Fast path: one reduction.  A finite sum means every value is finite; a non-finite sum
+    # (NaN/inf, or an overflow of huge finite values) triggers the exact per-map search.
+    if not torch.isfinite(heatmaps.sum()):
+        bad = ~torch.isfinite(heatmaps).flatten(2).all(dim=2)                    # (b, 16)
+    else:
+        bad = None
+    if bad is not None and bad.any():
         i, k = (int(v) for v in bad.nonzero()[0])
         raise ValueError(f"{name} has NaN or inf values: first in sample {i}, joint {k}")
     return heatmaps.float()

