@@ -48,7 +48,7 @@ def _accuracy(args, train_m, test_m, out: dict) -> None:
     for name in args.models:
         model = load_model(model_path(name), device=args.device)
         ev = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed, progress=not args.quiet,
-                      keep=True)
+                      keep=True, autocast_dtype=None)  # float32; the bf16 rows below compare
         rows[f"{name} (full)"] = ev.summary()
         rows[f"{name} (ambiguous)"] = ev.summary(test.ambiguous)
         cover[name] = _coverage(ev.predictions, test, twins)

@@ -82,7 +82,7 @@ def _collect(parts: list[dict], test: SampleBatch, n_hypo: int,
 
 
 def evaluate(model: DiffPose, test: SampleBatch, n_hypo: int = 200, batch_size: int = 8,
-             seed: int = 0, progress: bool = True, autocast_dtype: torch.dtype | None = None,
+             seed: int = 0, progress: bool = True, autocast_dtype: torch.dtype | str | None = "auto",
              keep: bool = False) -> Evaluation:
     """Sample ``n_hypo`` hypotheses for every test sample and score them (``keep``: also return them)."""
     model.eval()

@@ -39,7 +39,7 @@ def test_trajectory_and_fast_path_equal_plain(splits):
     torch.manual_seed(0)
     model = DiffPose().eval()
     poses, traj = model.sample(test.heatmaps, 4, generator=torch.Generator().manual_seed(3),
-                               return_trajectory=True)
+                               return_trajectory=True, autocast_dtype=None)
     assert traj.shape == (26, 2, 4, 17, 3)
     assert torch.allclose(traj[-1], poses)
     g = torch.Generator().manual_seed(3)
@@ -115,3 +115,19 @@ def test_x0_clip_is_the_data_range():
     x0 = poses_to_x0(torch.tensor([[[0.0, 0.0, 0.0]] * 8 + [[0.0, -900.0, 0.0]] * 9]))
     assert x0.abs().max() > 3.0  # far beyond the earlier wrong bound of 0.3 m
     assert torch.equal(x0.clamp(-cfg.schedule.clip_x0, cfg.schedule.clip_x0), x0)
+
+
+def test_bf16_autocast_close_to_float32(splits):
+    """bfloat16 sampling (the default where native) stays close to float32 on the same draws."""
+    from dphelpers.diffusion import resolve_autocast
+    test = make_test_set(splits[1], 2, seed=0)
+    torch.manual_seed(0)
+    model = DiffPose().eval()
+    a = model.sample(test.heatmaps, 4, generator=torch.Generator().manual_seed(3), autocast_dtype=None)
+    b = model.sample(test.heatmaps, 4, generator=torch.Generator().manual_seed(3),
+                     autocast_dtype=torch.bfloat16)
+    assert a.dtype == b.dtype == torch.float32
+    assert (a - b).abs().mean() < 0.05 * a.abs().mean()
+    assert resolve_autocast(None, torch.device("cpu")) is None
+    assert resolve_autocast(torch.float16, torch.device("cpu")) is torch.float16
+    assert resolve_autocast("auto", torch.device("cpu")) in (torch.bfloat16, None)
