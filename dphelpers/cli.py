@@ -34,7 +34,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=20_000)
+    p.add_argument("--steps", type=int, default=5_000, help="training steps (the shipped model: 5000)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=None)
 
@@ -93,11 +93,18 @@ def export(source: Path, dest: Path) -> Path:
 
 
 def _checkpoint(args) -> Path:
+    """The model file a verb reads or writes.
+
+    ``evaluate``/``run``/``predict`` read the shipped model for 'full' when no path is given;
+    ``train`` always writes under ``runs/`` unless told otherwise, so it never touches the
+    shipped file (``export`` makes that one).
+    """
     if args.checkpoint is not None:
         return args.checkpoint
-    if args.ablation == "full":
+    run_path = Path("runs") / f"diffpose_{args.ablation}.pt"
+    if args.verb != "train" and args.ablation == "full" and not run_path.is_file():
         return DEFAULT_CHECKPOINT
-    return Path("runs") / f"diffpose_{args.ablation}.pt"
+    return run_path
 
 
 def _splits(args):
@@ -190,7 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(args)
     train_m, test_m = _splits(args)
     result: dict = {"verb": args.verb, "device": args.device, "ablation": args.ablation}
-    if args.verb in ("run", "train"):
+    if args.verb == "run" and _checkpoint(args).is_file():
+        from .checkpoint import load_model, read_checkpoint
+        path = _checkpoint(args)
+        print(f"using the trained model {path} (delete it, or pass --checkpoint, to train anew)")
+        model = load_model(path, device=args.device)
+        result["trained_steps"] = int(read_checkpoint(path)["step"])
+    elif args.verb in ("run", "train"):
         model, log = _train(args, train_m)
         result["trained_steps"] = log["trained_steps"]
         if log["losses"]:

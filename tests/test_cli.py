@@ -42,3 +42,27 @@ def test_predict_astronaut_and_export(tmp_path, capsys):
     small = tmp_path / "small.pt"
     assert main(["export", str(ckpt), str(small)]) == 0
     assert small.stat().st_size < 0.6 * ckpt.stat().st_size
+
+
+def test_run_never_retrains_an_existing_model(tmp_path, monkeypatch):
+    """The main job loads a present checkpoint as it is, whatever its step count: it must not
+    resume training and overwrite the shipped model."""
+    ckpt = save_checkpoint(tmp_path / "shipped.pt", DiffPose(), step=3)
+    before = ckpt.read_bytes()
+    import dphelpers.train as train_mod
+
+    def no_training(*a, **k):
+        raise AssertionError("run must not train when the checkpoint exists")
+
+    monkeypatch.setattr(train_mod, "fit", no_training)
+    assert main(["run", "--checkpoint", str(ckpt), "--steps", "50", "--n-test", "3", "--n-hypo", "2",
+                 "--out", str(tmp_path), "--quiet"]) == 0
+    assert ckpt.read_bytes() == before
+    assert json.loads((tmp_path / "run_full.json").read_text())["trained_steps"] == 3
+
+
+def test_train_defaults_to_runs_not_the_shipped_model(monkeypatch, tmp_path):
+    from dphelpers.cli import DEFAULT_CHECKPOINT, _checkpoint, build_parser
+    monkeypatch.chdir(tmp_path)
+    assert _checkpoint(build_parser().parse_args(["train"])) == __import__("pathlib").Path("runs/diffpose_full.pt")
+    assert _checkpoint(build_parser().parse_args(["evaluate"])) == DEFAULT_CHECKPOINT
