@@ -10,7 +10,7 @@ from . import bench
 from .checkpoint import load_model
 from .data import load_mocap, split_clips
 from .diffusion import DiffPose
-from .evaluate import evaluate, evaluate_fixed, results_table, training_mean_pose
+from .evaluate import evaluate, evaluate_fixed, results_table, table_rows, training_mean_pose
 from .metrics import reliability_from_quantiles
 from .pipeline import TrainStream, make_test_set
 from .twins import TwinBatch, coverage_table, depth_flip_twins_batch, mean_hypothesis
@@ -19,15 +19,13 @@ __all__ = ["run_bench", "model_path"]
 
 
 def model_path(name: str) -> Path:
-    """The shipped model for 'full' when no run exists, else ``runs/diffpose_NAME.pt``."""
-    from .cli import DEFAULT_CHECKPOINT
-    run = Path("runs") / f"diffpose_{name}.pt"
-    if run.is_file():
-        return run
-    if name == "full" and DEFAULT_CHECKPOINT.is_file():
-        return DEFAULT_CHECKPOINT
-    raise FileNotFoundError(f"no checkpoint for {name!r}: train it with "
-                            f"`python -m dphelpers train --ablation {name} --checkpoint {run}`")
+    """The model file of ablation ``name`` (see :func:`dphelpers.cli.model_file`), which must exist."""
+    from .cli import model_file
+    path = model_file(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint for {name!r} at {path}: train it with "
+                                f"`python -m dphelpers train --ablation {name}`")
+    return path
 
 
 def _coverage(pred: torch.Tensor, test, twins) -> dict:
@@ -49,8 +47,7 @@ def _accuracy(args, train_m, test_m, out: dict) -> None:
         model = load_model(model_path(name), device=args.device)
         ev = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed, progress=not args.quiet,
                       keep=True, autocast_dtype=None)  # float32; the bf16 rows below compare
-        rows[f"{name} (full)"] = ev.summary()
-        rows[f"{name} (ambiguous)"] = ev.summary(test.ambiguous)
+        rows.update(table_rows(name, ev))
         cover[name] = _coverage(ev.predictions, test, twins)
         levels, freq = reliability_from_quantiles(ev.quantiles)
         reliab[name] = {"levels": levels.tolist(), "freq": freq[1:].mean(0).tolist()}
@@ -61,11 +58,9 @@ def _accuracy(args, train_m, test_m, out: dict) -> None:
         if args.bf16 and name == "full":
             ev16 = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed,
                             progress=not args.quiet, autocast_dtype=torch.bfloat16)
-            rows["full bf16 (full)"] = ev16.summary()
-            rows["full bf16 (ambiguous)"] = ev16.summary(test.ambiguous)
+            rows.update(table_rows("full bf16", ev16))
     base = evaluate_fixed(training_mean_pose(train_m, seed=args.seed + 1), test)
-    rows["mean pose (full)"] = base.summary()
-    rows["mean pose (ambiguous)"] = base.summary(test.ambiguous)
+    rows.update(table_rows("mean pose", base))
     print(results_table(rows))
     print("twin coverage (fraction of depth-flip twins with a hypothesis within 50 / 100 mm; ground truth alike)")
     for name, parts in cover.items():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["main", "build_parser", "DEFAULT_CHECKPOINT"]
+__all__ = ["main", "build_parser", "DEFAULT_CHECKPOINT", "model_file"]
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "diffpose_full.pt"
 
@@ -92,19 +92,20 @@ def export(source: Path, dest: Path) -> Path:
     return save_checkpoint(dest, model, state["step"], extra=extra, half=True)
 
 
-def _checkpoint(args) -> Path:
-    """The model file a verb reads or writes.
-
-    ``evaluate``/``run``/``predict`` read the shipped model for 'full' when no path is given;
-    ``train`` always writes under ``runs/`` unless told otherwise, so it never touches the
-    shipped file (``export`` makes that one).
-    """
-    if args.checkpoint is not None:
-        return args.checkpoint
-    run_path = Path("runs") / f"diffpose_{args.ablation}.pt"
-    if args.verb != "train" and args.ablation == "full" and not run_path.is_file():
+def model_file(ablation: str, writing: bool = False) -> Path:
+    """The model file of an ablation: ``runs/diffpose_NAME.pt``; for reading 'full' without such a
+    run, the shipped model.  Writers (``train``) never get the shipped file (``export`` makes it)."""
+    run_path = Path("runs") / f"diffpose_{ablation}.pt"
+    if not writing and ablation == "full" and not run_path.is_file():
         return DEFAULT_CHECKPOINT
     return run_path
+
+
+def _checkpoint(args) -> Path:
+    """The model file a verb reads (``evaluate``, ``run``, ``predict``) or writes (``train``)."""
+    if args.checkpoint is not None:
+        return args.checkpoint
+    return model_file(args.ablation, writing=args.verb == "train")
 
 
 def _splits(args):
@@ -124,16 +125,12 @@ def _train(args, train_m):
 
 
 def _evaluate(args, model, train_m, test_m) -> dict:
-    from .evaluate import evaluate, evaluate_fixed, results_table, training_mean_pose
+    from .evaluate import evaluate, evaluate_fixed, results_table, table_rows, training_mean_pose
     from .pipeline import make_test_set
     test = make_test_set(test_m, args.n_test)
     ev = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed, progress=not args.quiet)
     base = evaluate_fixed(training_mean_pose(train_m, seed=args.seed + 1), test)
-    rows = {f"DiffPose {args.ablation} (full)": ev.summary(),
-            "mean pose (full)": base.summary()}
-    if test.ambiguous.any():
-        rows[f"DiffPose {args.ablation} (ambiguous)"] = ev.summary(test.ambiguous)
-        rows["mean pose (ambiguous)"] = base.summary(test.ambiguous)
+    rows = {**table_rows(f"DiffPose {args.ablation}", ev), **table_rows("mean pose", base)}
     print(results_table(rows))
     return rows
 
@@ -197,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(args)
     train_m, test_m = _splits(args)
     result: dict = {"verb": args.verb, "device": args.device, "ablation": args.ablation}
-    if args.verb == "run" and _checkpoint(args).is_file():
+    path = _checkpoint(args)
+    if args.verb == "run" and path.is_file():
         from .checkpoint import load_model, read_checkpoint
-        path = _checkpoint(args)
         print(f"using the trained model {path} (delete it, or pass --checkpoint, to train anew)")
         model = load_model(path, device=args.device)
         result["trained_steps"] = int(read_checkpoint(path)["step"])
@@ -210,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             result["loss_first_last"] = [log["losses"][0], log["losses"][-1]]
     if args.verb == "evaluate":
         from .checkpoint import load_model
-        model = load_model(_checkpoint(args), device=args.device)
+        model = load_model(path, device=args.device)
     if args.verb in ("run", "evaluate"):
         result["metrics"] = _evaluate(args, model, train_m, test_m)
     result["seconds"] = round(time.time() - t0, 1)

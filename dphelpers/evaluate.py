@@ -16,7 +16,7 @@ from .diffusion import DiffPose
 from .pipeline import SampleBatch
 
 __all__ = ["Evaluation", "evaluate", "mean_pose", "evaluate_fixed", "results_table",
-           "training_mean_pose"]
+           "training_mean_pose", "table_rows"]
 
 
 @dataclass
@@ -121,6 +121,11 @@ def evaluate_fixed(poses_mm: torch.Tensor, test: SampleBatch) -> Evaluation:
     (a single hypothesis: min = median)."""
     pred = poses_mm.expand(len(test), 17, 3) if poses_mm.dim() == 2 else poses_mm
     return _collect([_per_sample(pred.unsqueeze(1), test.poses_3d_mm.cpu())], test, 1)
+
+
+def table_rows(name: str, ev: Evaluation) -> dict[str, dict[str, float]]:
+    """``{"NAME (full)": summary, "NAME (ambiguous)": summary}`` rows for :func:`results_table`."""
+    return {f"{name} ({subset})": row for subset, row in ev.table().items()}
 
 
 def results_table(rows: dict[str, dict[str, float]], keys=("n", "P1_min", "P1_median", "P2_min",
