@@ -9,5 +9,5 @@ __version__ = "0.1.0"
 __all__ = [
     "skeleton", "data", "cameras", "heatmaps", "sampling", "embedding", "denoiser",
     "schedule", "diffusion", "checkpoint", "pipeline", "train", "metrics", "evaluate", "viz",
-    "twins", "bench", "datasets", "detector", "blazepose", "book", "sweep", "distributed", "cli",
+    "twins", "datasets", "detector", "tools",
 ]

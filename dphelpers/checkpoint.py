@@ -1,9 +1,17 @@
-"""Saving and loading trained models with the settings that built them (notebook 04).
+"""Model files and training checkpoints on disk (notebook 04).
 
-A checkpoint is one ``torch.save`` file holding the model weights, the EMA weights,
-``DiffPoseConfig.to_dict()``, the training step and (optionally) the optimizer
-state.  Loading into a model built from different settings is refused with the
-list of fields that differ; a missing or corrupt file is named in the error.
+One ``torch.save`` file, two flavours:
+
+- a **training checkpoint** (``train``, every ``ckpt_every`` steps): the whole
+  :class:`~dphelpers.trainstate.TrainState` (weights, EMA with its count, optimizer, every
+  random stream, step, loss log), enough to resume exactly;
+- a **model file** (``export``; the shipped models): raw weights, optionally float16, the
+  step and the loss log, nothing to resume from.
+
+Both store the model's ``kind`` (``"diffpose"`` or ``"lifter"``) and ``config.to_dict()``.
+Loading into a model built from other settings is refused with every field that differs;
+a missing, truncated or foreign file raises :class:`CheckpointError` naming the file and
+what is wrong.  Which file a verb reads or writes is decided in :mod:`dphelpers.modelfiles`.
 """
 from __future__ import annotations
 
@@ -12,81 +20,147 @@ import zipfile
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from .diffusion import DiffPose, DiffPoseConfig, config_diff
+__all__ = ["CheckpointError", "FORMAT", "KINDS", "write_checkpoint", "save_model", "read_checkpoint",
+           "config_diff", "check_config", "model_kind", "build_model", "load_model"]
 
-__all__ = ["save_checkpoint", "read_checkpoint", "load_model", "check_config"]
+FORMAT = 2
+_REQUIRED = ("format", "config", "model", "step")
 
-_KEYS = ("format", "config", "model", "step")
+
+class CheckpointError(ValueError):
+    """A model file that cannot be used: corrupt, truncated, foreign, or built differently."""
 
 
-def save_checkpoint(path: str | Path, model: DiffPose, step: int, ema: dict | None = None,
-                    optimizer: torch.optim.Optimizer | None = None, extra: dict | None = None,
-                    half: bool = False) -> Path:
-    """Write atomically (temp file + rename) so that an interrupted save loses nothing.
+def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Fields that differ between two nested config dicts, as 'path: a != b'."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, "<missing>"), b.get(key, "<missing>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {va!r} != {vb!r}")
+    return out
 
-    ``half=True`` stores weights as float16 (the shipped model), restored to float32 on load.
-    """
+
+KINDS = ("diffpose", "lifter")
+
+
+def _classes(kind: str) -> tuple[type, type]:
+    """(model class, config class) of a kind, imported when needed."""
+    if kind == "diffpose":
+        from .diffusion import DiffPose, DiffPoseConfig
+        return DiffPose, DiffPoseConfig
+    from .lifter import Lifter, LifterConfig
+    return Lifter, LifterConfig
+
+
+def model_kind(model: nn.Module) -> str:
+    """``"diffpose"`` or ``"lifter"``: what :func:`build_model` rebuilds from a file."""
+    kind = getattr(model, "kind", "diffpose")
+    if kind not in KINDS or not isinstance(model, _classes(kind)[0]):
+        raise TypeError(f"not a model this project saves: {type(model).__name__}")
+    return kind
+
+
+def _pack(sd: dict, half: bool) -> dict:
+    return {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu()
+            for k, v in sd.items()}
+
+
+def write_checkpoint(path: str | Path, model: nn.Module, payload: dict) -> Path:
+    """Write ``payload`` (e.g. ``TrainState.state_dict()``) with the model's kind and settings,
+    atomically (temp file + rename): an interrupted save loses nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-
-    def pack(sd: dict) -> dict:
-        return {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu()
-                for k, v in sd.items()}
-
-    state = {"format": 1, "config": model.config.to_dict(), "model": pack(model.state_dict()),
-             "step": int(step), "ema": pack(ema) if ema is not None else None,
-             "optimizer": optimizer.state_dict() if optimizer is not None else None,
-             "extra": extra or {}}
+    state = {**payload, "format": FORMAT, "kind": model_kind(model),
+             "config": model.config.to_dict(), "step": int(payload.get("step", 0))}
+    for key in ("model", "ema"):
+        if state.get(key) is not None:
+            state[key] = _pack(state[key], half=False)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
     return path
 
 
+def save_model(path: str | Path, model: nn.Module, step: int, log: dict | None = None,
+               half: bool = True) -> Path:
+    """A model file: raw weights (float16 with ``half``), settings, step and loss log."""
+    log = log or {}
+    return write_checkpoint(path, model, {
+        "model": _pack(model.state_dict(), half), "step": int(step),
+        "log_steps": list(log.get("log_steps", [])), "log_losses": list(log.get("log_losses", []))})
+
+
+_LOAD_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
+                KeyError, IndexError, TypeError, AttributeError, OSError)
+
+
 def read_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint file and check its keys; errors name the file."""
+    """Load a checkpoint file and check its keys; format 1 files (the first shipped model) are
+    read too.  Errors name the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(f"model file not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
-        raise ValueError(f"checkpoint {path} is corrupt or not a DiffPose checkpoint: {err}") from err
+    except _LOAD_ERRORS as err:
+        raise CheckpointError(f"{path} is corrupt or not a DiffPose model file "
+                              f"({type(err).__name__}: {err})") from err
     if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {path}: expected a dict, got {type(state).__name__}")
-    missing = [k for k in _KEYS if k not in state]
+        raise CheckpointError(f"{path} is not a DiffPose model file: it holds a "
+                              f"{type(state).__name__}, expected a dict")
+    missing = [k for k in _REQUIRED if k not in state]
     if missing:
-        raise KeyError(f"checkpoint {path} lacks key(s) {missing}")
+        raise CheckpointError(f"{path} is not a DiffPose model file: it lacks {missing}")
+    if state["format"] not in (1, FORMAT):
+        raise CheckpointError(f"{path}: unknown format {state['format']!r} (expected 1 or {FORMAT})")
+    if state["format"] == 1:                      # old layout: the log sat under "extra"
+        extra = state.pop("extra", None) or {}
+        state.setdefault("log_steps", extra.get("log_steps", []))
+        state.setdefault("log_losses", extra.get("log_losses", []))
+    state.setdefault("kind", "diffpose")
+    if state["kind"] not in KINDS:
+        raise CheckpointError(f"{path}: unknown model kind {state['kind']!r}")
     return state
 
 
-def check_config(state_config: dict, model_config: DiffPoseConfig, path: str | Path = "<memory>") -> None:
-    """Raise if the checkpoint's settings differ from the model's, naming every field."""
-    diff = config_diff(state_config, model_config.to_dict())
+def check_config(state: dict, config, path: str | Path = "<memory>") -> None:
+    """Raise if the file's settings differ from ``config``'s, naming every field."""
+    diff = config_diff(state["config"], config.to_dict())
     if diff:
-        raise ValueError(f"checkpoint {path} was built with different settings: " + "; ".join(diff))
+        raise CheckpointError(f"{path} was built with different settings: " + "; ".join(diff))
 
 
-def _restore(model: DiffPose, sd: dict) -> None:
-    ref = model.state_dict()
-    model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v for k, v in sd.items()})
+def build_model(state: dict, path: str | Path = "<memory>") -> nn.Module:
+    """An untrained model of the file's kind and settings."""
+    cls, config_cls = _classes(state["kind"])
+    try:
+        config = config_cls.from_dict(state["config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its settings do not build a {cls.__name__} ({err})") from err
+    return cls(config)
 
 
-def load_model(path: str | Path, config: DiffPoseConfig | None = None, device: str | torch.device = "cpu",
-               use_ema: bool = False) -> DiffPose:
-    """Build a model from a checkpoint (with ``config``: check that it matches first).
+def load_model(path: str | Path, config=None, device: str | torch.device = "cpu",
+               use_ema: bool = False) -> nn.Module:
+    """The model of a file, in eval mode on ``device``; with ``config``: check it matches first.
 
     The authors evaluate the raw weights; ``use_ema=True`` loads the EMA copy instead.
     """
     state = read_checkpoint(path)
-    if config is None:
-        config = DiffPoseConfig.from_dict(state["config"])
-    else:
-        check_config(state["config"], config, path)
-    model = DiffPose(config)
-    sd = state["ema"] if use_ema else state["model"]
+    if config is not None:
+        check_config(state, config, path)
+    model = build_model(state, path)
+    sd = state.get("ema") if use_ema else state["model"]
     if sd is None:
-        raise KeyError(f"checkpoint {path} holds no EMA weights")
-    _restore(model, sd)
+        raise CheckpointError(f"{path} holds no EMA weights (a model file keeps the raw ones)")
+    ref = model.state_dict()
+    try:
+        model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v for k, v in sd.items()})
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the model ({err})") from err
     return model.to(device).eval()

@@ -82,16 +82,20 @@ def _collect(parts: list[dict], test: SampleBatch, n_hypo: int,
 
 
 def evaluate(model: DiffPose, test: SampleBatch, n_hypo: int = 200, batch_size: int = 8,
-             seed: int = 0, progress: bool = True, autocast_dtype: torch.dtype | str | None = "auto",
-             keep: bool = False) -> Evaluation:
-    """Sample ``n_hypo`` hypotheses for every test sample and score them (``keep``: also return them)."""
+             seed: int = 0, progress: bool = True, autocast_dtype: torch.dtype | str | None = None,
+             keep: bool = False, sample_kwargs: dict | None = None) -> Evaluation:
+    """Sample ``n_hypo`` hypotheses for every test sample and score them (``keep``: also return them).
+
+    Float32 by default, so that a seed gives the same numbers on any CPU; ``autocast_dtype=
+    torch.bfloat16`` (or ``"auto"``) is faster.  ``sample_kwargs`` go to ``model.sample``.
+    """
     model.eval()
     gen = torch.Generator(device=model.device).manual_seed(seed)
     parts, kept = [], []
     for i in tqdm(range(0, len(test), batch_size), disable=not progress, desc=f"evaluate x{n_hypo}"):
         sl = slice(i, i + batch_size)
         pred = model.sample(test.heatmaps[sl].to(model.device), n_hypo, generator=gen,
-                            autocast_dtype=autocast_dtype).cpu()
+                            autocast_dtype=autocast_dtype, **(sample_kwargs or {})).cpu()
         parts.append(_per_sample(pred, test.poses_3d_mm[sl].cpu()))
         if keep:
             kept.append(pred)

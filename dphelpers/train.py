@@ -1,143 +1,159 @@
-"""The training loop: Adam, EMA, optional mixed precision, checkpoints, resume (notebook 04).
+"""Training: one step, one loop, checkpoints and exact resume (notebook 04).
 
-``fit`` trains a :class:`~dphelpers.diffusion.DiffPose` on a stream of batches
-with a tqdm progress bar, writes a checkpoint every ``ckpt_every`` steps (weights,
-EMA weights, optimizer, settings, the data stream's RNG state) and resumes from it
-exactly.  ``load_or_train`` is what the notebooks call: a saved model is used when
-present.
+:func:`train_step` is *the* optimisation step, used by :func:`fit` here, by the
+multi-process loop (:mod:`dphelpers.tools.ddp`) and by the benchmark
+(:mod:`dphelpers.tools.bench`): the loss under the dropout stream (and bfloat16 autocast if
+asked), backward, optional gradient clipping, Adam, the model's own post-step hook (the
+lifter's max-norm), the EMA update.  :func:`fit` streams batches through it with a progress
+bar, logs the mean loss every ``log_every`` steps and writes the whole
+:class:`~dphelpers.trainstate.TrainState` every ``ckpt_every`` steps; given that file it
+resumes exactly where it stopped.  Which file to write is :mod:`dphelpers.modelfiles`' rule.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import check_config, load_model, read_checkpoint, save_checkpoint
-from .diffusion import DiffPose, DiffPoseConfig
-from .pipeline import TrainStream
+from .checkpoint import check_config, read_checkpoint, write_checkpoint
+from .pipeline import SampleBatch, TrainStream
+from .trainstate import TrainState
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "load_or_train", "make_optimizer"]
+__all__ = ["DEFAULT_STEPS", "TrainConfig", "TrainResult", "train_step", "new_state", "fit"]
+
+#: The training budget every entry point uses unless told otherwise (issue: 10x the first 5k).
+DEFAULT_STEPS = 50_000
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """REFERENCE.md "Training": Adam 1e-4, EMA 0.995, batch 64 (the paper's figure)."""
+    """REFERENCE.md "Training": Adam 1e-4, EMA 0.995, batch 64 (the paper's figure).
 
-    steps: int = 20_000
+    ``grad_clip``: max global gradient norm, 0 disables (REFERENCE.md has none: see
+    notebook 04 for its measured effect).  ``precision``: ``"bf16"`` runs the forward pass
+    under bfloat16 autocast (CPU and CUDA; weights, gradients and Adam stay float32).
+    ``lr_decay``: the learning rate is multiplied by it every 1,000 steps (1 = constant, the
+    paper's DiffPose; the lifter uses Martinez et al.'s exponential decay).
+    """
+
+    steps: int = DEFAULT_STEPS
     batch_size: int = 64
     lr: float = 1e-4
+    lr_decay: float = 1.0
     ema_decay: float = 0.995
-    grad_clip: float = 1.0          # max gradient norm; 0 disables
-    amp: bool = False               # bfloat16 autocast, used on CUDA only
+    grad_clip: float = 1.0
+    precision: str = "fp32"
     seed: int = 0
     ckpt_every: int = 1000
     log_every: int = 50
-    threads: int | None = None      # torch.set_num_threads on CPU; None leaves it
+    threads: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every"):
+        for name in ("steps", "batch_size", "log_every", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, "
+                             f"got {self.precision!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"TrainConfig.lr_decay must be in (0, 1], got {self.lr_decay}")
+
+    def replace(self, **changes) -> "TrainConfig":
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise KeyError(f"unknown TrainConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
+        return TrainConfig(**{**asdict(self), **changes})
 
 
 @dataclass
 class TrainResult:
-    model: DiffPose
-    ema: DiffPose
+    model: nn.Module
+    ema: nn.Module
     steps: list[int]
     losses: list[float]       # mean loss over each log_every window
     resumed_from: int = 0
 
 
-def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam with the fused kernel (one pass over all parameters: ~4x faster than the default
-    per-tensor loop on this CPU), the same mathematics."""
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+def train_step(state: TrainState, batch: SampleBatch, config: TrainConfig,
+               loss_module: nn.Module | None = None) -> torch.Tensor:
+    """One optimisation step on ``batch``; returns the (detached) loss.
+
+    ``loss_module(heatmaps, poses_3d_mm, generator)`` computes the loss; default
+    ``state.model.loss`` (multi-process training passes its DistributedDataParallel wrapper,
+    which averages the gradients over the processes in ``backward``).
+    """
+    model = state.model
+    device = batch.heatmaps.device
+    compute = loss_module if loss_module is not None else model.loss
+    if config.lr_decay != 1.0:
+        for group in state.optimizer.param_groups:
+            group["lr"] = config.lr * config.lr_decay ** (state.step // 1000)
+    with state.dropout.active(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                enabled=config.precision == "bf16"):
+        loss = compute(batch.heatmaps, batch.poses_3d_mm, state.generator)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    state.optimizer.step()
+    after = getattr(model, "after_step", None)
+    if after is not None:
+        after()
+    state.ema.update_parameters(model)
+    state.step += 1
+    return loss.detach()
 
 
-def _ema_of(model: DiffPose, decay: float) -> AveragedModel:
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+def new_state(model: nn.Module, generator: torch.Generator, config: TrainConfig,
+              rank: int = 0) -> TrainState:
+    """A fresh :class:`TrainState`; the dropout stream is seeded from ``config.seed`` and the rank."""
+    return TrainState.new(model, generator, config.lr, config.ema_decay,
+                          dropout_seed=config.seed * 1_000_003 + 7919 * (rank + 1))
 
 
-def fit(model: DiffPose, stream: TrainStream, config: TrainConfig = TrainConfig(),
-        checkpoint: str | Path | None = None, resume: bool = True, progress: bool = True) -> TrainResult:
-    """Train ``model`` in place for ``config.steps`` steps in all (resumed steps included)."""
+def resume(state: TrainState, checkpoint: Path, rank: int = 0) -> None:
+    """Load a training checkpoint into ``state`` after checking that its settings match."""
+    saved = read_checkpoint(checkpoint)
+    check_config(saved, state.model.config, checkpoint)
+    state.load_state_dict(saved, rank)
+
+
+def fit(model: nn.Module, stream: TrainStream, config: TrainConfig = TrainConfig(),
+        checkpoint: str | Path | None = None, resume_from_checkpoint: bool = True,
+        progress: bool = True) -> TrainResult:
+    """Train ``model`` in place up to ``config.steps`` steps in all (resumed steps included).
+
+    With ``checkpoint``: an existing training checkpoint there is resumed (unless
+    ``resume_from_checkpoint=False``), and the state is written there every ``ckpt_every``
+    steps and at the end.
+    """
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = model.device
-    torch.manual_seed(config.seed)  # dropout and joint dropout inside the model
-    opt = make_optimizer(model, config.lr)
-    ema = _ema_of(model, config.ema_decay)
-    start, steps, losses = 0, [], []
-    if checkpoint is not None and resume and Path(checkpoint).is_file():
-        state = read_checkpoint(checkpoint)
-        check_config(state["config"], model.config, checkpoint)
-        model.load_state_dict(state["model"])
-        if state.get("ema") is not None:
-            ema.module.load_state_dict(state["ema"])
-        if state.get("optimizer") is not None:
-            opt.load_state_dict(state["optimizer"])
-        extra = state.get("extra", {})
-        if "stream_rng" in extra:
-            stream.generator.set_state(extra["stream_rng"])
-        if "torch_rng" in extra:
-            torch.set_rng_state(extra["torch_rng"])
-        steps, losses = list(extra.get("log_steps", [])), list(extra.get("log_losses", []))
-        start = int(state["step"])
-    use_amp = config.amp and device.type == "cuda"
+    state = new_state(model, stream.generator, config)
+    if checkpoint is not None and resume_from_checkpoint and Path(checkpoint).is_file():
+        resume(state, Path(checkpoint))
+    start = state.step
     model.train()
-    window, bar = [], tqdm(range(start, config.steps), initial=start, total=config.steps,
-                           disable=not progress, desc="train")
-
-    def save(step: int) -> None:
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, step, ema=ema.module.state_dict(), optimizer=opt,
-                            extra={"stream_rng": stream.generator.get_state(),
-                                   "torch_rng": torch.get_rng_state(),
-                                   "log_steps": steps, "log_losses": losses})
-
-    for step in bar:
-        batch = stream.next_batch(config.batch_size)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss = model.loss(batch.heatmaps, batch.poses_3d_mm, generator=stream.generator)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        opt.step()
-        ema.update_parameters(model)
-        window.append(loss.detach())
+    window: list[torch.Tensor] = []
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
+               disable=not progress, desc="train")
+    for _ in bar:
+        window.append(train_step(state, stream.next_batch(config.batch_size), config))
         if len(window) == config.log_every:
-            steps.append(step + 1)
-            losses.append(torch.stack(window).mean().item())
+            state.log_steps.append(state.step)
+            state.log_losses.append(torch.stack(window).mean().item())
             window = []
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if (step + 1) % config.ckpt_every == 0 or step + 1 == config.steps:
-            save(step + 1)
+            bar.set_postfix(loss=f"{state.log_losses[-1]:.4f}")
+        if checkpoint is not None and (state.step % config.ckpt_every == 0
+                                       or state.step == config.steps):
+            write_checkpoint(checkpoint, model, {**state.state_dict(),
+                                                 "train_config": asdict(config)})
     model.eval()
-    ema.module.eval()
-    return TrainResult(model=model, ema=ema.module, steps=steps, losses=losses, resumed_from=start)
-
-
-def load_or_train(checkpoint: str | Path, model_config: DiffPoseConfig, stream_factory,
-                  config: TrainConfig = TrainConfig(), device: str | torch.device = "cpu",
-                  progress: bool = True) -> tuple[DiffPose, dict]:
-    """Use a finished checkpoint when present, else train (resuming a partial one).
-
-    ``stream_factory()`` builds the :class:`TrainStream` only when training is needed.
-    Returns the model (raw weights, as the authors evaluate) and the checkpoint's log.
-    """
-    path = Path(checkpoint)
-    if path.is_file():
-        state = read_checkpoint(path)
-        if int(state["step"]) >= config.steps:
-            model = load_model(path, model_config, device)
-            extra = state.get("extra", {})
-            return model, {"steps": extra.get("log_steps", []), "losses": extra.get("log_losses", []),
-                           "trained_steps": int(state["step"])}
-    model = DiffPose(model_config).to(device)
-    result = fit(model, stream_factory(), config, checkpoint=path, progress=progress)
-    return result.model, {"steps": result.steps, "losses": result.losses, "trained_steps": config.steps}
+    state.ema.module.eval()
+    return TrainResult(model=model, ema=state.ema.module, steps=state.log_steps,
+                       losses=state.log_losses, resumed_from=start)

@@ -1,75 +1,152 @@
+"""Training: one step, exact resume (every tensor of the state, EMA count included), files."""
+from dataclasses import asdict
+
 import pytest
 import torch
 
-from dphelpers.checkpoint import load_model, read_checkpoint, save_checkpoint
+from dphelpers.checkpoint import CheckpointError, load_model, read_checkpoint, save_model
 from dphelpers.diffusion import DiffPose, DiffPoseConfig
 from dphelpers.pipeline import TrainStream
-from dphelpers.train import TrainConfig, fit, load_or_train
+from dphelpers.train import TrainConfig, fit, new_state, train_step
+from dphelpers.trainstate import DropoutRNG
 
 
-def _small_stream(splits, seed=0):
+def _stream(splits, seed=0):
     return TrainStream(splits[0][:200], seed=seed)
 
 
-def test_resume_equals_uninterrupted(splits, tmp_path):
-    cfg = TrainConfig(steps=4, batch_size=4, ckpt_every=2, log_every=1, seed=3)
+def flat_tensors(obj, prefix=""):
+    """Every tensor (and number) of a nested state, by path."""
+    if isinstance(obj, torch.Tensor):
+        return {prefix: obj}
+    out = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flat_tensors(v, f"{prefix}.{k}"))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.update(flat_tensors(v, f"{prefix}[{i}]"))
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        out[prefix] = torch.tensor(obj)
+    return out
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    fa, fb = flat_tensors(a), flat_tensors(b)
+    assert fa.keys() == fb.keys(), sorted(set(fa) ^ set(fb))
+    bad = {k: float((fa[k].double() - fb[k].double()).abs().max())
+           for k in fa if not torch.equal(fa[k], fb[k])}
+    assert not bad, f"{len(bad)} tensors differ, e.g. " + ", ".join(
+        f"{k}: {v:.2e}" for k, v in list(bad.items())[:5])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_is_exact_for_every_tensor(splits, tmp_path, precision):
+    """N straight steps vs k steps + resume + N - k: model, EMA (and its count), Adam,
+    the data and dropout random streams, the step and the log are identical."""
+    cfg = TrainConfig(steps=3, batch_size=4, ckpt_every=1, log_every=1, seed=3,
+                      precision=precision)
     torch.manual_seed(0)
     a = DiffPose()
     init = {k: v.clone() for k, v in a.state_dict().items()}
-    res_a = fit(a, _small_stream(splits), cfg, checkpoint=tmp_path / "a.pt", progress=False)
-    # interrupted after 2 steps, then resumed from the checkpoint
+    fit(a, _stream(splits), cfg, checkpoint=tmp_path / "a.pt", progress=False)
     b = DiffPose()
     b.load_state_dict(init)
-    fit(b, _small_stream(splits), TrainConfig(**{**cfg.__dict__, "steps": 2}),
-        checkpoint=tmp_path / "b.pt", progress=False)
-    c = DiffPose()
-    res_c = fit(c, _small_stream(splits, seed=99), cfg, checkpoint=tmp_path / "b.pt", progress=False)
-    assert res_c.resumed_from == 2
-    assert res_c.losses == pytest.approx(res_a.losses, rel=1e-4)
-    for k, v in a.state_dict().items():
-        assert torch.allclose(v, c.state_dict()[k], atol=1e-5), k
-    # EMA differs from the raw weights and is stored
-    state = read_checkpoint(tmp_path / "a.pt")
-    assert state["step"] == 4 and state["ema"] is not None
+    fit(b, _stream(splits), cfg.replace(steps=2), checkpoint=tmp_path / "b.pt", progress=False)
+    c = DiffPose()                                            # other weights, other stream seed:
+    res = fit(c, _stream(splits, seed=99), cfg, checkpoint=tmp_path / "b.pt", progress=False)
+    assert res.resumed_from == 2                              # all of it comes from the file
+    sa, sb = read_checkpoint(tmp_path / "a.pt"), read_checkpoint(tmp_path / "b.pt")
+    assert sa["ema_n_averaged"] == 3
+    assert_same_state(sa, sb)
     key = "denoiser.out.weight"
-    assert not torch.equal(state["ema"][key], state["model"][key])
+    assert not torch.equal(sa["ema"][key], sa["model"][key])  # the EMA is a real average
 
 
-def test_checkpoint_mismatch_and_corrupt(tmp_path):
+def test_dropout_stream_is_explicit_and_leaves_the_global_rng_alone(splits):
+    """Dropout draws from the state's own stream: the global RNG is untouched, and two states
+    with the same seed draw the same masks (so the same loss) whatever the global RNG did."""
+    batch = _stream(splits).next_batch(4)
+    losses = []
+    for global_seed in (1, 2):
+        torch.manual_seed(0)
+        model = DiffPose().train()
+        state = new_state(model, torch.Generator().manual_seed(5), TrainConfig(seed=7))
+        torch.manual_seed(global_seed)
+        before = torch.get_rng_state()
+        losses.append(train_step(state, batch, TrainConfig(seed=7)).item())
+        assert torch.equal(torch.get_rng_state(), before)
+    assert losses[0] == losses[1]
+    rng = DropoutRNG(3)
+    with rng.active():
+        first = torch.rand(4)
+    with rng.active():
+        second = torch.rand(4)
+    assert not torch.equal(first, second)                     # the stream advances
+    with DropoutRNG(3).active():
+        assert torch.equal(torch.rand(4), first)              # and is reproducible
+
+
+def test_step_changes_weights_and_counts(splits):
+    torch.manual_seed(0)
+    model = DiffPose()
+    before = model.denoiser.out.weight.detach().clone()
+    cfg = TrainConfig(seed=1)
+    state = new_state(model.train(), torch.Generator().manual_seed(0), cfg)
+    loss = train_step(state, _stream(splits).next_batch(4), cfg)
+    assert torch.isfinite(loss) and loss.item() > 0
+    assert state.step == 1 and int(state.ema.n_averaged) == 1
+    assert not torch.equal(model.denoiser.out.weight, before)
+    # the first EMA update copies the weights
+    assert torch.equal(state.ema.module.denoiser.out.weight, model.denoiser.out.weight)
+
+
+def test_model_file_round_trip_and_errors(tmp_path):
     model = DiffPose(DiffPoseConfig.ablation("argmax_only"))
-    path = save_checkpoint(tmp_path / "m.pt", model, step=1, half=True)
-    with pytest.raises(ValueError, match="sampling.n_samples: 1 != 32"):
+    path = save_model(tmp_path / "m.pt", model, step=7, log={"log_steps": [5],
+                                                            "log_losses": [0.5]})
+    with pytest.raises(CheckpointError, match="sampling.n_samples: 1 != 32"):
         load_model(path, DiffPoseConfig())
     loaded = load_model(path)
     assert loaded.config.sampling.n_samples == 1
     w = loaded.state_dict()["denoiser.out.weight"]
     assert w.dtype == torch.float32
     assert torch.allclose(w, model.state_dict()["denoiser.out.weight"], atol=1e-3)
-    with pytest.raises(KeyError, match="no EMA"):
+    state = read_checkpoint(path)
+    assert state["step"] == 7 and state["kind"] == "diffpose" and state["log_losses"] == [0.5]
+    with pytest.raises(CheckpointError, match="no EMA"):
         load_model(path, use_ema=True)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="bad.pt is corrupt"):
+    with pytest.raises(CheckpointError, match="bad.pt is corrupt"):
         read_checkpoint(tmp_path / "bad.pt")
+    (tmp_path / "rand.pt").write_bytes(torch.randint(0, 256, (4096,),
+                                       generator=torch.Generator().manual_seed(0),
+                                       dtype=torch.uint8).numpy().tobytes())
+    with pytest.raises(CheckpointError, match="rand.pt"):
+        read_checkpoint(tmp_path / "rand.pt")
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         read_checkpoint(tmp_path / "missing.pt")
     truncated = tmp_path / "trunc.pt"
     truncated.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(ValueError, match="corrupt"):
+    with pytest.raises(CheckpointError, match="corrupt"):
         read_checkpoint(truncated)
+    torch.save({"hello": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="lacks"):
+        read_checkpoint(tmp_path / "foreign.pt")
 
 
-def test_load_or_train_uses_finished_checkpoint(splits, tmp_path):
-    cfg = TrainConfig(steps=2, batch_size=4, log_every=1)
-    path = tmp_path / "m.pt"
-    m1, log1 = load_or_train(path, DiffPoseConfig(), lambda: _small_stream(splits), cfg, progress=False)
-    assert log1["trained_steps"] == 2 and len(log1["losses"]) == 2
+def test_resuming_a_model_file_is_refused(splits, tmp_path):
+    path = save_model(tmp_path / "m.pt", DiffPose(), step=1)
+    with pytest.raises(KeyError, match="model file, not a training checkpoint"):
+        fit(DiffPose(), _stream(splits), TrainConfig(steps=2, batch_size=2), checkpoint=path,
+            progress=False)
 
-    def fail():
-        raise AssertionError("must not train again")
 
-    m2, log2 = load_or_train(path, DiffPoseConfig(), fail, cfg, progress=False)
-    assert log2["losses"] == log1["losses"]
-    for k, v in m1.state_dict().items():
-        assert torch.equal(v, m2.state_dict()[k])
+def test_train_config_checks():
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")
+    with pytest.raises(KeyError, match="nope"):
+        TrainConfig().replace(nope=1)
+    assert asdict(TrainConfig().replace(lr=1e-3))["lr"] == 1e-3

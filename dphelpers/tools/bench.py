@@ -9,6 +9,7 @@ share of the denoiser's first layer once, and 25 denoising steps without it.
 """
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import threading
@@ -19,7 +20,11 @@ from pathlib import Path
 import psutil
 import torch
 
-from .diffusion import DiffPose, DiffPoseConfig
+from torch import nn
+
+from ..diffusion import DiffPose, DiffPoseConfig
+from ..pipeline import SampleBatch
+from ..train import TrainConfig, new_state, train_step
 
 __all__ = ["sampling_flops", "training_flops", "matmul_rate", "PeakMemory", "bench_sampling",
            "bench_training", "machine_info", "write_json"]
@@ -156,39 +161,32 @@ def bench_sampling(model: DiffPose, heatmaps: torch.Tensor, batch: int, n_hypo: 
     return SpeedRow(name, batch, hyp_s, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
 
 
-def bench_training(model: DiffPose, heatmaps: torch.Tensor, poses_3d_mm: torch.Tensor, steps: int = 20,
-                   lr: float = 1e-4) -> SpeedRow:
-    """Training steps per second on one pre-built batch (forward, backward, Adam, EMA)."""
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
+def bench_training(model: nn.Module, batch: SampleBatch, steps: int = 20,
+                   config: TrainConfig = TrainConfig(), repeats: int = 1) -> SpeedRow:
+    """Training steps per second of :func:`dphelpers.train.train_step` (forward, backward,
+    clipping, Adam, EMA; ``config.precision``) on one pre-built batch, on a COPY of ``model``
+    (the caller's weights are untouched).  Best of ``repeats`` timings of ``steps`` steps."""
     device = model.device
-    batch = heatmaps.shape[0]
-    hm, poses = heatmaps.to(device), poses_3d_mm.to(device)
-    model.train()
-    from .train import make_optimizer
-    opt = make_optimizer(model, lr)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.995))
-
-    def step() -> None:
-        loss = model.loss(hm, poses)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        ema.update_parameters(model)
-
+    work = copy.deepcopy(model).train()
+    state = new_state(work, torch.Generator(device=device).manual_seed(0), config)
+    batch = batch.to(device)
     for _ in range(3):
-        step()
+        train_step(state, batch, config)
     _sync(device)
+    best = float("inf")
     with PeakMemory(device) as mem:
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        _sync(device)
-        dt = (time.perf_counter() - t0) / steps
-    model.eval()
-    flops = batch * training_flops(model.config) / dt
-    ref = matmul_rate(batch, model.config.denoiser.hidden, device)
-    return SpeedRow("train step", batch, 1 / dt, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                train_step(state, batch, config)
+            _sync(device)
+            best = min(best, (time.perf_counter() - t0) / steps)
+    b = len(batch)
+    flops = b * training_flops(model.config) / best if hasattr(model.config, "embedding") else 0.0
+    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+    ref = matmul_rate(b, 1024, device, dtype)
+    name = "train step" + (" (bf16)" if config.precision == "bf16" else "")
+    return SpeedRow(name, b, 1 / best, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
 
 
 def machine_info(device: str | torch.device = "cpu") -> dict:
