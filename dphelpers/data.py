@@ -1,4 +1,5 @@
-"""Embedded motion-capture clips, a time-based train/test split and bone-length scaling (notebook 01).
+"""Embedded motion-capture clips, a time-based train/test split, left/right mirroring and
+bone-length scaling (notebook 01).
 
 The clips live in ``data/mocap_h36m17.npz`` (made by ``data/make_mocap.py``): real motion
 capture on the Human3.6M-17 skeleton, metres, world frame Z up, pelvis = hip midpoint.
@@ -18,11 +19,12 @@ import torch
 from .skeleton import H36M_FLIP_PAIRS, H36M_PARENTS, N_H36M
 
 __all__ = [
-    "Clip", "SplitConfig", "default_data_path", "load_mocap", "split_clips", "scale_bones",
-    "random_bone_scales", "N_BONES",
+    "Clip", "SplitConfig", "default_data_path", "load_mocap", "split_clips", "mirror_poses",
+    "scale_bones", "random_bone_scales", "N_BONES",
 ]
 
-#: One bone per non-pelvis joint: bone ``k`` ends at joint ``k + 1`` (parent ``H36M_PARENTS[k + 1]``).
+#: One bone per non-pelvis joint: bone ``k`` ends at joint ``k + 1`` (parent
+#: ``H36M_PARENTS[k + 1]``).
 N_BONES = N_H36M - 1
 _KEYS = ("poses_m", "clip_index", "clip_names", "clip_sources", "clip_fps", "format_version")
 _FORMAT_VERSION = 1
@@ -71,7 +73,8 @@ def _read(path: Path) -> dict[str, np.ndarray]:
 def _check(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Validate shapes, dtypes and values; raise ValueError naming the key and shape."""
     poses, index = arrays["poses_m"], arrays["clip_index"]
-    if poses.ndim != 3 or poses.shape[1:] != (N_H36M, 3) or not np.issubdtype(poses.dtype, np.floating):
+    if (poses.ndim != 3 or poses.shape[1:] != (N_H36M, 3)
+            or not np.issubdtype(poses.dtype, np.floating)):
         raise ValueError(f"{path}: 'poses_m' has shape {poses.shape} dtype {poses.dtype}, "
                          f"expected (n, {N_H36M}, 3) float")
     if not np.isfinite(poses).all():
@@ -82,17 +85,18 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> None:
     n_clips = arrays["clip_names"].shape[0] if arrays["clip_names"].ndim == 1 else -1
     for key in ("clip_names", "clip_sources", "clip_fps"):
         if arrays[key].shape != (max(n_clips, 0),) or n_clips < 1:
-            raise ValueError(f"{path}: {key!r} has shape {arrays[key].shape}, expected (c,) with "
-                             f"c = len(clip_names) >= 1")
+            raise ValueError(f"{path}: {key!r} has shape {arrays[key].shape}, expected (c,) "
+                             f"with c = len(clip_names) >= 1")
     fps = arrays["clip_fps"]
-    if not np.issubdtype(fps.dtype, np.floating) or not (np.isfinite(fps).all() and (fps > 0).all()):
+    if (not np.issubdtype(fps.dtype, np.floating)
+            or not (np.isfinite(fps).all() and (fps > 0).all())):
         raise ValueError(f"{path}: 'clip_fps' of shape {fps.shape} must be positive finite floats")
     if index.size and (index.min() < 0 or index.max() >= n_clips):
         raise ValueError(f"{path}: 'clip_index' values must lie in [0, {n_clips}), "
                          f"got [{index.min()}, {index.max()}]")
     if arrays["format_version"].shape != () or int(arrays["format_version"]) != _FORMAT_VERSION:
-        raise ValueError(f"{path}: 'format_version' is {arrays['format_version']!r} "
-                         f"(shape {arrays['format_version'].shape}), expected scalar {_FORMAT_VERSION}")
+        raise ValueError(f"{path}: 'format_version' is {arrays['format_version']!r} (shape "
+                         f"{arrays['format_version'].shape}), expected scalar {_FORMAT_VERSION}")
 
 
 def load_mocap(path: str | os.PathLike | None = None) -> list[Clip]:
@@ -113,38 +117,84 @@ def load_mocap(path: str | os.PathLike | None = None) -> list[Clip]:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Per clip: the last ``test_fraction`` of frames is test, ``gap_s`` seconds dropped before it,
-    then every ``stride``-th frame kept in both parts."""
+    """How :func:`split_clips` cuts every clip in time.
+
+    Per clip the last ``test_fraction`` of frames is test and ``gap_s`` seconds before it are
+    dropped; a clip shorter than ``min_split_s`` seconds is too short for that (a test segment,
+    a gap and a useful training part) and goes whole into the training split. Then every
+    ``stride``-th frame is kept in both parts, and with ``mirror_train`` the left/right mirror
+    image of every training pose is appended to the training split (never to the test split).
+    """
 
     test_fraction: float = 0.2
     gap_s: float = 1.0
     stride: int = 1
+    min_split_s: float = 3.0
+    mirror_train: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.test_fraction < 1.0:
-            raise ValueError(f"SplitConfig.test_fraction must be in [0, 1), got {self.test_fraction}")
+            raise ValueError("SplitConfig.test_fraction must be in [0, 1), "
+                             f"got {self.test_fraction}")
         if self.gap_s < 0:
             raise ValueError(f"SplitConfig.gap_s must be >= 0, got {self.gap_s}")
         if int(self.stride) != self.stride or self.stride < 1:
             raise ValueError(f"SplitConfig.stride must be an integer >= 1, got {self.stride}")
+        if not self.min_split_s >= 0:
+            raise ValueError("SplitConfig.min_split_s must be >= 0 seconds, "
+                             f"got {self.min_split_s}")
+        if not isinstance(self.mirror_train, (bool, np.bool_)):
+            raise ValueError("SplitConfig.mirror_train must be True or False, "
+                             f"got {self.mirror_train!r}")
 
 
-def split_clips(clips: list[Clip], config: SplitConfig = SplitConfig()) -> tuple[np.ndarray, np.ndarray]:
+def split_clips(
+    clips: list[Clip], config: SplitConfig = SplitConfig()
+) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic time split: ``(train_poses_m (n, 17, 3), test_poses_m (m, 17, 3))`` float32.
 
-    For a clip of ``t`` frames: test = the last ``round(t * test_fraction)`` frames, train =
-    the frames before them minus ``round(gap_s * fps)`` frames of gap. Never random frames.
+    For a clip of ``t`` frames at ``fps``: if ``t < min_split_s * fps`` all of it is training
+    data; otherwise test = the last ``round(t * test_fraction)`` frames and train = the frames
+    before them minus ``round(gap_s * fps)`` frames of gap. Never random frames. With
+    ``mirror_train`` the training split is ``[train, mirror_poses(train)]`` (twice as long).
     """
     if not clips:
         raise ValueError("split_clips: clips is empty")
     train, test = [], []
     for clip in clips:
         t = clip.poses_m.shape[0]
+        if t < config.min_split_s * clip.fps:  # too short to hold test + gap + train
+            train.append(clip.poses_m[:: config.stride])
+            continue
         n_test = int(round(t * config.test_fraction))
         n_gap = int(round(config.gap_s * clip.fps))
         train.append(clip.poses_m[: max(t - n_test - n_gap, 0): config.stride])
-        test.append(clip.poses_m[t - n_test:: config.stride] if n_test else clip.poses_m[:0])
-    return (np.concatenate(train).astype(np.float32), np.concatenate(test).astype(np.float32))
+        test.append(clip.poses_m[t - n_test:: config.stride])
+    train_m = np.concatenate(train).astype(np.float32)
+    test_m = (np.concatenate(test) if test else np.zeros((0, N_H36M, 3))).astype(np.float32)
+    if config.mirror_train:
+        train_m = np.concatenate([train_m, mirror_poses(train_m)])
+    return train_m, test_m
+
+
+def mirror_poses(poses_m: np.ndarray) -> np.ndarray:
+    """Left/right mirror images: ``(n, 17, 3) -> (n, 17, 3)``, same dtype.
+
+    Reflects across the world's vertical Y-Z plane (x -> -x; Z stays up) and swaps every
+    left joint with its right partner (``H36M_FLIP_PAIRS``), so a left step becomes a right
+    step. Exact: mirroring twice gives the input back bit for bit; bone lengths and the
+    pelvis = hip midpoint invariant are kept.
+    """
+    poses = np.asarray(poses_m)
+    if poses.ndim != 3 or poses.shape[1:] != (N_H36M, 3):
+        raise ValueError(f"mirror_poses: poses_m has shape {poses.shape}, "
+                         f"expected (n, {N_H36M}, 3)")
+    order = list(range(N_H36M))
+    for right, left in H36M_FLIP_PAIRS:
+        order[right], order[left] = left, right
+    out = poses[:, order]  # fancy indexing copies
+    out[..., 0] = -out[..., 0]
+    return out
 
 
 def scale_bones(poses_m: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
@@ -154,7 +204,8 @@ def scale_bones(poses_m: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     Returns (b, 17, 3), rebuilt from the pelvis along ``H36M_PARENTS``.
     """
     if poses_m.ndim != 3 or poses_m.shape[1:] != (N_H36M, 3):
-        raise ValueError(f"scale_bones: poses_m has shape {tuple(poses_m.shape)}, expected (b, 17, 3)")
+        raise ValueError(f"scale_bones: poses_m has shape {tuple(poses_m.shape)}, "
+                         f"expected (b, 17, 3)")
     b = poses_m.shape[0]
     if scales.ndim != 2 or scales.shape[0] != b or scales.shape[1] not in (1, N_BONES):
         raise ValueError(f"scale_bones: scales has shape {tuple(scales.shape)}, "
@@ -179,7 +230,8 @@ def random_bone_scales(
     ``1 + per_bone_std * N(0, 1)`` (clamped to [0.5, 1.5]), left and right bones equal."""
     lo, hi = global_range
     if not 0 < lo <= hi:
-        raise ValueError(f"random_bone_scales: global_range must satisfy 0 < lo <= hi, got {global_range}")
+        raise ValueError(f"random_bone_scales: global_range must satisfy 0 < lo <= hi, "
+                         f"got {global_range}")
     if per_bone_std < 0:
         raise ValueError(f"random_bone_scales: per_bone_std must be >= 0, got {per_bone_std}")
     gdev = generator.device
