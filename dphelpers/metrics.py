@@ -21,8 +21,7 @@ from .skeleton import CPS_JOINTS, L_HIP, N_H36M, NON_PELVIS, PCK_JOINTS, R_HIP
 
 __all__ = [
     "root_relative", "mpjpe", "per_joint_error", "procrustes_align", "p1", "p2",
-    "best_hypothesis", "pck", "cps", "quantiles", "reliability", "ece", "reliability_from_quantiles", "ece_from_quantiles", "summarise",
-    "per_joint_best",
+    "best_hypothesis", "pck", "cps", "quantiles", "reliability", "ece", "reliability_from_quantiles", "ece_from_quantiles",
 ]
 
 
@@ -227,28 +226,3 @@ def reliability(pred: Tensor, gt: Tensor, n_levels: int = 21) -> tuple[Tensor, T
 def ece(pred: Tensor, gt: Tensor, n_levels: int = 21) -> float:
     """Expected calibration error (see :func:`ece_from_quantiles`)."""
     return ece_from_quantiles(quantiles(pred, gt), n_levels)
-
-
-# --- summaries ------------------------------------------------------------------------------
-def per_joint_best(pred: Tensor, gt: Tensor) -> Tensor:
-    """Mean root-relative error per joint of the best hypothesis (by MPJPE), ``-> (17,)`` mm."""
-    pred, gt = _check(pred, gt)
-    return _best_joint_errors(pred, gt).mean(dim=0)
-
-
-def summarise(pred: Tensor, gt: Tensor) -> dict[str, float]:
-    """All headline metrics, averaged over the batch (mm; PCK in %; CPS in mm; ECE unitless).
-
-    Keys: P1_min, P1_median, P2_min, P2_median, PCK, CPS, ECE.
-    """
-    pred, gt = _check(pred, gt)
-    e1, e2 = p1(pred, gt), p2(pred, gt)
-    return {
-        "P1_min": float(e1["min"].mean()),
-        "P1_median": float(e1["median"].mean()),
-        "P2_min": float(e2["min"].mean()),
-        "P2_median": float(e2["median"].mean()),
-        "PCK": 100.0 * float(pck(pred, gt).mean()),
-        "CPS": float(cps(pred, gt).mean()),
-        "ECE": ece(pred, gt),
-    }

@@ -22,7 +22,8 @@ H36M_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8,
 H36M_BONES: tuple[tuple[int, int], ...] = tuple(
     (p, c) for c, p in enumerate(H36M_PARENTS) if p >= 0
 )
-H36M_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 4), (2, 5), (3, 6), (11, 14), (12, 15), (13, 16))
+#: (right, left) pairs, like MPII_FLIP_PAIRS.
+H36M_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 4), (2, 5), (3, 6), (14, 11), (15, 12), (16, 13))
 H36M_LEFT: tuple[int, ...] = (4, 5, 6, 11, 12, 13)
 H36M_RIGHT: tuple[int, ...] = (1, 2, 3, 14, 15, 16)
 #: The raw 32-joint Human3.6M layout -> the 17 joints used everywhere.

@@ -1,6 +1,8 @@
-"""DistributedDataParallel: a 2-process step equals a 1-process step on the same global batch."""
+"""DistributedDataParallel: a 2-process step equals a 1-process step on the same global batch,
+both through :func:`dphelpers.train.train_step`; resuming a 2-process run is exact."""
 import os
 import socket
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,9 +11,14 @@ import torch.multiprocessing as mp
 
 from dphelpers.denoiser import DenoiserConfig
 from dphelpers.diffusion import DiffPose, DiffPoseConfig
-from dphelpers.distributed import LossModule, init_distributed, local_batch_size, train_step, wrap_ddp
+from dphelpers.checkpoint import read_checkpoint
 from dphelpers.embedding import EmbeddingConfig
 from dphelpers.sampling import sample_candidates
+from dphelpers.tools.ddp import LossModule, ddp_fit, init_distributed, local_batch_size
+from dphelpers.train import TrainConfig, new_state, train_step
+from torch.nn.parallel import DistributedDataParallel
+
+from test_train import assert_same_state
 
 GLOBAL_BATCH = 8
 # no dropout anywhere: the model in train mode is then deterministic given candidates, t and eps
@@ -43,6 +50,27 @@ def _model() -> DiffPose:
     return DiffPose(CONFIG).train()
 
 
+class FixedDraws(LossModule):
+    """The loss with this rank's candidates, timesteps and noise fixed (no generator draws)."""
+
+    def __init__(self, model, draws):
+        super().__init__(model)
+        self.draws = draws
+
+    def forward(self, heatmaps, poses_3d_mm, generator=None):
+        return self.model.loss(heatmaps, poses_3d_mm, **self.draws)
+
+
+STEP_CONFIG = TrainConfig(batch_size=GLOBAL_BATCH, grad_clip=1.0)
+
+
+def _step(model, loss_module, heatmaps, poses):
+    state = new_state(model, torch.Generator().manual_seed(0), STEP_CONFIG)
+    train_step(state, SimpleNamespace(heatmaps=heatmaps, poses_3d_mm=poses), STEP_CONFIG,
+               loss_module=loss_module)
+    return state
+
+
 def _rank_main(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
@@ -53,12 +81,12 @@ def _rank_main(rank: int, world: int, port: int, out: str) -> None:
         data = _global_batch()
         n = local_batch_size(GLOBAL_BATCH, world)
         part = slice(rank * n, (rank + 1) * n)
-        ddp = wrap_ddp(_model(), info)
-        opt = torch.optim.Adam(ddp.parameters(), lr=1e-4)
-        train_step(ddp, opt, data["heatmaps"][part], data["poses"][part], grad_clip=1.0,
-                   t=data["t"][part], eps=data["eps"][part], candidates=data["candidates"][part])
+        model = _model()
+        draws = {k: data[k][part] for k in ("t", "eps", "candidates")}
+        ddp = DistributedDataParallel(FixedDraws(model, draws))
+        _step(model, ddp, data["heatmaps"][part], data["poses"][part])
         if info.is_main:
-            torch.save(ddp.module.model.state_dict(), out)
+            torch.save(model.state_dict(), out)
     finally:
         dist.destroy_process_group()
 
@@ -71,18 +99,33 @@ def test_two_process_step_equals_single_process_step(tmp_path):
     data = _global_batch()
     model = _model()
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loss = model.loss(data["heatmaps"], data["poses"], t=data["t"], eps=data["eps"],
-                      candidates=data["candidates"])
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-
+    draws = {k: data[k] for k in ("t", "eps", "candidates")}
+    _step(model, FixedDraws(model, draws), data["heatmaps"], data["poses"])
     moved = 0
     for name, value in model.state_dict().items():
         assert torch.allclose(ddp_state[name], value, atol=1e-6, rtol=0), name
         moved += int(not torch.equal(value, start[name]))
     assert moved > 10  # the step changed the weights, so the comparison means something
+
+
+def _fit_main(rank: int, world: int, port: int, steps: int, path: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    cfg = TrainConfig(steps=steps, batch_size=4, ckpt_every=1, log_every=1, seed=2, threads=1)
+    ddp_fit(cfg, "argmax_only", path, device="cpu", progress=False)
+
+
+def test_ddp_resume_is_exact(tmp_path):
+    """2 processes: 3 straight steps vs 2 steps + resume + 1: every tensor of the saved state
+    (weights, EMA and its count, Adam, both ranks' data and dropout streams, log) is equal."""
+    a, b = str(tmp_path / "a.pt"), str(tmp_path / "b.pt")
+    mp.spawn(_fit_main, args=(2, _free_port(), 3, a), nprocs=2, join=True)
+    mp.spawn(_fit_main, args=(2, _free_port(), 2, b), nprocs=2, join=True)
+    mp.spawn(_fit_main, args=(2, _free_port(), 3, b), nprocs=2, join=True)
+    sa, sb = read_checkpoint(a), read_checkpoint(b)
+    assert len(sa["rngs"]) == 2 and sa["ema_n_averaged"] == 3 and sb["step"] == 3
+    assert not torch.equal(sa["rngs"][0]["dropout"], sa["rngs"][1]["dropout"])
+    assert_same_state(sa, sb)
 
 
 def test_loss_module_is_diffpose_loss():

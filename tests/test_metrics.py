@@ -196,26 +196,7 @@ def test_quantile_far_ground_truth_is_zero():
     assert (q[:, odd] == 0).all()
 
 
-# --- summaries and errors ---------------------------------------------------------------------
-def test_summarise_and_per_joint_best():
-    pred, gt = _toy(30.0, b=16, h=10)
-    s = metrics.summarise(pred, gt)
-    assert set(s) == {"P1_min", "P1_median", "P2_min", "P2_median", "PCK", "CPS", "ECE"}
-    assert all(isinstance(v, float) for v in s.values())
-    assert s["P2_min"] <= s["P1_min"] <= s["P1_median"]
-    assert 0.0 <= s["PCK"] <= 100.0 and 0.0 <= s["CPS"] <= 299.0
-    pj = metrics.per_joint_best(pred, gt)
-    assert pj.shape == (17,) and pj[0] == 0
-    assert pj.mean().item() == pytest.approx(s["P1_min"], rel=1e-6)
-
-
-def test_summarise_perfect():
-    gt = _random_poses(4, seed=30)
-    s = metrics.summarise(gt.unsqueeze(1).repeat(1, 2, 1, 1), gt)
-    assert s["P1_min"] < 1e-9 and s["P2_min"] < 1e-6
-    assert s["PCK"] == 100.0 and s["CPS"] == pytest.approx(299.0)
-
-
+# --- errors ----------------------------------------------------------------------------------
 def test_bad_inputs_raise():
     gt = torch.zeros(2, 17, 3)
     with pytest.raises(ValueError, match=r"pred must have shape \(b, h, 17, 3\).*\(2, 17, 3\)"):
