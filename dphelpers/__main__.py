@@ -1,5 +1,6 @@
+"""``python -m dphelpers VERB``: the command line (:mod:`dphelpers.tools.cli`)."""
 import sys
 
-from .cli import main
+from .tools.cli import main
 
 sys.exit(main())

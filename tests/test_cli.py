@@ -1,68 +1,212 @@
+"""The command line: help, one-line errors, which model file each verb reads and writes."""
+import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 
-from dphelpers.checkpoint import save_checkpoint
-from dphelpers.cli import main
-from dphelpers.diffusion import DiffPose
+from dphelpers.checkpoint import CheckpointError, read_checkpoint, save_model
+from dphelpers.denoiser import DenoiserConfig
+from dphelpers.diffusion import DiffPose, DiffPoseConfig
+from dphelpers.embedding import EmbeddingConfig
+from dphelpers.modelfiles import MODEL_NAMES, shipped_file
+from dphelpers.tools.cli import build_parser, main
+from dphelpers.tools.modelref import result_stem
+
+TINY = DiffPoseConfig(embedding=EmbeddingConfig(n_channels=16, d_model=32, n_heads=2, n_layers=1,
+                                                d_ff=64, cond_dim=64),
+                      denoiser=DenoiserConfig(cond_dim=64, hidden=64))
 
 
-def test_help_and_bad_verb():
-    out = subprocess.run([sys.executable, "-m", "dphelpers", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "run" in out.stdout and "bench" in out.stdout
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory):
+    """An untrained small model with the full model's switches, saved as a model file at step 7."""
+    torch.manual_seed(0)
+    return save_model(tmp_path_factory.mktemp("models") / "tiny.pt", DiffPose(TINY), step=7)
+
+
+def _one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_help_shows_a_default_for_every_option():
+    parser = build_parser()
+    top = parser.format_help()
+    assert "``" not in top and ":mod:" not in top          # plain text, no reStructuredText
+    for verb in ("run", "train", "evaluate", "bench", "predict", "export", "book", "sweep"):
+        assert verb in top
+    for verb, sub in _subparsers(parser).items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"{verb} {action.dest} has no help line"
+            if action.option_strings and not isinstance(action, argparse._StoreTrueAction):
+                shown = sub._get_formatter()._get_help_string(action)
+                assert "default" in shown, f"{verb} {action.option_strings}: no default shown"
+
+
+def test_help_names_files_precision_and_steps():
+    subs = _subparsers(build_parser())
+    train = subs["train"].format_help()
+    assert "runs/diffpose_<model>.pt" in train and "(default: 50000)" in train
+    assert "(default: fp32)" in train
+    for verb in ("evaluate", "bench"):
+        text = " ".join(subs[verb].format_help().split())
+        assert "float32" in text and "--bf16" in text
+    predict = " ".join(subs["predict"].format_help().split())
+    assert "bfloat16 autocast where" in predict and "--fp32" in predict
+    assert "--ablation" not in " ".join(s.format_help() for s in subs.values())
+    for gone in ("--data", "--steps"):
+        assert gone not in subs["predict"].format_help()
+    assert "--checkpoint" not in subs["bench"].format_help()
+
+
+def test_script_help_and_bad_verb_from_a_shell():
+    out = subprocess.run([sys.executable, "-m", "dphelpers", "--help"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0 and "export" in out.stdout and "--debug" in out.stdout
     bad = subprocess.run([sys.executable, "-m", "dphelpers", "nope"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    assert bad.returncode == 2 and "invalid choice" in _one_error_line(bad.stderr)
 
 
-def test_run_trains_then_evaluates(tmp_path, capsys):
-    ckpt = tmp_path / "m.pt"
-    args = ["run", "--checkpoint", str(ckpt), "--steps", "2", "--batch-size", "4", "--n-test", "6",
-            "--n-hypo", "3", "--out", str(tmp_path), "--quiet"]
+@pytest.mark.parametrize("argv, match", [
+    (["evaluate", "--model", "nope"], "invalid choice: 'nope'"),
+    (["evaluate", "--n-hypo", "0"], "--n-hypo: expected an integer >= 1"),
+    (["train", "--precision", "fp16"], "invalid choice: 'fp16'"),
+    (["bench", "--models", "nope"], "unknown model 'nope'"),
+    (["bench", "--models", "full="], "the path is empty"),
+    (["bench", "--checkpoint", "x.pt"], "unrecognized arguments"),
+])
+def test_bad_arguments_are_one_line_exit_2(argv, match, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and match in _one_error_line(capsys.readouterr().err)
+
+
+def test_expected_errors_are_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("notanimage.jpg").write_text("this is text, not a JPEG\n")
+    Path("garbage.pt").write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8,
+                                                 generator=torch.Generator().manual_seed(0))
+                                   .numpy().tobytes())
+    cases = [
+        (["predict", "missing.jpg"], "image file 'missing.jpg' does not exist"),
+        (["predict", "notanimage.jpg"], "could not read image file 'notanimage.jpg'"),
+        (["evaluate", "--checkpoint", "garbage.pt"], "garbage.pt is corrupt or not a DiffPose"),
+        (["evaluate", "--checkpoint", "missing.pt"], "model file not found: missing.pt"),
+        (["export", "garbage.pt", "out.pt"], "garbage.pt is corrupt"),
+        (["train", "--checkpoint", str(shipped_file("full"))], "is a shipped model"),
+        (["bench", "--models", "full=missing.pt", "--skip-speed"], "not found: missing.pt"),
+    ]
+    for argv, match in cases:
+        assert main(argv) == 2, argv
+        assert match in _one_error_line(capsys.readouterr().err), argv
+    with pytest.raises(CheckpointError, match="garbage.pt is corrupt"):    # --debug: raised
+        main(["--debug", "evaluate", "--checkpoint", "garbage.pt"])
+
+
+def test_no_person_found_is_one_line(tmp_path, capsys):
+    import cv2
+    import numpy as np
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((300, 300, 3), 128, np.uint8))
+    assert main(["predict", str(blank), "--out", str(tmp_path)]) == 2
+    assert "no person found" in _one_error_line(capsys.readouterr().err)
+
+
+def test_result_files_are_named_after_the_model_file(tmp_path):
+    assert result_stem(shipped_file("full")) == "diffpose_full"
+    assert result_stem(tmp_path / "mine.pt") == "mine"
+    runs = tmp_path / "runs" / "diffpose_full.pt"          # a run's file beside the shipped one
+    assert result_stem(runs) == "runs_diffpose_full" != result_stem(shipped_file("full"))
+
+
+def test_evaluate_prints_the_file_and_names_rows_after_it(tmp_path, tiny_file, capsys):
+    small = ["--n-test", "3", "--n-hypo", "2", "--quiet", "--out", str(tmp_path)]
+    assert main(["evaluate", "--checkpoint", str(tiny_file), *small]) == 0
+    out = capsys.readouterr().out
+    assert f"model 'full': loaded {tiny_file} (7 training steps)" in out
+    saved = json.loads((tmp_path / "evaluate_tiny.json").read_text())
+    assert saved["model"]["file"] == str(tiny_file) and saved["model"]["trained_steps"] == 7
+    assert set(saved["metrics"]) >= {"tiny (full)", "mean pose (ignores the image) (full)"}
+    assert saved["metrics"]["tiny (full)"]["n"] == 3 and saved["precision"] == "fp32"
+    assert f"wrote {tmp_path / 'evaluate_tiny.json'}" in out.splitlines()[-1]
+    # the shipped model by name: its own row name and result file, the other one untouched
+    assert main(["evaluate", "--model", "full", *small]) == 0
+    out = capsys.readouterr().out
+    assert f"loaded {shipped_file('full')}" in out
+    shipped = json.loads((tmp_path / "evaluate_diffpose_full.json").read_text())
+    assert "full (diffpose_full.pt) (full)" in shipped["metrics"]
+    assert json.loads((tmp_path / "evaluate_tiny.json").read_text()) == saved
+
+
+def test_run_trains_only_when_there_is_no_file(tmp_path, capsys, monkeypatch):
+    ckpt = tmp_path / "fresh.pt"
+    args = ["run", "--checkpoint", str(ckpt), "--steps", "1", "--n-test", "3", "--n-hypo", "2",
+            "--out", str(tmp_path), "--quiet"]
     assert main(args) == 0
-    result = json.loads((tmp_path / "run_full.json").read_text())
-    assert result["trained_steps"] == 2
-    rows = result["metrics"]
-    assert rows["DiffPose full (full)"]["n"] == 6
-    assert "mean pose (full)" in rows
-    assert "P1_min" in capsys.readouterr().out
-    # a missing checkpoint for evaluate is a clear error
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
-        main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path)])
-
-
-def test_predict_astronaut_and_export(tmp_path, capsys):
-    ckpt = save_checkpoint(tmp_path / "m.pt", DiffPose(), step=1)
-    assert main(["predict", "astronaut", "--checkpoint", str(ckpt), "--n-hypo", "4",
-                 "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "predict_astronaut.npz").is_file()
-    assert (tmp_path / "predict_astronaut.html").stat().st_size > 1000
-    assert "hypotheses" in capsys.readouterr().out
-    small = tmp_path / "small.pt"
-    assert main(["export", str(ckpt), str(small)]) == 0
-    assert small.stat().st_size < 0.6 * ckpt.stat().st_size
-
-
-def test_run_never_retrains_an_existing_model(tmp_path, monkeypatch):
-    """The main job loads a present checkpoint as it is, whatever its step count: it must not
-    resume training and overwrite the shipped model."""
-    ckpt = save_checkpoint(tmp_path / "shipped.pt", DiffPose(), step=3)
+    out = capsys.readouterr().out
+    assert f"trained into {ckpt} (1 training steps)" in out and "P1_min" in out
+    result = json.loads((tmp_path / "run_fresh.json").read_text())
+    assert result["model"]["trained_steps"] == 1 and "fresh (full)" in result["metrics"]
     before = ckpt.read_bytes()
-    import dphelpers.train as train_mod
+
+    import dphelpers.modelfiles as modelfiles
 
     def no_training(*a, **k):
-        raise AssertionError("run must not train when the checkpoint exists")
+        raise AssertionError("run must not train when the model file exists")
 
-    monkeypatch.setattr(train_mod, "fit", no_training)
-    assert main(["run", "--checkpoint", str(ckpt), "--steps", "50", "--n-test", "3", "--n-hypo", "2",
-                 "--out", str(tmp_path), "--quiet"]) == 0
+    monkeypatch.setattr(modelfiles, "fit", no_training)
+    assert main(args[:4] + ["50"] + args[5:]) == 0        # more --steps: still only read
+    assert f"loaded {ckpt} (1 training steps)" in capsys.readouterr().out
     assert ckpt.read_bytes() == before
-    assert json.loads((tmp_path / "run_full.json").read_text())["trained_steps"] == 3
 
 
-def test_train_defaults_to_runs_not_the_shipped_model(monkeypatch, tmp_path):
-    from dphelpers.cli import DEFAULT_CHECKPOINT, _checkpoint, build_parser
-    monkeypatch.chdir(tmp_path)
-    assert _checkpoint(build_parser().parse_args(["train"])) == __import__("pathlib").Path("runs/diffpose_full.pt")
-    assert _checkpoint(build_parser().parse_args(["evaluate"])) == DEFAULT_CHECKPOINT
+def test_train_resumes_and_refuses_what_it_cannot_resume(tmp_path, capsys):
+    ckpt = tmp_path / "t.pt"
+    base = ["train", "--checkpoint", str(ckpt), "--batch-size", "4", "--quiet"]
+    assert main(base + ["--steps", "2"]) == 0
+    assert read_checkpoint(ckpt)["step"] == 2
+    assert main(base + ["--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming {ckpt} at step 2" in out and f"wrote {ckpt}" in out.splitlines()[-1]
+    assert read_checkpoint(ckpt)["step"] == 3
+    assert main(["train", "--model", "argmax_only", "--checkpoint", str(ckpt), "--steps", "4"]) == 2
+    assert "different settings" in _one_error_line(capsys.readouterr().err)
+    # export: a small model file, printed; training cannot resume from it; no self-overwrite
+    small = tmp_path / "small.pt"
+    assert main(["export", str(ckpt), str(small)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {small}" in out and "float16" in out and "3 training steps" in out
+    assert small.stat().st_size < 0.5 * ckpt.stat().st_size
+    assert main(["train", "--checkpoint", str(small), "--steps", "5"]) == 2
+    assert "not a training checkpoint" in _one_error_line(capsys.readouterr().err)
+    assert main(["export", str(ckpt), str(ckpt)]) == 2
+    assert "would overwrite the training checkpoint" in capsys.readouterr().err
+
+
+def test_predict_astronaut_names_outputs_after_the_model(tmp_path, tiny_file, capsys):
+    assert main(["predict", "astronaut", "--checkpoint", str(tiny_file), "--n-hypo", "4",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"loaded {tiny_file}" in out and "hypotheses" in out
+    assert (tmp_path / "predict_astronaut_tiny.npz").is_file()
+    assert (tmp_path / "predict_astronaut_tiny.html").stat().st_size > 1000
+
+
+def test_every_model_name_is_a_choice():
+    subs = _subparsers(build_parser())
+    for verb in ("run", "train", "evaluate", "predict"):
+        model = next(a for a in subs[verb]._actions if a.dest == "model")
+        assert tuple(model.choices) == MODEL_NAMES and model.default == "full"

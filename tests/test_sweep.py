@@ -1,12 +1,17 @@
 """Papermill sweeps over a parameter grid on a local Dask cluster."""
 import argparse
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from dphelpers.sweep import (add_sweep_parser, expand_grid, parse_grid, parse_value, results_table,
-                             run_notebook, run_sweep_cli, sweep_figure)
+from dphelpers.tools import sweep as sweep_mod
+from dphelpers.tools.sweep import (add_sweep_parser, default_metric, expand_grid, parse_grid,
+                                   parse_value, results_table, run_notebook, run_sweep_cli, sweep,
+                                   sweep_figure)
+
+REPO = Path(__file__).resolve().parents[1]
 
 PARAMS = "QUICK = False\nX = 1\nRESULTS_JSON = None\n"
 BODY = ("import json\n"
@@ -83,9 +88,71 @@ def test_sweep_cli_on_local_dask_cluster(tmp_path, tiny_notebook, capsys):
     printed = capsys.readouterr().out
     assert "FAILED" in printed and "score" in printed
 
-    table = results_table(results).splitlines()
+    table = str(results_table(results)).splitlines()
     assert len(table) == 2 + 3 and table[0].split() == ["X", "QUICK", "score", "status", "seconds"]
+    assert table[-1].split()[:2] == ["3", "True"] and "FAILED: notebook tiny.ipynb" in table[-1]
+    assert "\n".join(table) in printed                       # the table is printed at the end
+    assert printed.rstrip().splitlines()[-1].startswith("sweep: 3 run(s) of tiny.ipynb, 1 failed")
     fig = sweep_figure(results, "X", "score")
     assert list(fig.data[0].x) == [1, 2] and list(fig.data[0].y) == [2, 4]
-    with pytest.raises(KeyError, match="metric 'P1'"):
+    with pytest.raises(ValueError, match="metric 'P1'"):
         sweep_figure(results, "X", "P1")
+
+
+def _fake(n_hypo, p1, ok=True):
+    return {"params": {"N_HYPO": n_hypo, "QUICK": True}, "ok": ok, "error": None if ok else "boom",
+            "metrics": {"full_n": 16, "full_P1_min": p1, "full_P2_min": p1 / 2, "N_HYPO": n_hypo}
+            if ok else None, "output": None, "seconds": 1.5}
+
+
+def test_default_metric_is_p1_min_and_the_table_shows_what_varies():
+    results = [_fake(1, 90.0), _fake(10, 70.0), _fake(50, None, ok=False)]
+    assert default_metric(results) == "full_P1_min"
+    assert default_metric([{"params": {}, "ok": True, "metrics": {"a": 1, "b": 2}},
+                           {"params": {}, "ok": True, "metrics": {"a": 1, "b": 3}}]) == "b"
+    assert default_metric([_fake(1, None, ok=False)]) is None
+    wrong = _fake(10, 70.0)
+    wrong["metrics"]["N_HYPO"] = 20                        # the notebook ignored the parameter
+    tab = results_table([_fake(1, 90.0), wrong])
+    assert "reported N_HYPO" in tab.columns and tab.rows[1][tab.columns.index("reported N_HYPO")] == "20"
+    tab = results_table(results, first="full_P2_min")
+    # a metric named like a parameter shows only where a run reports another value than given
+    assert tab.columns == ("N_HYPO", "QUICK", "full_P2_min", "full_P1_min", "status", "seconds")
+    assert tab.caption == "same in every run: full_n=16"
+    assert [r[-2] for r in tab.rows] == ["ok", "ok", "FAILED: boom"]
+    assert results_table(results, first="full_P1_min", show=["full_P2_min"]).columns == (
+        "N_HYPO", "QUICK", "full_P1_min", "full_P2_min", "status", "seconds")
+    with pytest.raises(ValueError, match=r"--show \['P9'\]"):
+        results_table(results, show=["P9"])
+
+
+def test_sweep_cli_plots_p1_min_by_default_and_checks_y(tmp_path, monkeypatch, capsys):
+    results = [_fake(1, 90.0), _fake(10, 70.0)]
+    monkeypatch.setattr(sweep_mod, "sweep", lambda *a, **k: results)
+    parser = argparse.ArgumentParser()
+    add_sweep_parser(parser.add_subparsers(dest="verb"))
+    argv = ["sweep", "notebooks/05_evaluation.ipynb", "--grid", "N_HYPO=1,10", "--grid",
+            "QUICK=true", "--out", str(tmp_path), "--quiet"]
+    assert run_sweep_cli(parser.parse_args(argv)) == 0
+    printed = capsys.readouterr().out
+    assert "plotted full_P1_min against N_HYPO" in printed
+    header = next(ln for ln in printed.splitlines() if ln.startswith("N_HYPO"))
+    assert header.split()[:3] == ["N_HYPO", "QUICK", "full_P1_min"]
+    html = (tmp_path / "sweep.html").read_text()
+    assert "full_P1_min vs N_HYPO" in html
+    with pytest.raises(ValueError, match="--y 'P3' is not a metric.*full_P1_min"):
+        run_sweep_cli(parser.parse_args(argv + ["--y", "P3"]))
+
+
+def test_sweep_over_n_hypo_gives_different_rows(tmp_path):
+    """The README's sweep (``sweep notebooks/05_evaluation.ipynb --grid N_HYPO=1,10 --grid
+    QUICK=true``): the injected N_HYPO must win over the notebook's QUICK sizes, so the two
+    runs differ in P1 min and each reports the N_HYPO it was given."""
+    results = sweep(REPO / "notebooks" / "05_evaluation.ipynb", {"N_HYPO": [1, 10],
+                    "QUICK": [True]}, tmp_path, n_workers=2, progress=False)
+    assert all(r["ok"] for r in results), [r["error"] for r in results]
+    p1 = [r["metrics"]["full_P1_min"] for r in results]
+    assert p1[0] != p1[1], p1
+    for r in results:
+        reported = r["metrics"].get("N_HYPO", r["metrics"].get("n_hypo"))
+        assert reported == r["params"]["N_HYPO"], r["metrics"]

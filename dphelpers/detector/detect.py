@@ -1,6 +1,6 @@
 """The real 2D detector: image -> person crop -> 16 MPII heatmaps (notebook 06).
 
-BlazePose (:mod:`dphelpers.blazepose`) finds the person and predicts 33 landmark heatmaps
+BlazePose (:mod:`dphelpers.detector.blazepose`) finds the person and predicts 33 landmark heatmaps
 on a 256 x 256 crop; this module turns them into the heatmaps DiffPose reads, ``(1, 16, 64,
 64)`` in MPII order, the same contract as the simulator in :mod:`dphelpers.heatmaps`.
 
@@ -40,7 +40,7 @@ import torch
 from scipy import ndimage
 
 from .blazepose import PersonBox, blazepose_heatmaps, detect_person
-from .skeleton import N_MPII
+from ..skeleton import N_MPII
 
 __all__ = ["DetectorConfig", "Detection", "load_image", "crop_person", "mpii_from_blazepose",
            "detect_heatmaps", "BLAZEPOSE_TO_MPII"]

@@ -1,4 +1,17 @@
-"""``python -m dphelpers bench``: the benchmark table (accuracy and speed), printed and written as JSON."""
+"""``python -m dphelpers bench``: the models' accuracy side by side, and speed against the
+machine, printed and written as JSON (``runs/bench.json``; notebook 05 reads it).
+
+- Accuracy: every ``--models`` entry (a name: its shipped file; ``NAME=PATH``: that file,
+  which must hold model NAME) on the same test samples, float32 (``--bf16`` adds bfloat16
+  rows of the full model), the mean-pose baseline, twin coverage and reliability.  It takes
+  minutes; :func:`accuracy_estimate` measures one batch and says how many before starting.
+- Speed: sampling at each ``--batches`` size (``--bf16``: also bfloat16), and
+  :func:`~dphelpers.tools.bench.bench_training` in fp32 and bf16 side by side at batch 64 and
+  32 in the same run, so their ratio is a same-machine ratio.
+
+Which file is read is :mod:`dphelpers.modelfiles`' rule (through
+:mod:`~dphelpers.tools.modelref`, which also names the rows).
+"""
 from __future__ import annotations
 
 import time
@@ -6,30 +19,92 @@ from pathlib import Path
 
 import torch
 
-from . import bench
-from .checkpoint import load_model
-from .data import load_mocap, split_clips
-from .diffusion import DiffPose
-from .evaluate import evaluate, evaluate_fixed, results_table, table_rows, training_mean_pose
-from .metrics import reliability_from_quantiles
-from .pipeline import TrainStream, make_test_set
-from .twins import TwinBatch, coverage_table, depth_flip_twins_batch, mean_hypothesis
+from ..modelfiles import SHIPPED_NAMES, shipped_file
+from ..tables import table
+from ..train import TrainConfig
+from . import bench, modelref
+from .modelref import Loaded, model_entry
+from .verbs import duration, evaluation_table
 
-__all__ = ["run_bench", "model_path"]
+__all__ = ["model_entry", "resolve_entries", "load_models", "accuracy_estimate", "accuracy",
+           "speed", "run_bench", "TRAIN_BATCHES"]
+
+TRAIN_BATCHES = (64, 32)        # the paper's batch and the authors' code's
 
 
-def model_path(name: str) -> Path:
-    """The model file of ablation ``name`` (see :func:`dphelpers.cli.model_file`), which must exist."""
-    from .cli import model_file
-    path = model_file(name)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint for {name!r} at {path}: train it with "
-                                f"`python -m dphelpers train --ablation {name}`")
-    return path
+def resolve_entries(entries: list[tuple[str, Path | None]] | None) -> list[tuple[str, Path | None]]:
+    """``--models`` as parsed; None: the shipped models present (a note names missing ones).
+
+    Duplicate entries (same name and file) are an error naming them.
+    """
+    if entries is None:
+        present = [n for n in SHIPPED_NAMES if shipped_file(n).is_file()]
+        missing = [n for n in SHIPPED_NAMES if n not in present]
+        if not present:
+            raise FileNotFoundError(f"no shipped models in {shipped_file('full').parent}: name "
+                                    "model files with --models NAME=PATH")
+        if missing:
+            print(f"bench: no shipped file for {', '.join(missing)}: comparing "
+                  f"{', '.join(present)} (train the others and pass them as NAME=PATH)")
+        return [(n, None) for n in present]
+    seen = set()
+    for name, path in entries:
+        key = (name, None if path is None else Path(path).resolve())
+        if key in seen:
+            raise ValueError(f"--models names {name}{'' if path is None else '=' + str(path)} "
+                             "twice")
+        seen.add(key)
+    return list(entries)
+
+
+def load_models(entries: list[tuple[str, Path | None]], device: str | torch.device = "cpu"
+                ) -> list[Loaded]:
+    """Read every entry first (a bad one fails before any work) and print what was read."""
+    loaded = [modelref.load(name, path, device) for name, path in entries]
+    labels = [m.label for m in loaded]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise ValueError(f"--models: two entries make the same row {dup}: give the files "
+                         "different names")
+    for m in loaded:
+        print(m.info)
+    return loaded
+
+
+def _hypotheses_per_s(model, heatmaps: torch.Tensor, n_hypo: int, dtype) -> float:
+    gen = torch.Generator(device=model.device).manual_seed(0)
+    t0 = time.perf_counter()
+    model.sample(heatmaps.to(model.device), n_hypo, generator=gen, autocast_dtype=dtype)
+    return heatmaps.shape[0] * n_hypo / (time.perf_counter() - t0)
+
+
+def accuracy_estimate(models: list[Loaded], test, n_hypo: int, eval_batch: int,
+                      bf16: bool) -> tuple[float, str]:
+    """Seconds the accuracy part will take, from one timed batch of the first DiffPose model
+    (the lifter's single prediction is free), and a line saying so."""
+    diffpose = [m for m in models if m.info.name != "lifter"]
+    if not diffpose:
+        return 0.0, f"accuracy: {len(models)} model(s) x {len(test):,} test samples: seconds"
+    hm = test.heatmaps[:eval_batch]
+    total = len(test) * n_hypo
+    seconds = len(diffpose) * total / _hypotheses_per_s(diffpose[0].model, hm, n_hypo, None)
+    extra = ""
+    if bf16:
+        seconds += total / _hypotheses_per_s(diffpose[0].model, hm, n_hypo, torch.bfloat16)
+        extra = f" + bfloat16 rows of {_bf16_model(models).label}"
+    return seconds, (f"accuracy: {len(models)} model(s) x {len(test):,} test samples x {n_hypo} "
+                     f"hypotheses in float32{extra}: about {duration(seconds)} on this machine "
+                     "(from one timed batch; --skip-accuracy skips it)")
+
+
+def _bf16_model(models: list[Loaded]) -> Loaded:
+    full = [m for m in models if m.info.name == "full"]
+    return (full or [m for m in models if m.info.name != "lifter"] or models)[0]
 
 
 def _coverage(pred: torch.Tensor, test, twins) -> dict:
     """Twin coverage on the full test set and on its ambiguous subset."""
+    from ..twins import TwinBatch, coverage_table
     out = {"full": coverage_table(pred, test.poses_3d_mm, twins)}
     amb = test.ambiguous
     if amb.any():
@@ -39,82 +114,129 @@ def _coverage(pred: torch.Tensor, test, twins) -> dict:
     return out
 
 
-def _accuracy(args, train_m, test_m, out: dict) -> None:
-    test = make_test_set(test_m, args.n_test)
+def accuracy(models: list[Loaded], train_m, test_m, n_test: int | None, n_hypo: int = 200,
+             eval_batch: int = 8, seed: int = 0, bf16: bool = False, progress: bool = True
+             ) -> dict:
+    """Every model on the same test set; returns the JSON parts ``accuracy`` (rows named
+    ``"LABEL (subset)"``), ``coverage``, ``reliability`` and ``accuracy_setup``."""
+    from ..evaluate import evaluate, evaluate_fixed, table_rows, training_mean_pose
+    from ..metrics import reliability_from_quantiles
+    from ..pipeline import make_test_set
+    from ..twins import depth_flip_twins_batch, mean_hypothesis
+    test = make_test_set(test_m, n_test)
     twins = depth_flip_twins_batch(test.poses_3d_mm)
-    rows, cover, reliab = {}, {}, {}
-    for name in args.models:
-        model = load_model(model_path(name), device=args.device)
-        ev = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed, progress=not args.quiet,
-                      keep=True, autocast_dtype=None)  # float32; the bf16 rows below compare
-        rows.update(table_rows(name, ev))
-        cover[name] = _coverage(ev.predictions, test, twins)
+    _, line = accuracy_estimate(models, test, n_hypo, eval_batch, bf16)
+    print(line, flush=True)
+    evals, cover, reliab = {}, {}, {}
+    single = _bf16_model(models)
+    for m in models:
+        ev = evaluate(m.model, test, n_hypo, eval_batch, seed=seed, progress=progress, keep=True,
+                      autocast_dtype=None)
+        evals[m.label] = ev
+        cover[m.label] = _coverage(ev.predictions, test, twins)
         levels, freq = reliability_from_quantiles(ev.quantiles)
-        reliab[name] = {"levels": levels.tolist(), "freq": freq[1:].mean(0).tolist()}
-        if name == "full":
+        reliab[m.label] = {"levels": levels.tolist(), "freq": freq[1:].mean(0).tolist()}
+        if m is single and m.info.name != "lifter":
             cover["single hypothesis (one sample)"] = _coverage(ev.predictions[:, :1], test, twins)
-            cover["single hypothesis (mean)"] = _coverage(mean_hypothesis(ev.predictions), test, twins)
-        del ev
-        if args.bf16 and name == "full":
-            ev16 = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed,
-                            progress=not args.quiet, autocast_dtype=torch.bfloat16)
-            rows.update(table_rows("full bf16", ev16))
-    base = evaluate_fixed(training_mean_pose(train_m, seed=args.seed + 1), test)
-    rows.update(table_rows("mean pose", base))
-    print(results_table(rows))
-    print("twin coverage (fraction of depth-flip twins with a hypothesis within 50 / 100 mm; ground truth alike)")
+            cover["single hypothesis (mean)"] = _coverage(mean_hypothesis(ev.predictions), test,
+                                                          twins)
+            if bf16:
+                label = modelref.label_of(f"{m.info.name} bf16", m.path)
+                evals[label] = evaluate(m.model, test, n_hypo, eval_batch, seed=seed,
+                                        progress=progress, autocast_dtype=torch.bfloat16)
+        ev.predictions = None      # the hypotheses are large; the metrics stay
+    evals["mean pose"] = evaluate_fixed(training_mean_pose(train_m, seed=seed + 1), test)
+    print(evaluation_table(evals, caption="accuracy (mm; PCK@150 in %; float32 unless bf16)"))
+    print("twin coverage (fraction of depth-flip twins with a hypothesis within 50 / 100 mm; "
+          "ground truth alike)")
+    width = max(len(f"{k} ({s})") for k, parts in cover.items() for s in parts) + 2
     for name, parts in cover.items():
         for subset, c in parts.items():
-            print(f"  {name + ' (' + subset + ')':44s} twins {c['twin@50']:.3f} / {c['twin@100']:.3f}"
-                  f"   gt {c['gt_same@50']:.3f} / {c['gt_same@100']:.3f}   n_twins {int(c['n_twins'])}")
-    out["accuracy"] = rows
-    out["coverage"] = cover
-    out["reliability"] = reliab
-    out["accuracy_setup"] = {"n_test": len(test), "n_ambiguous": int(test.ambiguous.sum()),
-                             "n_hypo": args.n_hypo}
+            print(f"  {name + ' (' + subset + ')':{width}s} twins {c['twin@50']:.3f} / "
+                  f"{c['twin@100']:.3f}   gt {c['gt_same@50']:.3f} / {c['gt_same@100']:.3f}   "
+                  f"n_twins {int(c['n_twins'])}")
+    rows = {k: v for label, e in evals.items() for k, v in table_rows(label, e).items()}
+    return {"accuracy": rows, "coverage": cover, "reliability": reliab,
+            "accuracy_setup": {"n_test": len(test), "n_ambiguous": int(test.ambiguous.sum()),
+                               "n_hypo": n_hypo, "models": [_model_json(m) for m in models]}}
 
 
-def _speed(args, test_m, out: dict) -> None:
-    try:
-        model = load_model(model_path("full"), device=args.device)
-    except FileNotFoundError:
-        model = DiffPose().to(args.device).eval()  # speed does not depend on the weights
-    test = make_test_set(test_m, max(args.batches + [64]))
+def _model_json(m: Loaded) -> dict:
+    return {"label": m.label, "name": m.info.name, "file": str(m.path),
+            "trained_steps": m.info.trained_steps}
+
+
+def _speed_model(models: list[Loaded], device):
+    """The full model read for accuracy, else the shipped one, else an untrained one (speed
+    does not depend on the weights)."""
+    full = [m for m in models if m.info.name == "full"]
+    if full:
+        return full[0].model, full[0].label
+    if shipped_file("full").is_file():
+        m = modelref.load("full", None, device)
+        print(m.info)
+        return m.model, m.label
+    from ..diffusion import DiffPose
+    return DiffPose().to(device).eval(), "untrained full-size DiffPose"
+
+
+def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32),
+          n_hypo: int = 200, bf16: bool = False, train_steps: int = 20, data_batches: int = 10
+          ) -> dict:
+    """Sampling and training speed; returns the JSON parts ``speed`` (one record per row),
+    ``training_bf16_over_fp32`` and the FLOP counts."""
+    from ..pipeline import TrainStream, make_test_set
+    model, label = _speed_model(models, device)
+    print(f"speed: {label}, sampling at batches {list(batches)} x {n_hypo} hypotheses, training "
+          f"{train_steps} steps in fp32 and bf16 at batches {list(TRAIN_BATCHES)}", flush=True)
+    test = make_test_set(test_m, max(batches))
     rows = []
-    for b in args.batches:
-        rows.append(bench.bench_sampling(model, test.heatmaps, b, args.n_hypo))
-        if args.bf16:
-            rows.append(bench.bench_sampling(model, test.heatmaps, b, args.n_hypo,
+    for b in batches:
+        rows.append(bench.bench_sampling(model, test.heatmaps, b, n_hypo))
+        if bf16:
+            rows.append(bench.bench_sampling(model, test.heatmaps, b, n_hypo,
                                              autocast_dtype=torch.bfloat16))
-    rows.append(bench.bench_training(model, test.heatmaps[:64], test.poses_3d_mm[:64]))
-    stream = TrainStream(test_m, seed=0, device=args.device)
-    stream.next_batch(64)
+    stream = TrainStream(train_m, seed=0, device=device)
+    batch = stream.next_batch(max(TRAIN_BATCHES))
+    ratio = {}
+    for b in TRAIN_BATCHES:
+        part = batch.subset(slice(0, b))
+        fp32, bf = (bench.bench_training(model, part, train_steps, TrainConfig(precision=p))
+                    for p in ("fp32", "bf16"))
+        rows += [fp32, bf]
+        ratio[str(b)] = bf.per_second / fp32.per_second
     t0 = time.perf_counter()
-    for _ in range(10):
+    for _ in range(data_batches):
         stream.next_batch(64)
-    data_s = (time.perf_counter() - t0) / 10
-    print(f"{'what':18s}{'batch':>6s}{'per s':>10s}{'GFLOP/s':>10s}{'matmul':>10s}{'fraction':>10s}{'peak MB':>10s}")
-    for r in rows:
-        print(f"{r.what:18s}{r.batch:>6d}{r.per_second:>10.1f}{r.gflops:>10.1f}{r.matmul_gflops:>10.1f}"
-              f"{r.fraction:>10.2f}{r.peak_mb:>10.0f}")
-    print(f"data stream: {1 / data_s:.1f} batches of 64 per second (heatmap simulation, not in the step)")
-    out["speed"] = [r.as_dict() for r in rows]
-    out["data_batches_per_s"] = 1 / data_s
-    out["flops_per_hypothesis"] = bench.sampling_flops(model.config)
-    out["flops_per_training_sample"] = bench.training_flops(model.config)
+    data_s = (time.perf_counter() - t0) / data_batches
+    print(table([r.as_dict() for r in rows], caption="speed (per s: hypotheses or training "
+                "steps; fraction: of a same-shape matrix product's GFLOP/s)"))
+    print("training steps/s, bf16 over fp32 (same run, same machine): "
+          + ", ".join(f"batch {b} {r:.2f}x" for b, r in ratio.items()))
+    print(f"data stream: {1 / data_s:.1f} batches of 64 per second (heatmap simulation, not in "
+          "the step)")
+    return {"speed": [r.as_dict() for r in rows], "speed_model": label,
+            "training_bf16_over_fp32": ratio, "data_batches_per_s": 1 / data_s,
+            "flops_per_hypothesis": bench.sampling_flops(model.config),
+            "flops_per_training_sample": bench.training_flops(model.config)}
 
 
 def run_bench(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    """The ``bench`` verb: read the models, accuracy, speed, one JSON file."""
+    from ..data import load_mocap, split_clips
     t0 = time.time()
+    models = [] if args.skip_accuracy else load_models(resolve_entries(args.models), args.device)
     train_m, test_m = split_clips(load_mocap(args.data))
     out: dict = {"machine": bench.machine_info(args.device)}
     if not args.skip_accuracy:
-        _accuracy(args, train_m, test_m, out)
+        out.update(accuracy(models, train_m, test_m, args.n_test, args.n_hypo, args.eval_batch,
+                            args.seed, args.bf16, progress=not args.quiet))
     if not args.skip_speed:
-        _speed(args, test_m, out)
+        out.update(speed(models, train_m, test_m, args.device, args.batches, args.n_hypo,
+                         args.bf16, args.train_steps))
     out["seconds"] = round(time.time() - t0, 1)
-    path = bench.write_json(args.out / "bench.json", out)
-    print(f"wrote {path} ({out['seconds']} s)")
+    path = bench.write_json(args.out, out)
+    parts = [p for p, skip in (("accuracy", args.skip_accuracy), ("speed", args.skip_speed))
+             if not skip]
+    print(f"bench: {' and '.join(parts) or 'nothing'} in {duration(out['seconds'])}; wrote {path}")
     return 0

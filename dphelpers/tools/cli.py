@@ -1,221 +1,305 @@
 """Command line: ``python -m dphelpers VERB`` (or the ``dphelpers`` script).
 
-Verbs: ``run`` (the main job: load-or-train the model on the embedded data, evaluate it
-against the mean-pose baseline), ``train``, ``evaluate``, ``bench``, ``predict``, ``book``,
-``sweep``, ``export``.  Every verb takes ``--device``
-and ``--seed``; results are printed as a table and written as JSON.
+Verbs: ``run`` (the main job: the shipped model, trained only when there is no file,
+evaluated against the mean-pose baseline), ``train``, ``evaluate``, ``bench``, ``predict``,
+``export``, ``book``, ``sweep``.  This module is the parser and the error handling; the work
+is in :mod:`~dphelpers.tools.verbs`, :mod:`~dphelpers.tools.benchcli`,
+:mod:`~dphelpers.tools.book` and :mod:`~dphelpers.tools.sweep`.  Which model file a verb
+reads or writes is :mod:`dphelpers.modelfiles`' rule.
+
+An expected error (a missing or unreadable file, a bad image, no person found, a corrupt or
+foreign model file, a bad argument, a value our own checks refuse) prints ONE line
+``error: ...`` on stderr and exits with status 2; ``dphelpers --debug VERB ...`` raises it
+instead, with its traceback.  Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
+import textwrap
 from pathlib import Path
 
 import torch
 
-__all__ = ["main", "build_parser", "DEFAULT_CHECKPOINT", "model_file"]
+from ..checkpoint import CheckpointError
+from ..modelfiles import MODEL_NAMES, SHIPPED_NAMES
+from ..train import DEFAULT_STEPS, PRECISIONS, TrainConfig
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "diffpose_full.pt"
+__all__ = ["main", "build_parser", "EXPECTED_ERRORS", "one_line"]
+
+#: What a user can cause; everything else is a programming error and keeps its traceback.
+EXPECTED_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, CheckpointError,
+                   ValueError)
+
+DESCRIPTION = """\
+DiffPose on the command line: evaluate the shipped models, train new ones, benchmark
+them, lift the person in a photo to many 3D poses, build the book, sweep a notebook over
+parameters.
+
+Model files: run, evaluate, predict and bench read the shipped model of --model from
+data/checkpoints/ (or the file given with --checkpoint); train writes runs/<stem>.pt and
+resumes it, never a shipped model; export is the only verb that writes one."""
+
+EPILOG = """\
+Each verb has its own options: dphelpers VERB --help.  An expected error (missing or
+corrupt file, bad image, bad argument) prints one line 'error: ...' and exits with
+status 2; --debug shows its traceback instead."""
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="torch device (default: cuda when present, else cpu)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ablation", default="full",
-                   help="full, argmax_only, no_transformer, no_argmax, no_likelihood")
-    p.add_argument("--checkpoint", type=Path, default=None,
-                   help=f"model file (default for 'full': {DEFAULT_CHECKPOINT})")
-    p.add_argument("--data", type=Path, default=None, help="mocap npz (default: the embedded data)")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="folder for JSON results")
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown; an option whose default is None or False says its default in words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or action.default == []:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _device(text: str) -> str:
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r} (e.g. cpu, cuda, "
+                                         "cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available on this machine")
+    return text
+
+
+def _verb(sub, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=textwrap.fill(description, 88),
+                          formatter_class=_Formatter)
+
+
+def _compute(p: argparse.ArgumentParser, seed_help: str) -> None:
+    p.add_argument("--device", type=_device, default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="torch device (cuda when present, else cpu)")
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="CPU threads for PyTorch (default: PyTorch's choice, one per core)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=5_000, help="training steps (the shipped model: 5000)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--threads", type=int, default=None)
+def _reading(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="full", choices=MODEL_NAMES,
+                   help="model to read: its shipped file data/checkpoints/<stem>.pt (stem "
+                        "diffpose_<model>, or lifter); ignored with --checkpoint")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="model file to read instead (default: the shipped model of --model); "
+                        "the file says which model it holds")
 
 
-def _eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-hypo", type=int, default=200)
-    p.add_argument("--n-test", type=int, default=None, help="test samples (default: the whole split)")
-    p.add_argument("--eval-batch", type=int, default=8)
+def _data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=None,
+                   help="mocap npz to split into training and test clips (default: the "
+                        "embedded data/mocap_h36m17.npz)")
+
+
+def _evaluation(p: argparse.ArgumentParser, n_test: int | None) -> None:
+    p.add_argument("--n-hypo", type=_positive, default=200,
+                   help="hypotheses per test sample (the paper's 200)")
+    p.add_argument("--n-test", type=_positive, default=n_test,
+                   help="test samples, evenly spaced over the held-out clips (default: all of "
+                        "them)" if n_test is None else "test samples for the accuracy table")
+    p.add_argument("--eval-batch", type=_positive, default=8,
+                   help="test images sampled together (all their hypotheses as one tensor)")
+
+
+def _out_dir(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--out", type=Path, default=Path("runs"), help=f"folder for {what}")
+
+
+def _add_evaluating(sub) -> None:
+    p = _verb(sub, "run", "the main job: the shipped model (trained only if there is no file), "
+              "evaluated", "Load the shipped model of --model (or --checkpoint); only when no "
+              "such file exists, train one into runs/<stem>.pt (or --checkpoint), resuming a "
+              "partial run; then evaluate it on the held-out test split next to the mean-pose "
+              "baseline, in float32 (--bf16: bfloat16 autocast).  Writes "
+              "runs/run_<model file stem>.json.")
+    _reading(p), _data(p), _compute(p, "seed of the test-time sampling (and of training)")
+    p.add_argument("--steps", type=_positive, default=DEFAULT_STEPS,
+                   help="training steps, used only when there is no model file to read")
+    _evaluation(p, None)
+    p.add_argument("--bf16", action="store_true",
+                   help="sample under bfloat16 autocast (faster; default float32, exact on any "
+                        "CPU)")
+    _out_dir(p, "the results JSON (run_<model file stem>.json)")
+
+    p = _verb(sub, "evaluate", "evaluate a model file on the held-out test split",
+              "Evaluate the shipped model of --model (or --checkpoint) on the held-out test split "
+              "next to the mean-pose baseline: P1/P2 min and median, PCK@150, CPS, ECE, on all "
+              "samples and the ambiguous subset.  Float32 by default; --bf16 samples under "
+              "bfloat16 autocast.  Writes runs/evaluate_<model file stem>.json.")
+    _reading(p), _data(p), _compute(p, "seed of the test-time sampling")
+    _evaluation(p, None)
+    p.add_argument("--bf16", action="store_true",
+                   help="sample under bfloat16 autocast (faster; default float32, exact on any "
+                        "CPU)")
+    _out_dir(p, "the results JSON (evaluate_<model file stem>.json)")
+
+
+def _add_train(sub) -> None:
+    d = TrainConfig()
+    p = _verb(sub, "train", "train a model into runs/ (resumes a partial run)",
+              "Train --model into runs/diffpose_<model>.pt (runs/lifter.pt for the lifter) or "
+              "--checkpoint, writing the whole training state every --ckpt-every steps; an "
+              "existing training checkpoint there is resumed exactly.  A shipped model "
+              "(data/checkpoints/) is never written: `export` makes one from the result.")
+    p.add_argument("--model", default="full", choices=MODEL_NAMES, help="model to train")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="training checkpoint to write and resume (default: "
+                        "runs/diffpose_<model>.pt, runs/lifter.pt for the lifter)")
+    _data(p), _compute(p, "seed of the weights, the training data and dropout")
+    p.add_argument("--steps", type=_positive, default=d.steps,
+                   help="optimisation steps in all (resumed ones included)")
+    p.add_argument("--batch-size", type=_positive, default=d.batch_size,
+                   help="training samples per step (the paper's 64)")
+    p.add_argument("--precision", default=d.precision, choices=PRECISIONS,
+                   help="bf16: the forward pass under bfloat16 autocast (weights and Adam stay "
+                        "float32)")
+    p.add_argument("--ckpt-every", type=_positive, default=d.ckpt_every,
+                   help="steps between checkpoint writes")
+
+
+def _add_bench(sub) -> None:
+    from .modelref import model_entry
+    p = _verb(sub, "bench", "accuracy of the models side by side, and speed against the machine",
+              "Accuracy: every --models entry evaluated on the same test samples in float32 "
+              "(--bf16 adds bfloat16 rows), with twin coverage and reliability; it takes "
+              "minutes and says how many before it starts.  Speed: sampling at each --batches "
+              "size and training steps in fp32 and bf16 at batch 64 and 32, as a fraction of a "
+              "same-shape matrix product.  Writes runs/bench.json (--out).")
+    p.add_argument("--models", nargs="+", type=model_entry, default=None, metavar="NAME[=PATH]",
+                   help="models to compare: a name (its shipped file) or NAME=PATH (that file, "
+                        f"which must hold model NAME); names: {', '.join(MODEL_NAMES)} "
+                        f"(default: the shipped ones present of {', '.join(SHIPPED_NAMES)})")
+    _data(p), _compute(p, "seed of the test-time sampling")
+    _evaluation(p, 600)
+    p.add_argument("--batches", type=_positive, nargs="+", default=[1, 8, 32],
+                   help="images per batch for the sampling speed rows")
+    p.add_argument("--train-steps", type=_positive, default=20,
+                   help="timed training steps per training speed row")
+    p.add_argument("--skip-accuracy", action="store_true", help="only the speed part")
+    p.add_argument("--skip-speed", action="store_true", help="only the accuracy part")
+    p.add_argument("--bf16", action="store_true",
+                   help="add bfloat16 autocast rows (accuracy of full, sampling speed); default "
+                        "float32 only")
+    p.add_argument("--out", type=Path, default=Path("runs") / "bench.json",
+                   help="JSON file to write")
+
+
+def _add_predict(sub) -> None:
+    p = _verb(sub, "predict", "a photo -> BlazePose heatmaps -> many 3D hypotheses",
+              "Find the person in a photo (BlazePose), make its 16 MPII heatmaps and draw "
+              "--n-hypo 3D poses from them.  Sampling uses bfloat16 autocast where the CPU (or "
+              "GPU) computes it natively; --fp32 turns it off.  Writes "
+              "runs/predict_<image>_<model file stem>.npz and .html (interactive 3D).")
+    p.add_argument("image", help="image file (jpg, png, ...), or 'astronaut' for "
+                                 "scikit-image's sample photo")
+    _reading(p), _compute(p, "seed of the hypotheses")
+    p.add_argument("--n-hypo", type=_positive, default=200, help="hypotheses to draw")
+    p.add_argument("--fp32", action="store_true",
+                   help="sample in float32 (default: bfloat16 autocast where native)")
+    _out_dir(p, "the hypotheses (npz) and the 3D figure (html)")
+
+
+def _add_tools(sub) -> None:
+    p = _verb(sub, "export", "a training checkpoint -> a small float16 model file (the only "
+              "writer of shipped models)", "Write the raw weights of SOURCE (a training "
+              "checkpoint or a model file) as float16, with the settings, the step and the loss "
+              "log; no optimizer, no EMA (~23 MB for DiffPose instead of ~180 MB).")
+    p.add_argument("source", type=Path, help="training checkpoint (or model file) to read")
+    p.add_argument("dest", type=Path,
+                   help="model file to write, e.g. data/checkpoints/diffpose_full.pt")
+    p = _verb(sub, "book", "execute the notebooks once (papermill) and build the HTML book",
+              "Execute the chapter notebooks once with papermill and build the Jupyter Book "
+              "(book/_build/html) from the executed copies.")
+    p.add_argument("notebooks", nargs="*", default=None,
+                   help="names like 01_data_and_skeletons (default: all chapters)")
+    p.add_argument("--quick", action="store_true", help="run the notebooks with QUICK=True")
+    p.add_argument("--no-execute", action="store_true",
+                   help="build from the notebooks executed before")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel to execute with")
+    p.add_argument("--executed-dir", type=Path, default=None,
+                   help="folder for the executed notebooks (default: book/_build/executed)")
+    from .sweep import add_sweep_parser
+    add_sweep_parser(sub, formatter_class=_Formatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dphelpers", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="verb", required=True)
-    p = sub.add_parser("run", help="load-or-train on the embedded data, then evaluate")
-    _common(p), _train_args(p), _eval_args(p)
-    p = sub.add_parser("train", help="train (resumes a partial checkpoint)")
-    _common(p), _train_args(p)
-    p = sub.add_parser("evaluate", help="evaluate a checkpoint on the embedded test split")
-    _common(p), _eval_args(p)
-    p = sub.add_parser("bench", help="accuracy of full vs ablations, and speed against the machine")
-    _common(p)
-    p.add_argument("--n-hypo", type=int, default=200)
-    p.add_argument("--n-test", type=int, default=600, help="test samples for the accuracy table")
-    p.add_argument("--eval-batch", type=int, default=8)
-    p.add_argument("--models", nargs="+", default=["full", "argmax_only", "no_transformer"])
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
-    p.add_argument("--skip-accuracy", action="store_true")
-    p.add_argument("--skip-speed", action="store_true")
-    p.add_argument("--bf16", action="store_true", help="also time (and score) bfloat16 autocast sampling")
-    p.add_argument("--threads", type=int, default=None)
-    p = sub.add_parser("predict", help="a photo -> BlazePose heatmaps -> many 3D hypotheses")
-    _common(p)
-    p.add_argument("image", help="image file, or 'astronaut' for scikit-image's sample photo")
-    p.add_argument("--n-hypo", type=int, default=200)
-    p = sub.add_parser("book", help="execute the notebooks once (papermill) and build the HTML book")
-    p.add_argument("--quick", action="store_true", help="run the notebooks with QUICK=True")
-    p.add_argument("--no-execute", action="store_true", help="build from notebooks executed before")
-    p.add_argument("--kernel", default="python3")
-    p.add_argument("--executed-dir", type=Path, default=None)
-    p.add_argument("notebooks", nargs="*", help="names like 01_data_and_skeletons (default: all)")
-    p = sub.add_parser("export", help="write a training checkpoint as a small float16 model file")
-    p.add_argument("source", type=Path)
-    p.add_argument("dest", type=Path)
-    from .sweep import add_sweep_parser
-    add_sweep_parser(sub)
+    parser = _Parser(prog="dphelpers", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=_Formatter)
+    parser.add_argument("--debug", action="store_true",
+                        help="on an expected error, raise it with its traceback instead of "
+                             "one 'error:' line")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB",
+                                parser_class=_Parser)
+    _add_evaluating(sub)
+    _add_train(sub)
+    _add_bench(sub)
+    _add_predict(sub)
+    _add_tools(sub)
     return parser
 
 
-def export(source: Path, dest: Path) -> Path:
-    """Raw weights in float16 with the settings and the loss log; no optimizer, no EMA."""
-    from .checkpoint import load_model, read_checkpoint, save_checkpoint
-    state = read_checkpoint(source)
-    model = load_model(source)
-    extra = {k: v for k, v in state.get("extra", {}).items() if k.startswith("log_")}
-    return save_checkpoint(dest, model, state["step"], extra=extra, half=True)
-
-
-def model_file(ablation: str, writing: bool = False) -> Path:
-    """The model file of an ablation: ``runs/diffpose_NAME.pt``; for reading 'full' without such a
-    run, the shipped model.  Writers (``train``) never get the shipped file (``export`` makes it)."""
-    run_path = Path("runs") / f"diffpose_{ablation}.pt"
-    if not writing and ablation == "full" and not run_path.is_file():
-        return DEFAULT_CHECKPOINT
-    return run_path
-
-
-def _checkpoint(args) -> Path:
-    """The model file a verb reads (``evaluate``, ``run``, ``predict``) or writes (``train``)."""
-    if args.checkpoint is not None:
-        return args.checkpoint
-    return model_file(args.ablation, writing=args.verb == "train")
-
-
-def _splits(args):
-    from .data import load_mocap, split_clips
-    return split_clips(load_mocap(args.data))
-
-
-def _train(args, train_m):
-    from .diffusion import DiffPoseConfig
-    from .pipeline import TrainStream
-    from .train import TrainConfig, load_or_train
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
-                      amp=args.device.startswith("cuda"))
-    return load_or_train(_checkpoint(args), DiffPoseConfig.ablation(args.ablation),
-                         lambda: TrainStream(train_m, seed=args.seed, device=args.device), cfg,
-                         device=args.device, progress=not args.quiet)
-
-
-def _evaluate(args, model, train_m, test_m) -> dict:
-    from .evaluate import evaluate, evaluate_fixed, results_table, table_rows, training_mean_pose
-    from .pipeline import make_test_set
-    test = make_test_set(test_m, args.n_test)
-    ev = evaluate(model, test, args.n_hypo, args.eval_batch, seed=args.seed, progress=not args.quiet)
-    base = evaluate_fixed(training_mean_pose(train_m, seed=args.seed + 1), test)
-    rows = {**table_rows(f"DiffPose {args.ablation}", ev), **table_rows("mean pose", base)}
-    print(results_table(rows))
-    return rows
-
-
-def _predict(args) -> int:
-    """Detect, sample, and write the hypotheses (npz) and an interactive 3D figure (html)."""
-    import numpy as np
-
-    from .checkpoint import load_model
-    from .detector import detect_heatmaps
-    from .viz import pose_figure
-    image = args.image
-    if image == "astronaut":
-        from skimage.data import astronaut
-        image = astronaut()
-    model = load_model(_checkpoint(args), device=args.device)
-    t0 = time.perf_counter()
-    det = detect_heatmaps(image, device=args.device)
-    t1 = time.perf_counter()
-    gen = torch.Generator(device=model.device).manual_seed(args.seed)
-    poses = model.sample(det.heatmaps, args.n_hypo, generator=gen)[0].cpu()
-    t2 = time.perf_counter()
-    spread = poses.std(dim=0).norm(dim=-1)
-    print(f"person score {det.score:.2f} ({det.n_people} found), detection {1e3 * (t1 - t0):.0f} ms, "
-          f"{args.n_hypo} hypotheses {1e3 * (t2 - t1):.0f} ms, total {1e3 * (t2 - t0):.0f} ms")
-    from .skeleton import H36M_NAMES
-    print("spread of the hypotheses per joint (mm): " +
-          ", ".join(f"{n} {v:.0f}" for n, v in zip(H36M_NAMES, spread.tolist())))
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "astronaut" if args.image == "astronaut" else Path(args.image).stem
-    np.savez_compressed(args.out / f"predict_{stem}.npz", poses_mm=poses.numpy(),
-                        heatmaps=det.heatmaps[0].cpu().numpy(), crop=det.crop)
-    pose_figure(None, poses, title=f"{args.n_hypo} hypotheses for {stem}").write_html(
-        args.out / f"predict_{stem}.html", include_plotlyjs=True)
-    print(f"wrote {args.out / f'predict_{stem}.npz'} and .html")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _dispatch(args) -> int:
     if args.verb == "book":
+        import time
+
         from .book import build_book
         t0 = time.time()
         html = build_book(out_dir=args.executed_dir, quick=args.quick, execute=not args.no_execute,
                           kernel=args.kernel, notebooks=args.notebooks or None)
-        print(f"book built in {time.time() - t0:.0f} s: {html / 'index.html'}")
+        print(f"book: built in {time.time() - t0:.0f} s; wrote {html / 'index.html'}")
         return 0
     if args.verb == "sweep":
         from .sweep import run_sweep_cli
         return run_sweep_cli(args)
+    from . import verbs
     if args.verb == "export":
-        path = export(args.source, args.dest)
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-        return 0
-    t0 = time.time()
-    torch.manual_seed(args.seed)
-    if args.verb == "predict":
-        return _predict(args)
+        return verbs.export(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)   # weight initialisation; every draw after it uses a generator
     if args.verb == "bench":
         from .benchcli import run_bench
         return run_bench(args)
-    train_m, test_m = _splits(args)
-    result: dict = {"verb": args.verb, "device": args.device, "ablation": args.ablation}
-    path = _checkpoint(args)
-    if args.verb == "run" and path.is_file():
-        from .checkpoint import load_model, read_checkpoint
-        print(f"using the trained model {path} (delete it, or pass --checkpoint, to train anew)")
-        model = load_model(path, device=args.device)
-        result["trained_steps"] = int(read_checkpoint(path)["step"])
-    elif args.verb in ("run", "train"):
-        model, log = _train(args, train_m)
-        result["trained_steps"] = log["trained_steps"]
-        if log["losses"]:
-            result["loss_first_last"] = [log["losses"][0], log["losses"][-1]]
-    if args.verb == "evaluate":
-        from .checkpoint import load_model
-        model = load_model(path, device=args.device)
-    if args.verb in ("run", "evaluate"):
-        result["metrics"] = _evaluate(args, model, train_m, test_m)
-    result["seconds"] = round(time.time() - t0, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{args.verb}_{args.ablation}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(f"wrote {path} ({result['seconds']} s)")
-    return 0
+    return {"run": verbs.run, "train": verbs.train, "evaluate": verbs.evaluate,
+            "predict": verbs.predict}[args.verb](args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the verb; an expected error -> one line on stderr, status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except EXPECTED_ERRORS as err:
+        if args.debug:
+            raise
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

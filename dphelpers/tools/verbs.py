@@ -1,0 +1,246 @@
+"""The work behind ``python -m dphelpers run | train | evaluate | predict | export``.
+
+The parser and the error handling live in :mod:`dphelpers.tools.cli`, ``bench`` in
+:mod:`dphelpers.tools.benchcli`.  Every verb prints which model file it read (path, model
+name, training steps), shows progress for long work, and ends with one line: what it did,
+how long it took, what it wrote.  Result files are named after the model file
+(:func:`~dphelpers.tools.modelref.result_stem`), so two models' results never collide.
+Which file is read or written is :mod:`dphelpers.modelfiles`' rule.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import CheckpointError, check_config, load_model, read_checkpoint, save_model
+from ..evaluate import Evaluation
+from ..tables import Table, table
+from . import modelref
+
+__all__ = ["METRICS", "evaluation_table", "duration", "run", "train", "evaluate", "predict",
+           "export"]
+
+METRICS = ("n", "P1_min", "P1_median", "P2_min", "PCK", "CPS", "ECE")
+
+
+def duration(seconds: float) -> str:
+    """``"42 s"``, ``"6.1 min"`` or ``"1 h 25 min"``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
+
+
+def evaluation_table(evaluations: dict[str, Evaluation], caption: str = "") -> Table:
+    """One row per model and subset (full test set, ambiguous subset); millimetres, PCK in %."""
+    rows = [{"model": label, "subset": subset, **{k: row[k] for k in METRICS}}
+            for label, ev in evaluations.items() for subset, row in ev.table().items()]
+    return table(rows, columns=["model", "subset", *METRICS], caption=caption)
+
+
+@contextlib.contextmanager
+def _native_info_dropped():
+    """LiteRT's C++ code writes ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.``
+    straight to file descriptor 2 (no setting turns it off); inside this block fd 2 goes to a
+    temporary file, and afterwards every line but those ``INFO:`` ones is written back."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [ln for ln in tmp.read().decode(errors="replace").splitlines(keepends=True)
+                    if not ln.startswith("INFO: ")]
+            sys.stderr.write("".join(kept))
+
+
+def _splits(data: Path | None):
+    from ..data import load_mocap, split_clips
+    return split_clips(load_mocap(data))
+
+
+def _write_json(path: Path, payload: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def _precision(bf16: bool) -> str:
+    return "bfloat16 autocast" if bf16 else "float32"
+
+
+def _score(args, loaded: modelref.Loaded, train_m, test_m) -> tuple[dict, int]:
+    """Evaluate the model and the mean-pose baseline on the test split; print the table.
+    Returns the JSON rows and the number of test samples."""
+    from ..evaluate import evaluate as evaluate_model
+    from ..evaluate import evaluate_fixed, table_rows, training_mean_pose
+    from ..pipeline import make_test_set
+    test = make_test_set(test_m, args.n_test)
+    print(f"evaluating {loaded.label} on {len(test):,} test samples ({int(test.ambiguous.sum()):,} "
+          f"ambiguous) x {args.n_hypo} hypotheses in {_precision(args.bf16)}")
+    ev = evaluate_model(loaded.model, test, args.n_hypo, args.eval_batch, seed=args.seed,
+                        progress=not args.quiet,
+                        autocast_dtype=torch.bfloat16 if args.bf16 else None)
+    base = evaluate_fixed(training_mean_pose(train_m, seed=args.seed + 1), test)
+    evals = {loaded.label: ev, "mean pose (ignores the image)": base}
+    print(evaluation_table(evals, caption="millimetres; PCK@150 in %; ECE 0 = calibrated"))
+    return {k: v for label, e in evals.items() for k, v in table_rows(label, e).items()}, len(test)
+
+
+def _model_json(loaded: modelref.Loaded) -> dict:
+    info = loaded.info
+    return {"label": loaded.label, "name": info.name, "file": str(info.path),
+            "source": info.source, "trained_steps": info.trained_steps}
+
+
+def _evaluated(args, verb: str, loaded: modelref.Loaded, train_m, test_m, t0: float) -> int:
+    rows, n_test = _score(args, loaded, train_m, test_m)
+    seconds = time.time() - t0
+    path = _write_json(args.out / f"{verb}_{loaded.stem}.json", {
+        "verb": verb, "model": _model_json(loaded), "device": str(args.device),
+        "precision": "bf16" if args.bf16 else "fp32", "n_hypo": args.n_hypo, "seed": args.seed,
+        "metrics": rows, "seconds": round(seconds, 1)})
+    print(f"{verb}: {loaded.label} on {n_test:,} test samples x {args.n_hypo} hypotheses "
+          f"({'bf16' if args.bf16 else 'fp32'}) in {duration(seconds)}; wrote {path}")
+    return 0
+
+
+def run(args) -> int:
+    """Load the shipped model (or ``--checkpoint``); train only when there is no file; evaluate."""
+    from ..modelfiles import load_or_train
+    t0 = time.time()
+    train_m, test_m = _splits(args.data)
+    model, info = load_or_train(args.model, args.checkpoint, train_m, steps=args.steps,
+                                device=args.device, seed=args.seed, progress=not args.quiet)
+    loaded = modelref.from_info(model, info, explicit=args.checkpoint is not None)
+    print(loaded.info)
+    return _evaluated(args, "run", loaded, train_m, test_m, t0)
+
+
+def evaluate(args) -> int:
+    """Evaluate the model file :func:`~dphelpers.modelfiles.reading_file` names."""
+    t0 = time.time()
+    loaded = modelref.load(None if args.checkpoint else args.model, args.checkpoint, args.device)
+    print(loaded.info)
+    train_m, test_m = _splits(args.data)
+    return _evaluated(args, "evaluate", loaded, train_m, test_m, t0)
+
+
+def train(args) -> int:
+    """Train into :func:`~dphelpers.modelfiles.writing_file` (never a shipped model), resuming."""
+    from ..modelfiles import build_model, train_config, writing_file
+    from ..pipeline import TrainStream
+    from ..train import fit
+    t0 = time.time()
+    target = writing_file(args.model, args.checkpoint)
+    config = train_config(args.model, steps=args.steps, batch_size=args.batch_size,
+                          seed=args.seed, precision=args.precision, ckpt_every=args.ckpt_every,
+                          threads=args.threads)
+    model = build_model(args.model).to(args.device)
+    start = 0
+    if target.is_file():                    # refuse what cannot be resumed before any work
+        state = read_checkpoint(target)
+        if state.get("optimizer") is None:
+            raise CheckpointError(f"{target} is a model file (no optimizer state), not a training "
+                                  "checkpoint, so it cannot be resumed: pass another --checkpoint")
+        check_config(state, model.config, target)
+        start = int(state["step"])
+    train_m, _ = _splits(args.data)
+    stream = TrainStream(train_m, seed=args.seed, device=args.device)
+    resumed = f", resuming {target} at step {start:,}" if start else ""
+    print(f"train: model {args.model!r} -> {target}: {config.steps:,} steps at batch "
+          f"{config.batch_size}, {config.precision}{resumed} (checkpoint every "
+          f"{config.ckpt_every:,} steps)")
+    if start >= config.steps:
+        print(f"train: {target} is already at step {start:,} >= --steps {config.steps:,}; "
+              "nothing to do (raise --steps to train on)")
+        return 0
+    res = fit(model, stream, config, checkpoint=target, progress=not args.quiet)
+    loss = (f", loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f} (means over {config.log_every}"
+            " steps)" if len(res.losses) > 1 else
+            f", loss {res.losses[0]:.4f}" if res.losses else "")
+    print(f"train: model {args.model!r} steps {start:,} -> {config.steps:,} in "
+          f"{duration(time.time() - t0)}{loss}; wrote {target} "
+          f"({target.stat().st_size / 1e6:.0f} MB training checkpoint; make a model file of it "
+          f"with `python -m dphelpers export {target} DEST`)")
+    return 0
+
+
+def predict(args) -> int:
+    """A photo -> BlazePose heatmaps -> ``n_hypo`` 3D hypotheses (npz and interactive html)."""
+    import numpy as np
+
+    from ..detector import detect_heatmaps, load_image
+    from ..diffusion import resolve_autocast
+    from ..skeleton import H36M_NAMES
+    from ..viz import pose_figure
+    t0 = time.time()
+    if args.image == "astronaut":
+        from skimage.data import astronaut
+        image, image_stem = astronaut(), "astronaut"
+    else:
+        image, image_stem = load_image(args.image), Path(args.image).stem   # bad files fail here
+    loaded = modelref.load(None if args.checkpoint else args.model, args.checkpoint, args.device)
+    print(loaded.info)
+    t1 = time.perf_counter()
+    with _native_info_dropped():
+        det = detect_heatmaps(image, device=args.device)
+    t2 = time.perf_counter()
+    dtype = resolve_autocast(None if args.fp32 else "auto", loaded.model.device)
+    gen = torch.Generator(device=loaded.model.device).manual_seed(args.seed)
+    poses = loaded.model.sample(det.heatmaps, args.n_hypo, generator=gen,
+                                autocast_dtype=dtype)[0].float().cpu()
+    t3 = time.perf_counter()
+    spread = poses.std(dim=0).norm(dim=-1)
+    print(f"person score {det.score:.2f} ({det.n_people} found), detection "
+          f"{1e3 * (t2 - t1):.0f} ms, {args.n_hypo} hypotheses in "
+          f"{'float32' if dtype is None else 'bfloat16 autocast'} {1e3 * (t3 - t2):.0f} ms")
+    print("spread of the hypotheses per joint (mm): " +
+          ", ".join(f"{n} {v:.0f}" for n, v in zip(H36M_NAMES, spread.tolist())))
+    base = args.out / f"predict_{image_stem}_{loaded.stem}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    npz, html = base.with_suffix(".npz"), base.with_suffix(".html")
+    np.savez_compressed(npz, poses_mm=poses.numpy(), heatmaps=det.heatmaps[0].cpu().numpy(),
+                        crop=det.crop)
+    pose_figure(None, poses, title=f"{args.n_hypo} hypotheses for {image_stem} "
+                f"({loaded.label})").write_html(html, include_plotlyjs=True)
+    print(f"predict: {image_stem} with {loaded.label}, {args.n_hypo} hypotheses, in "
+          f"{duration(time.time() - t0)}; wrote {npz} and {html}")
+    return 0
+
+
+def export(args) -> int:
+    """Write the raw weights of ``source`` as a float16 model file ``dest`` (no optimizer, no
+    EMA): the one way a shipped model is written."""
+    from ..modelfiles import is_shipped
+    source, dest = Path(args.source), Path(args.dest)
+    state = read_checkpoint(source)
+    if state.get("optimizer") is not None and dest.resolve() == source.resolve():
+        raise ValueError(f"export would overwrite the training checkpoint {source} with a model "
+                         "file (its optimizer state would be lost): choose another DEST")
+    model = load_model(source)                       # raw weights, as the authors evaluate
+    name = modelref.model_name_of(model)
+    kind = "training checkpoint" if state.get("optimizer") is not None else "model file"
+    print(f"export: read {source} ({kind}, model {name!r}, {int(state['step']):,} training steps)")
+    path = save_model(dest, model, int(state["step"]),
+                      {"log_steps": state.get("log_steps", []),
+                       "log_losses": state.get("log_losses", [])}, half=True)
+    shipped = "; a shipped model" if is_shipped(path) else ""
+    print(f"export: wrote {path} ({path.stat().st_size / 1e6:.1f} MB: raw weights in float16, "
+          f"settings, step and loss log of {len(state.get('log_losses', []))} points; no "
+          "optimizer, "
+          f"no EMA{shipped})")
+    return 0

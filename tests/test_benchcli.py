@@ -1,0 +1,140 @@
+"""The benchmark's command line on tiny untrained models: entries, row names, clear errors."""
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dphelpers.checkpoint import CheckpointError, save_model
+from dphelpers.denoiser import DenoiserConfig
+from dphelpers.diffusion import DiffPose, DiffPoseConfig
+from dphelpers.embedding import EmbeddingConfig
+from dphelpers.modelfiles import SHIPPED_NAMES, shipped_file
+from dphelpers.pipeline import make_test_set
+from dphelpers.tools import benchcli
+from dphelpers.tools.cli import main
+from dphelpers.tools.modelref import model_name_of
+
+
+def _tiny(**embedding) -> DiffPose:
+    torch.manual_seed(0)
+    emb = dict(n_channels=16, d_model=32, n_heads=2, n_layers=1, d_ff=64, cond_dim=64)
+    return DiffPose(DiffPoseConfig(embedding=EmbeddingConfig(**{**emb, **embedding}),
+                                   denoiser=DenoiserConfig(cond_dim=64, hidden=64))).eval()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Two tiny untrained model files: a full one and a no-transformer one."""
+    d = tmp_path_factory.mktemp("bench_models")
+    return {"full": save_model(d / "a.pt", _tiny(), step=3),
+            "no_transformer": save_model(d / "b.pt", _tiny(use_transformer=False), step=5)}
+
+
+def test_model_entries_parse_names_and_files():
+    assert benchcli.model_entry("full") == ("full", None)
+    assert benchcli.model_entry("argmax_only=runs/x.pt") == ("argmax_only", Path("runs/x.pt"))
+    assert benchcli.model_entry(" lifter = m.pt ") == ("lifter", Path("m.pt"))
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown model 'ful'.*no_likelihood"):
+        benchcli.model_entry("ful")
+    with pytest.raises(argparse.ArgumentTypeError, match="the path is empty"):
+        benchcli.model_entry("full=")
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown model ''"):
+        benchcli.model_entry("=x.pt")
+
+
+def test_entries_default_to_the_shipped_models_and_refuse_duplicates(capsys):
+    present = [n for n in SHIPPED_NAMES if shipped_file(n).is_file()]
+    assert benchcli.resolve_entries(None) == [(n, None) for n in present]
+    if len(present) < len(SHIPPED_NAMES):
+        assert "no shipped file for" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="names full=x.pt twice"):
+        benchcli.resolve_entries([("full", Path("x.pt")), ("full", Path("./x.pt"))])
+    assert len(benchcli.resolve_entries([("full", Path("x.pt")), ("full", Path("y.pt"))])) == 2
+
+
+def test_the_settings_say_which_model_a_file_holds():
+    assert model_name_of(_tiny()) == "full"
+    assert model_name_of(_tiny(use_transformer=False)) == "no_transformer"
+    assert model_name_of(DiffPose(DiffPoseConfig.ablation("argmax_only"))) == "argmax_only"
+
+
+def test_load_models_names_rows_per_model_and_checks_the_name(files, tmp_path, capsys):
+    models = benchcli.load_models([("full", files["full"]),
+                                   ("no_transformer", files["no_transformer"])])
+    assert [m.label for m in models] == ["full (a.pt)", "no_transformer (b.pt)"]
+    assert [m.info.trained_steps for m in models] == [3, 5]
+    out = capsys.readouterr().out
+    assert f"model 'full': loaded {files['full']} (3 training steps)" in out
+    with pytest.raises(CheckpointError, match="holds a 'full' model, not 'argmax_only'"):
+        benchcli.load_models([("argmax_only", files["full"])])
+    with pytest.raises(FileNotFoundError, match="model file not found: .*missing.pt"):
+        benchcli.load_models([("full", tmp_path / "missing.pt")])
+    other = tmp_path / "a.pt"
+    other.write_bytes(files["full"].read_bytes())
+    with pytest.raises(ValueError, match=r"same row \['full \(a.pt\)'\]"):
+        benchcli.load_models([("full", files["full"]), ("full", other)])
+
+
+def test_accuracy_rows_per_model_with_bf16_and_an_estimate(files, splits, capsys):
+    models = benchcli.load_models([("full", files["full"]),
+                                   ("no_transformer", files["no_transformer"])])
+    out = benchcli.accuracy(models, splits[0], splits[1], n_test=4, n_hypo=3, eval_batch=4,
+                            bf16=True, progress=False)
+    printed = capsys.readouterr().out
+    line = next(ln for ln in printed.splitlines() if ln.startswith("accuracy: "))
+    assert "2 model(s) x 4 test samples x 3 hypotheses in float32 + bfloat16 rows of full (a.pt)" \
+        in line and "about " in line
+    names = {k.rsplit(" (", 1)[0] for k in out["accuracy"]}
+    assert names == {"full (a.pt)", "full bf16 (a.pt)", "no_transformer (b.pt)", "mean pose"}
+    assert all(row["n"] <= 4 for row in out["accuracy"].values())
+    assert set(out["coverage"]) == {"full (a.pt)", "no_transformer (b.pt)",
+                                    "single hypothesis (one sample)", "single hypothesis (mean)"}
+    assert set(out["reliability"]) == {"full (a.pt)", "no_transformer (b.pt)"}
+    assert [m["file"] for m in out["accuracy_setup"]["models"]] == [str(files["full"]),
+                                                                   str(files["no_transformer"])]
+    assert "no_transformer (b.pt)" in printed and "twin coverage" in printed
+
+
+def test_estimate_scales_with_the_work(files, splits):
+    models = benchcli.load_models([("full", files["full"])])
+    test = make_test_set(splits[1], 4)
+    seconds, line = benchcli.accuracy_estimate(models, test, 3, 2, bf16=False)
+    assert seconds > 0 and line.startswith("accuracy: 1 model(s) x 4 test samples x 3 hypotheses")
+
+
+def test_speed_times_training_in_both_precisions_side_by_side(files, splits, capsys,
+                                                              monkeypatch):
+    """fp32 and bf16 rows at batch 64 and 32 from bench.bench_training with the TrainConfig of
+    each precision (timed by bench, tested in test_bench; a recorder stands in for it here)."""
+    from dphelpers.tools import bench
+    calls = []
+
+    def recorder(model, batch, steps, config, repeats=1):
+        calls.append((len(batch), config.precision, steps))
+        rate = 2.0 if config.precision == "bf16" else 1.0
+        return bench.SpeedRow("train step" + (" (bf16)" if config.precision == "bf16" else ""),
+                              len(batch), rate * len(batch), 1.0, 2.0, 0.5, 0.0)
+
+    monkeypatch.setattr(bench, "bench_training", recorder)
+    monkeypatch.setattr(bench, "matmul_rate", lambda *a, **k: 1e9)
+    models = benchcli.load_models([("full", files["full"])])
+    out = benchcli.speed(models, splits[0], splits[1], batches=(1,), n_hypo=2, train_steps=3,
+                         data_batches=1)
+    assert calls == [(64, "fp32", 3), (64, "bf16", 3), (32, "fp32", 3), (32, "bf16", 3)]
+    assert [(r["what"], r["batch"]) for r in out["speed"]] == [
+        ("sample", 1), ("train step", 64), ("train step (bf16)", 64), ("train step", 32),
+        ("train step (bf16)", 32)]
+    assert out["training_bf16_over_fp32"] == {"64": 2.0, "32": 2.0}
+    assert out["speed_model"] == "full (a.pt)"
+    assert "batch 64 2.00x, batch 32 2.00x" in capsys.readouterr().out
+
+
+def test_bench_verb_writes_its_json(files, tmp_path, capsys):
+    path = tmp_path / "b.json"
+    assert main(["bench", "--models", f"full={files['full']}", "--n-test", "3", "--n-hypo", "2",
+                 "--skip-speed", "--quiet", "--out", str(path)]) == 0
+    saved = json.loads(path.read_text())
+    assert "full (a.pt) (full)" in saved["accuracy"] and "speed" not in saved
+    assert f"wrote {path}" in capsys.readouterr().out.splitlines()[-1]
