@@ -1,38 +1,66 @@
-"""Detector-heatmap simulator and the H36MA ambiguity rule (notebook 02).
+"""Detector-heatmap simulator, v1 and v2 (notebook 02).
 
 A 2D detector (HRNet in the paper) outputs one 64x64 heatmap per MPII joint.  We have
 no detector for our motion-capture clips, so :func:`simulate_heatmaps` renders what a
 detector would plausibly say: a Gaussian peak near each joint, jittered; left/right
-confusions (a second mode at the symmetric joint); occluded joints (faint and wide);
+confusions (a weaker second mode at the symmetric joint); occluded joints (faint and wide);
 and truncated crops (joints beyond an image border get a faint, very wide blob near
 the border).  All maps are batched tensors: ``heatmaps: (b, 16, 64, 64)`` float32,
 MPII order, row = y, column = x; pixel index ``i`` has its centre at coordinate ``i``.
 
-:func:`fit_gaussian_sigma` and :func:`h36ma_ambiguous` implement the H36MA rule
-(Wehrbein et al. 2021): a frame is ambiguous if some joint's heatmap, fitted with a 2D
-Gaussian, has ``sigma_x`` or ``sigma_y`` > 5 px.  :func:`validate_heatmaps` is the
-input check shared with :mod:`dphelpers.sampling`.
+Two presets (:meth:`HeatmapConfig.preset`): ``"v1"``, the first simulator, whose argmax is
+almost never wrong; ``"v2"``, which adds failures where the argmax itself is wrong
+(:mod:`dphelpers.failures`: inversion, jitter, miss), calibrated per joint group to HRNet-W32's
+MPII PCKh@0.5 failure rates by :mod:`dphelpers.calibration`; in a share ``p_keep_true_mode``
+of the failures a weaker mode stays at the true joint.  ``HeatmapConfig()`` equals the preset
+named by :data:`DEFAULT_PRESET`.
+
+The H36MA rule (:func:`fit_gaussian_sigma`, :func:`h36ma_ambiguous`) lives in
+:mod:`dphelpers.h36ma` and is re-exported here.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
-from .skeleton import MPII_BONES, MPII_FLIP_PAIRS, N_MPII
+from .failures import (GROUPS, INVERTED, JITTERED, MISSED, MPII_PARTNER, NO_FAILURE, by_group,
+                       draw_failures, scaled_rates)
+from .h36ma import fit_gaussian_sigma, h36ma_ambiguous
+from .pckh import pckh_failures_own_head
+from .skeleton import MPII_BONES, N_MPII
 
 __all__ = [
-    "HeatmapConfig", "SimulatedHeatmaps", "occlusion_mask", "render_gaussians",
-    "simulate_heatmaps", "fit_gaussian_sigma", "h36ma_ambiguous", "validate_heatmaps",
+    "HeatmapConfig", "SimulatedHeatmaps", "PRESETS", "DEFAULT_PRESET", "V2_SCALES",
+    "occlusion_mask", "render_gaussians", "simulate_heatmaps", "fit_gaussian_sigma",
+    "h36ma_ambiguous",
 ]
 
 Range = tuple[float, float]
+_NONE = by_group()
+#: v2's per-group scales of PoseFix's rates (:data:`dphelpers.failures.POSEFIX_RATES`), fitted
+#: by :func:`dphelpers.calibration.fit_failure_scales` (n=20000, seed=100) on the simulator
+#: alone, before any model was trained; the centre joints take the shoulders' scale.
+V2_SCALES: tuple[float, ...] = by_group(head=0.293, shoulder=0.235, elbow=0.51, wrist=0.876,
+                                        hip=0.303, knee=0.539, ankle=0.98, centre=0.235)
+#: Settings that differ between the presets (every other field has one default for both).
+PRESETS: dict[str, dict[str, tuple[float, ...]]] = {
+    "v1": {"p_invert": _NONE, "p_jitter": _NONE, "p_miss": _NONE},
+    "v2": scaled_rates(V2_SCALES),
+}
+#: The preset ``HeatmapConfig()`` equals.  Switching the default simulator is this one line.
+DEFAULT_PRESET = "v1"
+_DEFAULT = PRESETS[DEFAULT_PRESET]
 
 
 @dataclass(frozen=True)
 class HeatmapConfig:
-    """Settings of the detector simulator (pixels of the ``size`` x ``size`` map)."""
+    """Settings of the detector simulator (pixels of the ``size`` x ``size`` map).
+
+    The failure rates ``p_invert``, ``p_jitter``, ``p_miss`` hold one probability per joint
+    group of :data:`dphelpers.failures.GROUPS` (head, shoulder, elbow, wrist, hip, knee,
+    ankle, centre); all zero (v1) draws no failures and leaves the random stream as v1's.
+    """
 
     size: int = 64
     sigma_px: Range = (1.5, 2.5)              # clean peak width, drawn per axis
@@ -48,14 +76,67 @@ class HeatmapConfig:
     truncated_sigma_px: Range = (5.0, 9.0)    # width of a truncated joint's blob
     background_noise: float = 0.003            # std of additive noise; the map is clamped at 0
     ambiguous_sigma_px: float = 5.0           # H36MA threshold
+    # --- v2: failures where the argmax is wrong (dphelpers.failures) ---
+    p_invert: tuple[float, ...] = _DEFAULT["p_invert"]   # peak on the left/right partner
+    p_jitter: tuple[float, ...] = _DEFAULT["p_jitter"]   # peak between the ks 0.85 and 0.5 radii
+    p_miss: tuple[float, ...] = _DEFAULT["p_miss"]       # peak between the ks 0.5 and 0.1 radii
+    occluded_rate_scale: float = 2.0          # failure rates x this for occluded joints
+    few_visible_rate_scale: Range = (1.5, 2.5)  # x this with <= 10 (<= 5) visible joints
+    max_failure_rate: float = 0.9             # cap of a joint's total failure probability
+    p_keep_true_mode: float = 0.5             # share of failures keeping a mode at the truth
+    kept_mode_weight: Range = (0.3, 0.8)      # that mode's height / the wrong peak's height
+
+    def __post_init__(self) -> None:
+        for name in ("p_invert", "p_jitter", "p_miss"):
+            rates = tuple(float(v) for v in getattr(self, name))
+            if len(rates) != len(GROUPS) or not all(0.0 <= v <= 1.0 for v in rates):
+                raise ValueError(f"HeatmapConfig.{name} must hold {len(GROUPS)} probabilities in "
+                                 f"[0, 1], one per group {GROUPS}, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, rates)
+        for name in ("p_swap", "p_truncate", "p_keep_true_mode", "max_failure_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"HeatmapConfig.{name} must be in [0, 1], "
+                                 f"got {getattr(self, name)}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "Range" and not (len(value) == 2 and 0.0 <= value[0] <= value[1]):
+                raise ValueError(f"HeatmapConfig.{f.name} must be (lo, hi) with 0 <= lo <= hi, "
+                                 f"got {value!r}")
+        if self.occluded_rate_scale < 0 or self.size < 2 or self.loc_noise_px < 0 \
+                or self.background_noise < 0:
+            raise ValueError("HeatmapConfig: occluded_rate_scale, loc_noise_px and "
+                             "background_noise must be >= 0 and size >= 2, got "
+                             f"{self.occluded_rate_scale}, {self.loc_noise_px}, "
+                             f"{self.background_noise}, {self.size}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "HeatmapConfig":
+        """The named preset (``"v1"`` or ``"v2"``, see :data:`PRESETS`), with ``overrides``."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown heatmap preset {name!r}; expected one of {sorted(PRESETS)}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"HeatmapConfig has no field(s) {unknown}")
+        return replace(cls(**PRESETS[name]), **overrides)
+
+    @property
+    def has_failures(self) -> bool:
+        """True if any failure rate is positive (v2); False draws no failures at all (v1)."""
+        return any(v > 0 for v in self.p_invert + self.p_jitter + self.p_miss)
 
 
 @dataclass
 class SimulatedHeatmaps:
     """Output of :func:`simulate_heatmaps`.
 
-    ``heatmaps: (b, 16, size, size)``; the flags are ``(b, 16)`` bool, with
-    ``ambiguous = occluded | swapped | truncated`` (what the simulator did, per joint).
+    ``heatmaps: (b, 16, size, size)``; every flag is ``(b, 16)`` bool.  What the simulator
+    did: ``occluded``, ``swapped`` (a weaker mode at the partner, argmax right),
+    ``truncated``, ``inverted`` / ``jittered`` / ``missed`` (the peak put in the wrong place),
+    ``kept_true_mode`` (a failure that keeps a weaker mode at the truth), and
+    ``ambiguous = occluded | swapped | truncated | kept_true_mode``.  What the rendered map
+    says: ``failed``, the argmax misses the truth by more than half the head size (PCKh@0.5,
+    :mod:`dphelpers.pckh`; truncated joints usually fail too).
     """
 
     heatmaps: torch.Tensor
@@ -63,6 +144,11 @@ class SimulatedHeatmaps:
     swapped: torch.Tensor
     truncated: torch.Tensor
     ambiguous: torch.Tensor
+    inverted: torch.Tensor
+    jittered: torch.Tensor
+    missed: torch.Tensor
+    kept_true_mode: torch.Tensor
+    failed: torch.Tensor
     ambiguous_sigma_px: float = 5.0
 
     @property
@@ -71,15 +157,21 @@ class SimulatedHeatmaps:
         return h36ma_ambiguous(self.heatmaps, self.ambiguous_sigma_px)
 
 
+def _shape(x) -> object:
+    return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
 def _check_points(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None) -> None:
-    if not isinstance(joints_hm, torch.Tensor) or joints_hm.ndim != 3 or joints_hm.shape[1:] != (N_MPII, 2):
-        got = tuple(joints_hm.shape) if isinstance(joints_hm, torch.Tensor) else type(joints_hm).__name__
+    if not isinstance(joints_hm, torch.Tensor) or joints_hm.ndim != 3 \
+            or joints_hm.shape[1:] != (N_MPII, 2):
+        got = _shape(joints_hm)
         raise ValueError(f"joints_hm must be a tensor of shape (b, {N_MPII}, 2), got {got}")
     if not torch.isfinite(joints_hm).all():
         raise ValueError("joints_hm contains NaN or inf")
     if depth_mm is not None:
-        if not isinstance(depth_mm, torch.Tensor) or tuple(depth_mm.shape) != tuple(joints_hm.shape[:2]):
-            got = tuple(depth_mm.shape) if isinstance(depth_mm, torch.Tensor) else type(depth_mm).__name__
+        if not isinstance(depth_mm, torch.Tensor) \
+                or tuple(depth_mm.shape) != tuple(joints_hm.shape[:2]):
+            got = _shape(depth_mm)
             raise ValueError(f"depth_mm must have shape {tuple(joints_hm.shape[:2])}, got {got}")
         if not torch.isfinite(depth_mm).all():
             raise ValueError("depth_mm contains NaN or inf")
@@ -88,7 +180,7 @@ def _check_points(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None) -> Non
 def occlusion_mask(joints_hm: torch.Tensor, depth_mm: torch.Tensor,
                    bones: tuple[tuple[int, int], ...] = MPII_BONES, radius_px: float = 2.0,
                    margin_mm: float = 100.0) -> torch.Tensor:
-    """Joints hidden behind a bone: ``joints_hm: (b, j, 2)``, ``depth_mm: (b, j)`` -> ``(b, j)`` bool.
+    """Joints hidden behind a bone: ``joints_hm: (b, j, 2)``, ``depth_mm: (b, j)`` -> ``(b, j)``.
 
     Joint ``q`` is occluded if a bone segment that does not touch it passes within
     ``radius_px`` of it in 2D and, at the closest point (depth interpolated along the
@@ -121,7 +213,8 @@ def render_gaussians(centres_px: torch.Tensor, sigma_px: torch.Tensor, amplitude
     maximum (not the sum) keeps two overlapping modes from exceeding the larger amplitude.
     """
     grid = torch.arange(size, dtype=centres_px.dtype, device=centres_px.device)
-    g = torch.exp(-0.5 * ((grid - centres_px[..., None]) / sigma_px[..., None]) ** 2)  # (b, j, k, 2, s)
+    g = torch.exp(-0.5 * ((grid - centres_px[..., None]) / sigma_px[..., None]) ** 2)
+    # g: (b, j, k, 2, s)
     gy = g[..., 1, :] * amplitude[..., None]
     return (gy[..., :, None] * g[..., 0, None, :]).amax(dim=2)
 
@@ -139,7 +232,8 @@ def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = N
     ``depth_mm: (b, 16)`` camera depth of each joint, used for :func:`occlusion_mask`
     (``None``: no occlusion).  Runs on ``joints_hm.device``; all randomness from
     ``generator`` (on that device).  Returns unnormalised, non-negative maps whose
-    maximum is about the peak amplitude, and the per-joint flags.
+    maximum is about the peak amplitude, and the per-joint flags.  With v1's config (no
+    failure rates) the draws and maps are exactly those of the first simulator.
     """
     _check_points(joints_hm, depth_mm)
     cfg, gen, dev = config, generator, joints_hm.device
@@ -164,7 +258,8 @@ def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = N
     frac = _uniform(cfg.truncate_fraction, (b,), gen, dev)
     coord = pts.gather(2, axis[:, None, None].expand(b, j, 1))[..., 0]          # (b, j)
     lo, hi = coord.min(dim=1).values, coord.max(dim=1).values
-    cut = torch.where(high_side, lo + frac * (hi - lo), hi - frac * (hi - lo)).clamp(0, cfg.size - 1)
+    cut = torch.where(high_side, lo + frac * (hi - lo), hi - frac * (hi - lo))
+    cut = cut.clamp(0, cfg.size - 1)
     beyond = torch.where(high_side[:, None], coord > cut[:, None], coord < cut[:, None])
     truncated = beyond & cut_sample[:, None]
     inward = torch.where(high_side, -1.0, 1.0)[:, None] * _uniform((0.0, 3.0), (b, j), gen, dev)
@@ -174,94 +269,39 @@ def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = N
     blob_loc[..., 1] = torch.where(is_x, loc[..., 1], cut[:, None] + inward)
     loc = torch.where(truncated[..., None], blob_loc, loc)
     amp = torch.where(truncated, _uniform(cfg.truncated_amplitude, (b, j), gen, dev), amp)
-    sigma = torch.where(truncated[..., None], _uniform(cfg.truncated_sigma_px, (b, j, 2), gen, dev), sigma)
+    blob_sigma = _uniform(cfg.truncated_sigma_px, (b, j, 2), gen, dev)
+    sigma = torch.where(truncated[..., None], blob_sigma, sigma)
 
     # left/right confusion: a second mode at the symmetric joint's (jittered) peak
-    flip = list(range(j))
-    for left, right in MPII_FLIP_PAIRS:
-        flip[left], flip[right] = right, left
-    flip_t = torch.tensor(flip, device=dev)
+    flip_t = torch.tensor(MPII_PARTNER, device=dev)
     limb = flip_t != torch.arange(j, device=dev)
     swapped = (torch.rand(b, j, generator=gen, device=dev) < cfg.p_swap) & limb
     swapped &= ~truncated & ~truncated[:, flip_t]
-    swap_amp = torch.where(swapped, amp * _uniform(cfg.swap_weight, (b, j), gen, dev), 0.0)
+    swap_weight = _uniform(cfg.swap_weight, (b, j), gen, dev)
 
-    centres = torch.stack([loc, loc[:, flip_t]], dim=2)                         # (b, j, 2, 2)
+    # v2 failures: the peak goes to the wrong place; a weaker mode may stay at the truth
+    peak, second = loc, loc[:, flip_t]
+    kind = torch.zeros(b, j, dtype=torch.long, device=dev)
+    kept = torch.zeros(b, j, dtype=torch.bool, device=dev)
+    keep_weight = torch.zeros(b, j, device=dev)
+    if cfg.has_failures:                      # v1 draws nothing here: its stream is unchanged
+        drawn = draw_failures(pts, occluded, truncated, cfg, gen)
+        kind, kept, keep_weight = drawn.kind, drawn.keep, drawn.keep_weight
+        failing = kind != NO_FAILURE
+        swapped &= ~failing
+        peak = torch.where(failing[..., None], drawn.peak_px, loc)
+        second = torch.where(failing[..., None], loc, second)
+    second_amp = torch.where(swapped, amp * swap_weight, 0.0)
+    second_amp = torch.where(kept, amp * keep_weight, second_amp)
+
+    centres = torch.stack([peak, second], dim=2)                                # (b, j, 2, 2)
     sigmas = torch.stack([sigma, sigma], dim=2)
-    heat = render_gaussians(centres, sigmas, torch.stack([amp, swap_amp], dim=2), cfg.size)
+    heat = render_gaussians(centres, sigmas, torch.stack([amp, second_amp], dim=2), cfg.size)
     noise = cfg.background_noise * torch.randn(heat.shape, generator=gen, device=dev)
     heat = (heat + noise).clamp_min(0.0)
-    return SimulatedHeatmaps(heat, occluded, swapped, truncated, occluded | swapped | truncated,
-                             cfg.ambiguous_sigma_px)
-
-
-def _check_4d(heatmaps: torch.Tensor, name: str) -> torch.Tensor:
-    if not isinstance(heatmaps, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor (b, {N_MPII}, H, W), got {type(heatmaps).__name__}")
-    if heatmaps.ndim != 4 or heatmaps.shape[1] != N_MPII:
-        raise ValueError(f"{name} must have shape (b, {N_MPII}, H, W), got {tuple(heatmaps.shape)}")
-    if not heatmaps.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor, got dtype {heatmaps.dtype}")
-    # Fast path: one reduction.  A finite sum means every value is finite; a non-finite sum
-    # (NaN/inf, or an overflow of huge finite values) triggers the exact per-map search.
-    if not torch.isfinite(heatmaps.sum()):
-        bad = ~torch.isfinite(heatmaps).flatten(2).all(dim=2)                    # (b, 16)
-    else:
-        bad = None
-    if bad is not None and bad.any():
-        i, k = (int(v) for v in bad.nonzero()[0])
-        raise ValueError(f"{name} has NaN or inf values: first in sample {i}, joint {k}")
-    return heatmaps.float()
-
-
-def validate_heatmaps(heatmaps: torch.Tensor, name: str = "heatmaps") -> torch.Tensor:
-    """Check ``heatmaps: (b, 16, 64, 64)`` float and finite; return it as float32.
-
-    Raises ``ValueError`` naming the problem (shape got vs expected, dtype, or the first
-    sample and joint holding NaN/inf).
-    """
-    heatmaps = _check_4d(heatmaps, name)
-    if heatmaps.shape[2:] != (64, 64):
-        raise ValueError(f"{name} must be 64x64 per joint (b, {N_MPII}, 64, 64), "
-                         f"got {tuple(heatmaps.shape)}")
-    return heatmaps
-
-
-def _thresholded_moment_factor(rel_floor: float) -> float:
-    """E[u] for a Gaussian weighted by ``max(g - tau, 0)``: per-axis variance = sigma^2 E[u]."""
-    if rel_floor <= 0.0:
-        return 1.0
-    big_l = -math.log(rel_floor)                                                # g > tau <=> u < L
-    num = 1.0 - (1.0 + big_l) * rel_floor - rel_floor * big_l ** 2 / 2.0
-    den = 1.0 - rel_floor - rel_floor * big_l
-    return num / den
-
-
-def fit_gaussian_sigma(heatmaps: torch.Tensor, rel_floor: float = 0.1) -> torch.Tensor:
-    """Per-joint Gaussian widths ``(b, j, 2)`` (sigma_x, sigma_y in px) of ``heatmaps: (b, j, H, W)``.
-
-    Weighted second moments of the map clamped at 0.  To keep low background noise from
-    inflating the moments, ``rel_floor`` times each map's maximum is subtracted first
-    (weights ``max(h - rel_floor * max, 0)``) and the known shrinkage of a Gaussian's
-    moments under that floor is undone, so a clean Gaussian of width ``s`` gives ``s``
-    exactly; ``rel_floor=0`` is the plain moment fit.  An all-zero map gives 0.
-    """
-    if not 0.0 <= rel_floor < 1.0:
-        raise ValueError(f"rel_floor must be in [0, 1), got {rel_floor}")
-    h = _check_4d(heatmaps, "heatmaps").clamp_min(0.0)
-    peak = h.flatten(2).max(dim=2).values[..., None, None]
-    w = (h - rel_floor * peak).clamp_min(0.0)
-    wx, wy = w.sum(dim=2), w.sum(dim=3)                                         # marginals (b, j, W), (b, j, H)
-    xs = torch.arange(h.shape[3], dtype=h.dtype, device=h.device)
-    ys = torch.arange(h.shape[2], dtype=h.dtype, device=h.device)
-    mass = wx.sum(dim=-1).clamp_min(1e-12)
-    mx, my = (wx * xs).sum(dim=-1) / mass, (wy * ys).sum(dim=-1) / mass
-    vx = (wx * (xs - mx[..., None]) ** 2).sum(dim=-1) / mass
-    vy = (wy * (ys - my[..., None]) ** 2).sum(dim=-1) / mass
-    var = torch.stack([vx, vy], dim=-1) / _thresholded_moment_factor(rel_floor)
-    return var.clamp_min(0.0).sqrt()
-
-
-def h36ma_ambiguous(heatmaps: torch.Tensor, threshold_px: float = 5.0) -> torch.Tensor:
-    """H36MA rule: ``(b,)`` bool, True where any joint's sigma_x or sigma_y > ``threshold_px``."""
-    return (fit_gaussian_sigma(heatmaps) > threshold_px).flatten(1).any(dim=1)
+    failed = pckh_failures_own_head(heat, pts)
+    return SimulatedHeatmaps(heat, occluded, swapped, truncated,
+                             occluded | swapped | truncated | kept,
+                             inverted=kind == INVERTED, jittered=kind == JITTERED,
+                             missed=kind == MISSED, kept_true_mode=kept, failed=failed,
+                             ambiguous_sigma_px=cfg.ambiguous_sigma_px)

@@ -4,7 +4,9 @@ This is where the embedded data become what the model sees: a real mocap pose,
 its bones rescaled a little, looked at by a random realistic camera, cropped like
 the paper (1.2x joint bounding box) and turned into detector-like heatmaps.  The
 training stream draws a fresh camera and fresh heatmap noise for every sample; a
-test set is the same recipe with a fixed seed.
+test set is the same recipe with a fixed seed.  ``heatmap_config`` picks the simulator
+(``HeatmapConfig.preset("v1")`` or ``"v2"``, see :mod:`dphelpers.heatmaps`); test sets that
+differ only in ``p_keep_true_mode`` share their cameras and failures.
 """
 from __future__ import annotations
 
@@ -16,9 +18,15 @@ import torch
 from .cameras import CameraConfig, make_views
 from .data import random_bone_scales
 from .heatmaps import HeatmapConfig, h36ma_ambiguous, simulate_heatmaps
-from .skeleton import H36M_TO_MPII
+from .pckh import pckh_failures_own_head
+from .skeleton import H36M_TO_MPII, MPII_FLIP_PAIRS
 
-__all__ = ["SampleBatch", "make_batch", "TrainStream", "make_test_set"]
+__all__ = ["SampleBatch", "LIMB_JOINTS", "make_batch", "TrainStream", "make_test_set"]
+
+#: MPII joints with a left/right partner (shoulders, elbows, wrists, hips, knees, ankles).
+LIMB_JOINTS: tuple[int, ...] = tuple(sorted(j for pair in MPII_FLIP_PAIRS for j in pair))
+_SIMULATOR_FLAGS = ("inverted_joints", "jittered_joints", "missed_joints", "kept_true_mode",
+                    "truncated_joints")
 
 
 @dataclass
@@ -28,6 +36,13 @@ class SampleBatch:
     heatmaps: (b, 16, 64, 64); poses_3d_mm: (b, 17, 3) camera frame; poses_2d_px: (b, 17, 2);
     boxes: (b, 3) crop [cx, cy, side]; joints_hm: (b, 16, 2) true joints in heatmap pixels;
     ambiguous_joints: (b, 16) joints the simulator made ambiguous; ambiguous: (b,) the H36MA rule.
+
+    Per-joint failure flags, all (b, 16) bool: failed_joints, the heatmap's argmax fails the
+    PCKh@0.5 rule (:mod:`dphelpers.pckh`); inverted_joints / jittered_joints / missed_joints,
+    the simulator put the peak on the partner / near / far off; kept_true_mode, such a failure
+    keeps a weaker mode at the truth; truncated_joints, beyond the simulated image border.
+    Left out (None), ``failed_joints`` is computed from the heatmaps and the others are False
+    (e.g. stored or real heatmaps).
     """
 
     heatmaps: torch.Tensor
@@ -37,6 +52,24 @@ class SampleBatch:
     joints_hm: torch.Tensor
     ambiguous_joints: torch.Tensor
     ambiguous: torch.Tensor
+    failed_joints: torch.Tensor | None = None
+    inverted_joints: torch.Tensor | None = None
+    jittered_joints: torch.Tensor | None = None
+    missed_joints: torch.Tensor | None = None
+    kept_true_mode: torch.Tensor | None = None
+    truncated_joints: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.failed_joints is None:
+            self.failed_joints = pckh_failures_own_head(self.heatmaps, self.joints_hm)
+        for name in _SIMULATOR_FLAGS:
+            if getattr(self, name) is None:
+                setattr(self, name, torch.zeros_like(self.failed_joints))
+
+    @property
+    def failed_limb_sample(self) -> torch.Tensor:
+        """(b,) bool: some limb joint's argmax fails PCKh@0.5 (the sampling-should-help set)."""
+        return self.failed_joints[:, list(LIMB_JOINTS)].any(dim=1)
 
     def __len__(self) -> int:
         return self.heatmaps.shape[0]
@@ -62,7 +95,11 @@ def make_batch(poses_m: torch.Tensor, generator: torch.Generator,
     sim = simulate_heatmaps(views.joints_hm, depth_mm, heatmap_config, generator)
     return SampleBatch(heatmaps=sim.heatmaps, poses_3d_mm=views.poses_cam_mm,
                        poses_2d_px=views.poses_2d_px, boxes=views.boxes, joints_hm=views.joints_hm,
-                       ambiguous_joints=sim.ambiguous, ambiguous=h36ma_ambiguous(sim.heatmaps))
+                       ambiguous_joints=sim.ambiguous,
+                       ambiguous=h36ma_ambiguous(sim.heatmaps, heatmap_config.ambiguous_sigma_px),
+                       failed_joints=sim.failed, inverted_joints=sim.inverted,
+                       jittered_joints=sim.jittered, missed_joints=sim.missed,
+                       kept_true_mode=sim.kept_true_mode, truncated_joints=sim.truncated)
 
 
 class TrainStream:
@@ -91,8 +128,14 @@ def make_test_set(poses_m: np.ndarray | torch.Tensor, n: int | None = None, seed
                   heatmap_config: HeatmapConfig = HeatmapConfig(), chunk: int = 512) -> SampleBatch:
     """A fixed test set: ``n`` poses evenly spaced over ``poses_m`` (all if None), one camera each.
 
-    Deterministic for a given seed; built on the CPU in chunks.
+    Deterministic for a given seed; built on the CPU in chunks.  ``heatmap_config`` picks the
+    simulator, e.g. ``HeatmapConfig.preset("v2", p_keep_true_mode=0.0)``; sets built with the
+    same seed and configs that differ only in ``p_keep_true_mode`` have the same poses,
+    cameras and failures, and differ only in which failures keep a mode at the truth.
     """
+    if not isinstance(heatmap_config, HeatmapConfig):
+        raise ValueError("heatmap_config must be a HeatmapConfig, got "
+                         f"{type(heatmap_config).__name__}")
     poses = torch.as_tensor(np.asarray(poses_m), dtype=torch.float32)
     if poses.dim() != 3 or poses.shape[1:] != (17, 3) or poses.shape[0] == 0:
         raise ValueError(f"poses_m must have shape (n>0, 17, 3), got {tuple(poses.shape)}")

@@ -12,6 +12,9 @@ A joint whose clamped map is all zero (no evidence at all) gets candidates drawn
 uniformly over the grid, all with likelihood exactly 0; its argmax candidate is pixel
 (0, 0), also with likelihood 0.  Since the embedding multiplies every candidate by its
 likelihood, such a joint looks missing, like a joint dropped out in training.
+
+:func:`validate_heatmaps` checks the model's input contract (``(b, 16, 64, 64)`` float,
+finite); :mod:`dphelpers.diffusion` uses it too.
 """
 from __future__ import annotations
 
@@ -20,9 +23,12 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange, repeat
 
-from .heatmaps import validate_heatmaps
+from .skeleton import N_MPII
 
-__all__ = ["SamplingConfig", "sample_candidates", "candidates_to_pixels", "pixels_to_coords"]
+__all__ = [
+    "SamplingConfig", "validate_heatmaps", "sample_candidates", "candidates_to_pixels",
+    "pixels_to_coords",
+]
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,38 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.n_samples, int) or self.n_samples < 1:
             raise ValueError(f"n_samples must be an int >= 1, got {self.n_samples!r}")
+
+
+def _check_4d(heatmaps: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(heatmaps, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor (b, {N_MPII}, H, W), got {type(heatmaps).__name__}")
+    if heatmaps.ndim != 4 or heatmaps.shape[1] != N_MPII:
+        raise ValueError(f"{name} must have shape (b, {N_MPII}, H, W), got {tuple(heatmaps.shape)}")
+    if not heatmaps.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor, got dtype {heatmaps.dtype}")
+    # Fast path: one reduction.  A finite sum means every value is finite; a non-finite sum
+    # (NaN/inf, or an overflow of huge finite values) triggers the exact per-map search.
+    if not torch.isfinite(heatmaps.sum()):
+        bad = ~torch.isfinite(heatmaps).flatten(2).all(dim=2)                    # (b, 16)
+    else:
+        bad = None
+    if bad is not None and bad.any():
+        i, k = (int(v) for v in bad.nonzero()[0])
+        raise ValueError(f"{name} has NaN or inf values: first in sample {i}, joint {k}")
+    return heatmaps.float()
+
+
+def validate_heatmaps(heatmaps: torch.Tensor, name: str = "heatmaps") -> torch.Tensor:
+    """Check ``heatmaps: (b, 16, 64, 64)`` float and finite; return it as float32.
+
+    Raises ``ValueError`` naming the problem (shape got vs expected, dtype, or the first
+    sample and joint holding NaN/inf).
+    """
+    heatmaps = _check_4d(heatmaps, name)
+    if heatmaps.shape[2:] != (64, 64):
+        raise ValueError(f"{name} must be 64x64 per joint (b, {N_MPII}, 64, 64), "
+                         f"got {tuple(heatmaps.shape)}")
+    return heatmaps
 
 
 def pixels_to_coords(index: torch.Tensor, size: int = 64) -> torch.Tensor:

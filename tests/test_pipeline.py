@@ -29,3 +29,45 @@ def test_stream_batches_and_errors(splits):
     assert b1.subset(slice(0, 3)).heatmaps.shape[0] == 3
     with pytest.raises(ValueError, match=r"\(n>0, 17, 3\)"):
         TrainStream(splits[0][:, :16])
+
+
+def test_failure_flags_and_keep_share_test_sets(splits):
+    from dphelpers.heatmaps import HeatmapConfig
+    from dphelpers.pckh import head_size_px, pckh_failures
+
+    sets = [make_test_set(splits[1], 200, seed=7,
+                          heatmap_config=HeatmapConfig.preset("v2", p_keep_true_mode=k))
+            for k in (0.0, 0.5, 1.0)]
+    a = sets[0]
+    for name in ("failed_joints", "inverted_joints", "jittered_joints", "missed_joints",
+                 "kept_true_mode", "truncated_joints"):
+        flag = getattr(a, name)
+        assert flag.shape == (200, 16) and flag.dtype == torch.bool
+    head = head_size_px(a.joints_hm)
+    assert torch.equal(a.failed_joints, pckh_failures(a.heatmaps, a.joints_hm, head))
+    drawn = a.inverted_joints | a.jittered_joints | a.missed_joints
+    assert drawn.any() and a.failed_limb_sample.any() and not a.kept_true_mode.any()
+    assert a.failed_joints[drawn].float().mean() > a.failed_joints[~drawn].float().mean()
+    # same poses, cameras and failures; only the kept modes differ (nested as the share grows)
+    for s in sets[1:]:
+        assert torch.equal(s.joints_hm, a.joints_hm)
+        assert torch.equal(s.missed_joints, a.missed_joints)
+        assert (s.failed_joints == a.failed_joints).float().mean() > 0.99
+    assert torch.equal(sets[2].kept_true_mode, drawn)
+    assert not (sets[1].kept_true_mode & ~sets[2].kept_true_mode).any()
+    sub = a.subset(slice(0, 5)).to("cpu")
+    assert torch.equal(sub.failed_joints, a.failed_joints[:5])
+    with pytest.raises(ValueError, match="heatmap_config must be a HeatmapConfig"):
+        make_test_set(splits[1], 4, heatmap_config="v2")
+
+
+def test_sample_batch_without_flags_computes_failures(splits):
+    from dphelpers.pipeline import SampleBatch
+
+    t = make_test_set(splits[1], 6, seed=1)
+    core = {k: getattr(t, k) for k in ("heatmaps", "poses_3d_mm", "poses_2d_px", "boxes",
+                                       "joints_hm", "ambiguous_joints", "ambiguous")}
+    shifted = dict(core, heatmaps=torch.roll(t.heatmaps, 20, dims=-1))   # every argmax 20 px off
+    b = SampleBatch(**shifted)                          # as a set with stored heatmaps builds it
+    assert b.failed_joints.all() and not b.kept_true_mode.any() and not b.truncated_joints.any()
+    assert torch.equal(SampleBatch(**core).failed_joints, t.failed_joints)

@@ -6,7 +6,7 @@ import torch
 
 from dphelpers.heatmaps import simulate_heatmaps
 from dphelpers.sampling import (
-    SamplingConfig, candidates_to_pixels, pixels_to_coords, sample_candidates,
+    SamplingConfig, candidates_to_pixels, pixels_to_coords, sample_candidates, validate_heatmaps,
 )
 
 
@@ -135,3 +135,36 @@ def test_bad_settings_raise():
         sample_candidates(torch.zeros(1, 16, 64, 64), n_hypo=0)
     with pytest.raises(ValueError, match="n_samples"):
         SamplingConfig(n_samples=0)
+
+
+# --- validate_heatmaps: the model's input contract (moved here from heatmaps.py) ---
+@pytest.mark.parametrize("bad, match", [
+    (torch.zeros(2, 17, 64, 64), r"\(b, 16, H, W\).*\(2, 17, 64, 64\)"),
+    (torch.zeros(2, 16, 63, 63), r"64x64.*\(2, 16, 63, 63\)"),
+    (torch.zeros(16, 64, 64), r"\(b, 16, H, W\).*\(16, 64, 64\)"),
+    (torch.zeros(2, 16, 64, 64, dtype=torch.int64), r"float"),
+    ([[0.0]], r"torch.Tensor"),
+])
+def test_validate_heatmaps_rejects_bad_shapes(bad, match):
+    with pytest.raises(ValueError, match=match):
+        validate_heatmaps(bad)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_validate_heatmaps_names_first_bad_joint(value):
+    maps = torch.zeros(3, 16, 64, 64, dtype=torch.float64)
+    maps[1, 4, 10, 10] = value
+    maps[2, 0, 0, 0] = value
+    with pytest.raises(ValueError, match=r"sample 1, joint 4"):
+        validate_heatmaps(maps)
+    assert validate_heatmaps(torch.zeros(1, 16, 64, 64, dtype=torch.float64)).dtype == torch.float32
+
+
+def test_validate_accepts_huge_finite_values_and_names_inf():
+    """The fast finite check (one sum) must not reject finite maps whose sum overflows."""
+    hm = torch.zeros(2, 16, 64, 64)
+    hm[:, :, 0, 0] = 3e38  # the float32 sum overflows to inf, every value is finite
+    assert validate_heatmaps(hm) is not None
+    hm[1, 5, 3, 3] = float("inf")
+    with pytest.raises(ValueError, match="sample 1, joint 5"):
+        validate_heatmaps(hm)
