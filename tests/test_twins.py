@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from dphelpers import coverage as C
 from dphelpers import twins as T
 from dphelpers.cameras import CameraConfig, make_views
 from dphelpers.data import load_mocap
@@ -181,14 +182,14 @@ def test_coverage_hand_built():
     far = targets[:, :1] + 1000.0                               # (2, 1, 17, 3): far from all
     hyp = torch.cat([far, targets[:, 1:2].clone()], dim=1)      # hypothesis 1 equals target 1
     hyp[:, 1, [5, 6]] += 5000.0                                # unmasked joints don't matter
-    cov = T.coverage(hyp, targets, valid, mask, thresholds=(50.0, 100.0))
+    cov = C.coverage(hyp, targets, valid, mask, thresholds=(50.0, 100.0))
     assert set(cov) == {50.0, 100.0}
     for t in cov:
         assert cov[t][:, 1].all() and cov[t].shape == (2, 3)
     assert not cov[100.0][:, 0].any()
     near = targets.clone()                                      # every target has a copy ...
     near[..., 2:4, 0] += 70.0                                   # ... 70 mm off on the masked joints
-    cov = T.coverage(near, targets, valid, mask)
+    cov = C.coverage(near, targets, valid, mask)
     assert not cov[50.0].any()
     assert torch.equal(cov[100.0], valid)                       # invalid targets never count
 
@@ -196,11 +197,11 @@ def test_coverage_hand_built():
 def test_coverage_errors():
     targets, valid, mask = _hand_case()
     with pytest.raises(ValueError, match="hypotheses"):
-        T.coverage(torch.zeros(2, 17, 3), targets, valid, mask)
+        C.coverage(torch.zeros(2, 17, 3), targets, valid, mask)
     with pytest.raises(ValueError, match="joints_mask"):
-        T.coverage(targets, targets, valid, mask[:, :, :5])
+        C.coverage(targets, targets, valid, mask[:, :, :5])
     with pytest.raises(ValueError, match="valid"):
-        T.coverage(targets, targets, valid[:, :2], mask)
+        C.coverage(targets, targets, valid[:, :2], mask)
     with pytest.raises(ValueError, match="pose_cam_mm"):
         T.depth_flip_twins(torch.zeros(16, 3))
     with pytest.raises(ValueError, match="in front of the camera"):
@@ -213,12 +214,12 @@ def test_coverage_table(poses_cam_mm):
     gt = poses_cam_mm[:6]
     tb = T.depth_flip_twins_batch(gt)
     hyp_gt = root_relative(gt).unsqueeze(1)                     # a perfect single hypothesis
-    table = T.coverage_table(hyp_gt, gt, tb)
+    table = C.coverage_table(hyp_gt, gt, tb)
     assert table["n_twins"] == float(tb.valid.sum()) and table["n_samples"] == 6.0
     assert table["gt_same@50"] == 1.0 and table["gt_limbs@50"] == 1.0
     assert table["twin@50"] < 1.0                               # the twins are real alternatives
     hyp_all = torch.cat([hyp_gt, root_relative(tb.poses)], dim=1)   # gt and every twin
-    table = T.coverage_table(hyp_all, gt, tb)
+    table = C.coverage_table(hyp_all, gt, tb)
     assert table["twin@50"] == 1.0 and table["gt_limbs@100"] == 1.0
 
 
@@ -226,9 +227,9 @@ def test_mean_and_split_hypotheses(poses_cam_mm):
     gt = poses_cam_mm[0]
     twin = T.depth_flip_twins(gt)[0]
     hyp = torch.stack([gt, twin.pose, gt + 1.0, twin.pose - 1.0])
-    assert T.split_hypotheses(hyp, gt, twin.pose, twin.moved_joints).tolist() == [0, 1, 0, 1]
-    m = T.mean_hypothesis(hyp[None])
+    assert C.split_hypotheses(hyp, gt, twin.pose, twin.moved_joints).tolist() == [0, 1, 0, 1]
+    m = C.mean_hypothesis(hyp[None])
     assert m.shape == (1, 1, 17, 3)
     torch.testing.assert_close(m[0, 0], hyp.mean(0))
     with pytest.raises(ValueError, match="joints"):
-        T.split_hypotheses(hyp, gt, twin.pose, [])
+        C.split_hypotheses(hyp, gt, twin.pose, [])

@@ -104,7 +104,8 @@ def _bf16_model(models: list[Loaded]) -> Loaded:
 
 def _coverage(pred: torch.Tensor, test, twins) -> dict:
     """Twin coverage on the full test set and on its ambiguous subset."""
-    from ..twins import TwinBatch, coverage_table
+    from ..coverage import coverage_table
+    from ..twins import TwinBatch
     out = {"full": coverage_table(pred, test.poses_3d_mm, twins)}
     amb = test.ambiguous
     if amb.any():
@@ -122,7 +123,8 @@ def accuracy(models: list[Loaded], train_m, test_m, n_test: int | None, n_hypo: 
     from ..evaluate import evaluate, evaluate_fixed, table_rows, training_mean_pose
     from ..metrics import reliability_from_quantiles
     from ..pipeline import make_test_set
-    from ..twins import depth_flip_twins_batch, mean_hypothesis
+    from ..coverage import mean_hypothesis
+    from ..twins import depth_flip_twins_batch
     test = make_test_set(test_m, n_test)
     twins = depth_flip_twins_batch(test.poses_3d_mm)
     _, line = accuracy_estimate(models, test, n_hypo, eval_batch, bf16)

@@ -24,7 +24,8 @@ from ..diffusion import DiffPose
 from ..evaluate import evaluate
 from ..pipeline import SampleBatch
 from ..tables import Table, table
-from ..twins import TwinBatch, coverage_table, depth_flip_twins_batch
+from ..coverage import coverage_table
+from ..twins import TwinBatch, depth_flip_twins_batch
 
 __all__ = ["DEFAULT_SETTINGS", "setting_name", "setting_kwargs", "hypotheses_per_second",
            "few_step_rows", "default_candidates", "rows_table", "few_step_figure", "main"]
