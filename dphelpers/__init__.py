@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 __all__ = [
     "skeleton", "data", "cameras", "heatmaps", "sampling", "embedding", "denoiser",
     "schedule", "diffusion", "checkpoint", "pipeline", "train", "metrics", "evaluate", "viz",
-    "twins", "datasets", "detector", "tools",
+    "twins", "coverage", "trainstate", "modelfiles", "lifter", "tables", "calibration", "failures",
+    "h36ma", "pckh", "datasets", "detector", "tools",
 ]
