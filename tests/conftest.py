@@ -19,7 +19,7 @@ def _two_threads():
 def executed_notebooks(tmp_path_factory):
     """Every notebook executed ONCE with QUICK=True (as the book executes them):
     ``{name: executed path or the RuntimeError it raised}``, shared by the notebook and book tests."""
-    from dphelpers.book import execute_notebooks, find_notebooks
+    from dphelpers.tools.book import execute_notebooks, find_notebooks
 
     out = tmp_path_factory.mktemp("executed")
     results = {}

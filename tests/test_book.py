@@ -3,6 +3,12 @@
 Builds a copy of ``book/`` in a temporary folder (the repository's ``book/_build`` is left
 alone), serves the site on 127.0.0.1 and opens every page in headless Chromium (Debian's
 ``/usr/bin/chromium``, driven by the ``playwright`` Python package; never ``playwright install``).
+
+Reader-level checks (:mod:`dphelpers.tools.bookcheck`), on every chapter: no raw Markdown table
+text, no output saying "not found", "skipped" or "Traceback", no code block wider than its
+column, at least :data:`MIN_PLOTS` plotly figures drawn; a full-page screenshot of each chapter
+is saved under the pytest tmp dir (its path is printed: run with ``-s`` to see it).  The same
+checker must catch a deliberately broken page (``test_checker_catches_a_broken_page``).
 """
 from __future__ import annotations
 
@@ -17,12 +23,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dphelpers.book import BOOK_DIR, build_book, find_notebooks
+from dphelpers.tools.book import BOOK_DIR, RESULTS_PAGE, build_book, find_notebooks
+from dphelpers.tools.bookcheck import notebook_problems, page_problems
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 SHOT = Path("/tmp/book_shot.png")
+#: plotly figures each chapter draws at least (its viz.show calls, from the notebooks)
+MIN_PLOTS = {"01_data_and_skeletons": 6, "02_heatmaps_and_sampling": 9,
+             "03_embedding_transformer": 4, "04_diffusion_training": 5, "05_evaluation": 7,
+             "06_demo": 9}
 
 
 def _sync_playwright():
@@ -81,6 +92,11 @@ def _pages(site: Path) -> list[str]:
     return fixed + chapters
 
 
+def _chapters(site: Path) -> list[str]:
+    """The notebook chapters (without the generated results page)."""
+    return [p for p in _pages(site) if p.startswith("chapters/") and p != f"{RESULTS_PAGE}.html"]
+
+
 def _visit(browser, url: str):
     """Open ``url`` and wait until its math, figures and widgets are drawn.
 
@@ -125,10 +141,12 @@ def test_playwright_is_installed():
 
 
 def test_every_notebook_is_a_chapter(site):
-    chapters = {p.stem for p in (site / "chapters").glob("*.html")}
+    chapters = {Path(p).stem for p in _chapters(site)}
     notebooks = {p.stem for p in find_notebooks()}
     assert notebooks, "no notebooks/NN_*.ipynb found"
     assert chapters == notebooks
+    assert set(MIN_PLOTS) == notebooks, "MIN_PLOTS must name every chapter"
+    assert (site / f"{RESULTS_PAGE}.html").is_file(), "the generated results page is missing"
     for name in _pages(site):
         assert (site / name).is_file(), name
 
@@ -174,3 +192,132 @@ def test_3d_figure_renders_in_webgl(site, base_url, browser, tmp_path):
     blue = (abs(rgb - [0x1F, 0x77, 0xB4]).sum(-1) < 60).sum()
     red = (abs(rgb - [0xE4, 0x57, 0x2E]).sum(-1) < 60).sum()
     assert blue > 50 and red > 50, f"3D skeleton not drawn: {blue} blue, {red} red pixels"
+
+
+def _check_page(browser, url: str, shot: Path, min_plots: int = 0) -> tuple[list[str], int]:
+    """Reader-level problems of one page, after a full-page screenshot of it (as a reader
+    first sees it, toggles closed)."""
+    page, context, problems = _visit(browser, url)
+    try:
+        page.screenshot(path=str(shot), full_page=True)
+        found, n_plots = page_problems(page, min_plots)
+    finally:
+        context.close()
+    return problems + found, n_plots
+
+
+def test_reader_sees_no_broken_output(site, base_url, browser, tmp_path_factory):
+    """Every chapter: no raw table text, no 'not found' / 'skipped' / 'Traceback' output, no
+    code block wider than its column, the expected plotly figures drawn; screenshots saved."""
+    shots = tmp_path_factory.mktemp("screenshots")
+    report, drawn = {}, {}
+    for name in _chapters(site) + [f"{RESULTS_PAGE}.html"]:
+        stem = Path(name).stem
+        shot = shots / f"{stem}.png"
+        problems, drawn[stem] = _check_page(browser, base_url + name, shot, MIN_PLOTS.get(stem, 0))
+        print(f"screenshot of {name}: {shot} ({drawn[stem]} plotly figures)")
+        if problems:
+            report[name] = problems
+    assert not report, "\n".join(f"{k}:\n  " + "\n  ".join(v) for k, v in report.items())
+
+
+def test_plumbing_cells_are_folded(site):
+    """myst-nb honours the hide-input tag: the setup cell's code sits behind a toggle."""
+    for name in _chapters(site):
+        html = (site / name).read_text()
+        assert "tag_hide-input" in html and "hide above-input" in html, name
+
+
+def test_favicon_is_served(site, base_url, browser):
+    page, context, problems = _visit(browser, base_url + "index.html")
+    icons = page.eval_on_selector_all('link[rel~="icon"]', "ls => ls.map(l => l.href)")
+    statuses = [page.request.get(href).status for href in icons]
+    context.close()
+    assert icons and all(s == 200 for s in statuses), (icons, statuses)
+    assert not problems, problems
+    assert (site / "_static" / "favicon.svg").stat().st_size < 1000
+
+
+def _tiny_notebook(broken: bool):
+    """A hand-made *executed* chapter: clean, or with the three problems a reader must never
+    meet (a raw Markdown table output, a 'not found' output, a 120-character code line)."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from dphelpers.tables import table
+
+    def code(source, *outputs, tags=()):
+        c = new_code_cell(source, metadata={"tags": list(tags)} if tags else {})
+        c.outputs = list(outputs)
+        return c
+
+    def printed(text):
+        return new_output("stream", name="stdout", text=text)
+
+    t = table([["a", 1.5], ["b", 2.25]], columns=["name", "value"], caption="a clean table")
+    cells = [new_markdown_cell(f"# {'Broken' if broken else 'Clean'} chapter"),
+             code("QUICK = True", tags=["parameters"]),
+             code("import numpy as np", printed("setup done\n"), tags=["hide-input"]),
+             code("x = 1  # " + "a" * (111 if broken else 79), printed("ok\n"))]  # 120 / 88
+    if broken:
+        cells += [code("show_markdown()", new_output("display_data", data={
+                      "text/markdown": "| a | b |\n|---|---|\n| 1 | 2 |", "text/plain": "md"})),
+                  code("print(msg)", printed("runs/model.pt not found: skipped\n"))]
+    else:
+        cells.append(code("t", new_output("execute_result", execution_count=1, data={
+            "text/html": t._repr_html_(), "text/plain": str(t)})))
+    return new_notebook(cells=cells, metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+@pytest.fixture(scope="module")
+def tiny_site(tmp_path_factory):
+    """A two-chapter book (one clean, one broken chapter), built without the build's check."""
+    import nbformat
+
+    root = tmp_path_factory.mktemp("tiny")
+    executed = root / "executed"
+    executed.mkdir()
+    paths = []
+    for name, broken in (("01_clean", False), ("02_broken", True)):
+        paths.append(executed / f"{name}.ipynb")
+        nbformat.write(_tiny_notebook(broken), paths[-1])
+    book = root / "book"
+    shutil.copytree(BOOK_DIR, book, ignore=shutil.ignore_patterns("_build", "chapters"))
+    with pytest.raises(RuntimeError) as err:            # the real build refuses to publish it
+        build_book(out_dir=executed, execute=False, notebooks=paths, book_dir=book,
+                   progress=False)
+    assert "02_broken.ipynb" in str(err.value) and "01_clean" not in str(err.value)
+    return paths, build_book(out_dir=executed, execute=False, notebooks=paths, book_dir=book,
+                             progress=False, check=False)
+
+
+def test_checker_catches_a_broken_notebook(tiny_site):
+    (clean, broken), _ = tiny_site
+    assert notebook_problems(clean) == []
+    found = notebook_problems(broken)
+    assert any("raw Markdown table" in p for p in found), found
+    assert any("'not found'" in p for p in found), found
+    assert any("120 characters" in p for p in found), found
+
+
+def test_checker_catches_a_broken_page(tiny_site, browser, tmp_path):
+    """The browser checker used on the real book reports all three problems of the broken
+    chapter, and nothing on the clean one."""
+    _, site = tiny_site
+    handler = functools.partial(_Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/chapters/"
+        clean, _ = _check_page(browser, base + "01_clean.html", tmp_path / "clean.png")
+        broken, _ = _check_page(browser, base + "02_broken.html", tmp_path / "broken.png")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert clean == [], clean
+    assert any("raw Markdown table" in p for p in broken), broken
+    assert any("'not found'" in p for p in broken), broken
+    assert any("wider than its column" in p for p in broken), broken

@@ -6,7 +6,7 @@ import torch
 from dphelpers.diffusion import DiffPose, DiffPoseConfig
 from dphelpers.embedding import EmbeddingConfig
 from dphelpers.denoiser import DenoiserConfig
-from dphelpers.explorer import PoseExplorer, _chains, explorer_figure, pose_explorer, trajectory_figure
+from dphelpers.tools.explorer import PoseExplorer, _chains, explorer_figure, pose_explorer, trajectory_figure
 from dphelpers.pipeline import make_test_set
 from dphelpers.skeleton import H36M_BONES
 
@@ -64,11 +64,16 @@ def test_trajectory_figure_frames_slider_and_fixed_ranges():
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["play", "pause"]
     assert len(fig.data) == 6 and all(list(f.traces) == [3, 4, 5] for f in fig.frames)
     scene = fig.layout.scene
-    for axis, coords in ((scene.xaxis, traj[:, :5, :, 0]), (scene.yaxis, traj[:, :5, :, 2]),
-                         (scene.zaxis, -traj[:, :5, :, 1])):
+    # a fixed 2 m cube around the ground truth: noisy steps and outliers never rescale it
+    centre = [0.0, 0.0, 450.0]                                # gt drawn as (x, z, -y)
+    for axis, c in zip((scene.xaxis, scene.yaxis, scene.zaxis), centre):
         lo, hi = axis.range
-        assert axis.autorange is False and lo <= coords.min() and hi >= coords.max()
+        assert axis.autorange is False
+        assert hi - lo == pytest.approx(2000, abs=2) and (lo + hi) / 2 == pytest.approx(c, abs=1)
     assert scene.zaxis.range[1] >= 900                       # the gt's head, drawn as -y
+    assert all(f.layout.scene.xaxis.range is None for f in fig.frames)   # frames keep it
+    # legend: one entry per kind, named for what it is
+    assert [t.name for t in fig.data if t.showlegend] == ["ground truth", "hypotheses (5)"]
     # frame k holds step k, rounded to mm, 5 hypotheses x 5 chains, None-separated
     right = fig.frames[3].data[1]
     assert sum(v is None for v in right.x) == 5 * 2
@@ -111,6 +116,7 @@ def test_pose_explorer_controls_cache_and_timestep(counted, test_set):
     assert calls == [] and ex.figure is None                  # construction samples nothing
     assert (ex.n_hypo.min, ex.n_hypo.max) == (1, 12)
     assert (ex.step.min, ex.step.max, ex.step.value) == (0, 25, 25)
+    assert ex.step.continuous_update is False                 # redraws on release only
     assert [v for _, v in ex.sample.options] == list(range(len(test_set)))
     marked = [label.endswith("(ambiguous)") for label, _ in ex.sample.options]
     assert marked == test_set.ambiguous.tolist()
@@ -125,6 +131,7 @@ def test_pose_explorer_controls_cache_and_timestep(counted, test_set):
     ex.step.value = 0                                          # pure noise: redraw only
     assert calls == [3] and ex.figure is not final
     assert "after 0 of 25" in ex.figure.layout.title.text
+    assert ex.figure.layout.scene.xaxis.range == final.layout.scene.xaxis.range  # fixed box
     assert ex.figure.data[3].x != final.data[3].x
     traj = ex.trajectory()
     assert traj.shape == (26, 3, 17, 3)

@@ -1,10 +1,12 @@
 """Tests of dphelpers.viz: figures build, trace counts, side colours, offline HTML, errors."""
+import re
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from dphelpers import viz
-from dphelpers.skeleton import H36M_BONES, MPII_BONES, MPII_NAMES, side_of
+from dphelpers import viz, vizcore, vizpages
+from dphelpers.skeleton import H36M_BONES, H36M_NAMES, MPII_BONES, MPII_NAMES, side_of
 
 
 @pytest.fixture
@@ -34,8 +36,9 @@ def test_colors_scheme():
 def test_skeleton_traces_sides_and_colours(rng, skeleton, j, bones):
     traces = viz.skeleton_traces(_pose(rng, j), "p", skeleton=skeleton)
     assert len(traces) == 3 and all(isinstance(t, go.Scatter3d) for t in traces)
+    assert [t.showlegend for t in traces] == [True, False, False]   # one legend entry
     for trace, side in zip(traces, viz.SIDES):
-        assert trace.name == f"p {side}"
+        assert trace.name == "p" and trace.meta == side and trace.legendgroup == "p"
         assert trace.line.color == viz.COLORS[side]
         assert _points(trace) == 2 * _n_bones(bones, skeleton, side)
         assert len(trace.x) == 3 * _n_bones(bones, skeleton, side)
@@ -60,7 +63,7 @@ def test_pose_figure_traces(rng):
     hyp = gt + rng.normal(0, 30, size=(80, 17, 3))
     fig = viz.pose_figure(gt, hyp, title="t", max_hypotheses=50)
     assert len(fig.data) == 6
-    assert fig.layout.scene.aspectmode == "data"
+    assert [t.name for t in fig.data if t.showlegend] == ["ground truth", "hypotheses (50)"]
     hyp_left = fig.data[3]
     assert hyp_left.line.color == viz.COLORS["left"] and hyp_left.opacity < 1.0
     assert fig.data[0].opacity == 1.0
@@ -137,12 +140,12 @@ def test_figure_html_is_offline(rng):
 def test_show_mode_resolution(monkeypatch, rng):
     monkeypatch.delenv("DPHELPERS_PLOTLY", raising=False)
     monkeypatch.delenv("DPHELPERS_BOOK", raising=False)
-    assert viz._resolve_mode() == "native"
+    assert vizcore.resolve_mode() == "native"
     monkeypatch.setenv("DPHELPERS_BOOK", "1")
-    assert viz._resolve_mode() == "html"
+    assert vizcore.resolve_mode() == "html"
     monkeypatch.setenv("DPHELPERS_PLOTLY", "native")
-    assert viz._resolve_mode() == "native"
-    assert viz._resolve_mode("html") == "html"
+    assert vizcore.resolve_mode() == "native"
+    assert vizcore.resolve_mode("html") == "html"
     monkeypatch.setenv("DPHELPERS_PLOTLY", "bogus")
     with pytest.raises(ValueError, match="display mode"):
         viz.show(viz.pose_figure(_pose(rng)))
@@ -172,3 +175,91 @@ def test_bad_inputs_raise(rng):
         viz.reliability_figure({"a": (np.linspace(0, 1, 21), np.ones((17, 21)))})
     with pytest.raises(ValueError, match=r"poses_2d must have shape \(16, 2\)"):
         viz.pose_2d_figure(np.zeros((17, 2)), skeleton="mpii")
+
+
+def _scene_ranges(fig):
+    sc = fig.layout.scene
+    return [list(sc.xaxis.range), list(sc.yaxis.range), list(sc.zaxis.range)]
+
+
+def test_pose_figure_axes_are_a_fixed_cube_around_the_ground_truth(rng):
+    gt = _pose(rng) + np.array([100.0, -900.0, 5000.0])       # camera frame, 5 m away
+    hyp = gt + rng.normal(0, 30, size=(40, 17, 3))
+    hyp[0] += 8000.0                                           # one wild outlier
+    ranges = _scene_ranges(viz.pose_figure(gt, hyp))
+    assert ranges == _scene_ranges(viz.pose_figure(gt))        # the outlier changes nothing
+    shown = np.stack([gt[:, 0], gt[:, 2], -gt[:, 1]], axis=1)
+    for (lo, hi), a in zip(ranges, shown.T):
+        assert hi - lo == pytest.approx(max(vizcore.BOX_MM, a.ptp() + 200), abs=2)
+        assert lo <= a.min() and a.max() <= hi
+        assert (lo + hi) / 2 == pytest.approx((a.min() + a.max()) / 2, abs=1)
+    sc = viz.pose_figure(gt).layout.scene
+    assert sc.aspectmode == "manual" and sc.xaxis.autorange is False
+    # a few ticks per axis, none at the cube's ends (where two axes' labels would collide)
+    for (lo, hi), ax in zip(ranges, (sc.xaxis, sc.yaxis, sc.zaxis)):
+        ticks = list(ax.tickvals)
+        assert 2 <= len(ticks) <= 4 and lo + 0.05 * (hi - lo) < min(ticks)
+        assert max(ticks) < hi - 0.05 * (hi - lo)
+
+
+def test_pose_figure_without_ground_truth_centres_on_the_median_hypothesis(rng):
+    hyp = _pose(rng)[None] + rng.normal(0, 20, size=(30, 17, 3))
+    (lo, hi), _, _ = _scene_ranges(viz.pose_figure(None, hyp))
+    med = np.median(hyp, axis=0)[:, 0]
+    assert (lo + hi) / 2 == pytest.approx((med.min() + med.max()) / 2, abs=1)
+
+
+def test_scene_box_grows_for_a_large_reference_and_rejects_bad_input():
+    big = np.zeros((17, 3))
+    big[1, 0] = 3000.0
+    (lo, hi), _, _ = vizcore.scene_box(big)
+    assert hi - lo == pytest.approx(3200, abs=2)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 3\)"):
+        vizcore.scene_box(np.zeros((17, 2)))
+
+
+class _Detection:
+    """The two fields prediction_figure reads from a detector.Detection."""
+
+    def __init__(self, rng):
+        self.joints_hm = rng.uniform(5, 59, (16, 2))
+        self.box = np.array([300.0, 250.0, 320.0])
+        self.score = 0.93
+
+
+def test_medoid_and_spread(rng):
+    base = _pose(rng)
+    poses = base[None] + rng.normal(0, 5, size=(9, 17, 3))
+    poses[3] = base                                        # the centre of the cloud
+    poses[7] = base + 900.0                                # an outlier is never the medoid
+    assert vizpages.medoid_index(poses) == 3
+    spread = vizpages.joint_spread_mm(poses, poses[3])
+    expect = np.sqrt((np.linalg.norm(poses - poses[3], axis=-1) ** 2).mean(0))
+    np.testing.assert_allclose(spread, expect)
+    assert vizpages.joint_spread_mm(np.repeat(base[None], 4, 0)).max() == 0
+
+
+def test_prediction_figure_and_page(rng, tmp_path):
+    det = _Detection(rng)
+    img = rng.integers(0, 255, size=(480, 640, 3), dtype=np.uint8)
+    poses = _pose(rng)[None] + rng.normal(0, 40, size=(30, 17, 3))
+    poses[:, 0] = 0
+    fig = vizpages.prediction_figure(img, det, poses, title="t")
+    names = [t.name for t in fig.data if getattr(t, "showlegend", None) and t.name]
+    assert "medoid hypothesis" in names and "hypotheses (30)" in names
+    medoid = [t for t in fig.data if t.name == "medoid hypothesis"]
+    hyps = [t for t in fig.data if t.name == "hypotheses (30)"]
+    assert len(medoid) == 3 and medoid[0].line.width > hyps[0].line.width
+    joints = [t for t in fig.data if t.name == "detected 2D joints"]
+    corner = det.box[:2] - det.box[2] / 2                  # heatmap px -> image px
+    px = (det.joints_hm + 0.5) / 64 * det.box[2] + corner
+    first_left = next(c for _, c in MPII_BONES if side_of(c, "mpii") == "left")
+    assert joints[0].x[1] == pytest.approx(px[first_left, 0])   # heatmap px -> image px
+    bars = [t for t in fig.data if isinstance(t, go.Bar)][0]
+    assert list(bars.x) == list(H36M_NAMES[1:])
+    page = vizpages.prediction_page(img, det, poses, path=tmp_path / "p.html")
+    assert (tmp_path / "p.html").read_text() == page
+    assert "plotly.js v" in page and not re.search(r'<script src="https?:', page)  # inlined
+    assert "least certain" in page and "person score 0.93" in page
+    with pytest.raises(ValueError, match="joints_hm"):
+        vizpages.prediction_figure(img, object(), poses)

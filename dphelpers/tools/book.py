@@ -11,7 +11,12 @@ Steps of :func:`build_book`:
 2. copy the executed notebooks to ``book/chapters/``, write ``book/_toc.yml`` for them, copy
    the installed plotly package's ``plotly.min.js`` to ``book/_build/plotly_js/`` (so the
    library always matches the Python package that made the figures);
-3. run ``jupyter-book build book/ --builder html`` with ``execute_notebooks: 'off'``
+3. check every executed notebook for what a reader must never meet
+   (:mod:`dphelpers.tools.bookcheck`: raw Markdown tables, outputs saying "not found",
+   "skipped" or "Traceback", code lines over 88 characters): any problem fails the build;
+4. write the results page ``book/chapters/results.md`` from the results file
+   (:mod:`dphelpers.tools.resultspage`, ``data/results/bench.json`` by default);
+5. run ``jupyter-book build book/ --builder html`` with ``execute_notebooks: 'off'``
    (``book/_config.yml``), so nothing runs twice; the site is ``book/_build/html``.
 
 The site works offline: every script it loads lives in ``book/static_js/`` or ``_build/plotly_js``.
@@ -28,10 +33,11 @@ from pathlib import Path
 
 __all__ = [
     "ROOT", "BOOK_DIR", "NOTEBOOK_DIR", "NOTEBOOK_GLOB", "FRONT_PAGES", "BACK_PAGES",
-    "find_notebooks", "execute_notebooks", "write_toc", "copy_plotly_js", "build_book",
+    "RESULTS_PAGE", "find_notebooks", "execute_notebooks", "check_notebooks", "write_toc",
+    "copy_plotly_js", "build_book",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOOK_DIR = ROOT / "book"
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -39,6 +45,8 @@ NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 FRONT_PAGES: tuple[str, ...] = ("install", "batches")
 BACK_PAGES: tuple[str, ...] = ("references",)
 _CHAPTERS = "chapters"
+#: the generated results page, relative to the book's folder (without ``.md``)
+RESULTS_PAGE = f"{_CHAPTERS}/results"
 _LOG_TAIL_LINES = 60
 
 
@@ -118,15 +126,32 @@ def execute_notebooks(notebooks: Sequence[Path], out_dir: str | os.PathLike, qui
     return done
 
 
-def write_toc(chapters: Sequence[str], book_dir: str | os.PathLike = BOOK_DIR) -> Path:
-    """Write ``book_dir/_toc.yml``: intro, front pages, the chapter notebooks, back pages.
+def check_notebooks(executed: Sequence[Path]) -> None:
+    """Raise ``RuntimeError`` listing every reader-level problem of the executed notebooks
+    (:func:`dphelpers.tools.bookcheck.notebook_problems`); nothing is published then."""
+    from .bookcheck import notebook_problems
 
-    chapters: notebook stems (``"01_data"``) found in ``book_dir/chapters/``.
+    report = {Path(nb).name: notebook_problems(nb) for nb in executed}
+    report = {k: v for k, v in report.items() if v}
+    if report:
+        raise RuntimeError("the book would show problems to its readers (fix the notebooks):\n"
+                           + "\n".join(f"{k}:\n  " + "\n  ".join(v) for k, v in report.items()))
+
+
+def write_toc(chapters: Sequence[str], book_dir: str | os.PathLike = BOOK_DIR,
+              results: bool = False) -> Path:
+    """Write ``book_dir/_toc.yml``: intro, front pages, the chapter notebooks, [the results
+    page], back pages.
+
+    chapters: notebook stems (``"01_data"``) found in ``book_dir/chapters/``; results: add
+    :data:`RESULTS_PAGE` as a part of its own.
     """
     book_dir = Path(book_dir)
-    missing = [p for p in ("intro", *FRONT_PAGES, *BACK_PAGES) if not (book_dir / f"{p}.md").is_file()]
+    missing = [p for p in ("intro", *FRONT_PAGES,
+                           *BACK_PAGES) if not (book_dir / f"{p}.md").is_file()]
     if missing:
-        raise FileNotFoundError(f"book pages missing in {book_dir}: {', '.join(m + '.md' for m in missing)}")
+        names = ", ".join(m + ".md" for m in missing)
+        raise FileNotFoundError(f"book pages missing in {book_dir}: {names}")
 
     def entries(files: Sequence[str]) -> list[str]:
         return [f"      - file: {f}" for f in files]
@@ -137,6 +162,8 @@ def write_toc(chapters: Sequence[str], book_dir: str | os.PathLike = BOOK_DIR) -
     if chapters:
         lines += ["  - caption: Chapters", "    chapters:",
                   *entries([f"{_CHAPTERS}/{c}" for c in chapters])]
+    if results:
+        lines += ["  - caption: Results", "    chapters:", *entries([RESULTS_PAGE])]
     lines += ["  - caption: Back matter", "    chapters:", *entries(BACK_PAGES)]
     toc = book_dir / "_toc.yml"
     toc.write_text("\n".join(lines) + "\n")
@@ -157,8 +184,10 @@ def copy_plotly_js(book_dir: str | os.PathLike = BOOK_DIR) -> Path:
 
 
 def _jupyter_book(book_dir: Path, log_path: Path) -> None:
-    """``jupyter-book build book_dir --builder html --all``; raises with the log's tail on failure."""
-    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+    """``jupyter-book build book_dir --builder html --all``; raises with the log's tail on
+    failure."""
+    cmd = [sys.executable, "-c",
+           "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
            "build", str(book_dir), "--builder", "html", "--all"]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +200,8 @@ def _jupyter_book(book_dir: Path, log_path: Path) -> None:
 
 def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, execute: bool = True,
                kernel: str = "python3", notebooks: Sequence[str | os.PathLike] | None = None,
-               book_dir: str | os.PathLike = BOOK_DIR, progress: bool = True) -> Path:
+               book_dir: str | os.PathLike = BOOK_DIR, progress: bool = True,
+               check: bool = True, results_file: str | os.PathLike | None = None) -> Path:
     """Execute the notebooks (once), assemble the book and build its HTML; returns the site folder.
 
     out_dir: where executed notebooks go (default ``book_dir/_build/executed``).
@@ -179,6 +209,9 @@ def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, ex
     executed into ``out_dir``.  kernel: the Jupyter kernel name.  notebooks: names
     (``"01_data"``) or paths; None = every ``notebooks/NN_*.ipynb``.  book_dir: the book's
     source (``_config.yml``, pages, ``static_js/``); a copy elsewhere builds there.
+    check: fail on reader-level problems (:func:`check_notebooks`; False only to build a
+    deliberately broken book in tests).  results_file: the results page's source (None: the
+    shipped ``data/results/bench.json``; a missing file leaves the page out).
     Returns ``book_dir/_build/html``.
     """
     book_dir = Path(book_dir).resolve()
@@ -187,20 +220,31 @@ def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, ex
     out_dir = Path(out_dir) if out_dir is not None else book_dir / "_build" / "executed"
     sources = _resolve_notebooks(notebooks)
     if execute:
-        executed = execute_notebooks(sources, out_dir, quick=quick, kernel=kernel, progress=progress)
+        executed = execute_notebooks(sources, out_dir, quick=quick, kernel=kernel,
+                                     progress=progress)
     else:
         executed = [out_dir / nb.name for nb in sources]
         missing = [p.name for p in executed if not p.is_file()]
         if missing:
             raise FileNotFoundError(f"execute=False but executed notebooks missing in {out_dir}: "
                                     f"{', '.join(missing)} (run with execute=True first)")
+    if check:
+        check_notebooks(executed)
     chapters_dir = book_dir / _CHAPTERS
     if chapters_dir.exists():
         shutil.rmtree(chapters_dir)  # generated (gitignored): no stale chapters
     chapters_dir.mkdir(parents=True)
     for nb in executed:
         shutil.copyfile(nb, chapters_dir / nb.name)
-    write_toc([nb.stem for nb in executed], book_dir)
+    from .. import results as _results
+    from .resultspage import write_results_page
+
+    src = Path(results_file) if results_file is not None else _results.RESULTS_FILE
+    if src.is_file():
+        write_results_page(book_dir / f"{RESULTS_PAGE}.md", src)
+    elif results_file is not None:
+        raise FileNotFoundError(f"results_file {src} does not exist")
+    write_toc([nb.stem for nb in executed], book_dir, results=src.is_file())
     copy_plotly_js(book_dir)
     _jupyter_book(book_dir, book_dir / "_build" / "book_build.log")
     html = book_dir / "_build" / "html"

@@ -1,4 +1,5 @@
-"""Interactive views of the hypotheses: denoising slider, sample dropdown, live explorer (notebook 06).
+"""Interactive views of the hypotheses: denoising slider, sample dropdown, live explorer
+(notebook 06).
 
 Two figures work in the static book (plain plotly, no kernel needed):
 :func:`trajectory_figure` animates the hypothesis cloud over the denoising steps (a slider and
@@ -7,9 +8,13 @@ dropdown.  :func:`pose_explorer` builds an ``ipywidgets`` explorer for JupyterLa
 demand: pick a test sample, the number of hypotheses and the denoising step; samples are cached
 per (sample, n_hypo), so moving the step slider only redraws.
 
-Drawing follows :mod:`dphelpers.viz`: camera-frame mm shown as (x, z, -y), bones coloured by side.
-To keep the HTML small, all hypotheses of one side form one trace (bone chains separated by
-None) and coordinates are rounded to whole millimetres.
+Drawing follows :mod:`dphelpers.viz`: camera-frame mm shown as (x, z, -y), bones coloured by side,
+the axes fixed to a 2 m cube around the ground truth (:func:`dphelpers.vizcore.scene_box`), so
+that neither the noisy early steps nor a stray hypothesis rescale the view.  Legend entries
+name what they are ("ground truth", "hypotheses (20)").  To keep the HTML small, all
+hypotheses of one side form one trace (bone chains separated by None) and coordinates are
+rounded to whole millimetres.  The live explorer redraws when a slider is released
+(``continuous_update=False``), not on every step it passes.
 """
 from __future__ import annotations
 
@@ -20,13 +25,15 @@ import torch
 from IPython import get_ipython
 from IPython.display import clear_output
 
-from . import viz
-from .metrics import p1, root_relative
-from .skeleton import H36M_BONES, N_H36M, side_of
+from .. import viz
+from ..vizcore import scene_box, scene_layout
+from ..metrics import p1, root_relative
+from ..skeleton import H36M_BONES, N_H36M, side_of
 
 __all__ = ["trajectory_figure", "explorer_figure", "PoseExplorer", "pose_explorer"]
 
-_ANIM = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
+_ANIM = {"mode": "immediate", "frame": {"duration": 0, "redraw": True},
+         "transition": {"duration": 0}}
 
 
 def _poses(x, name: str, ndim: int) -> np.ndarray:
@@ -43,7 +50,8 @@ def _poses(x, name: str, ndim: int) -> np.ndarray:
 
 
 def _chains(side: str) -> list[list[int]]:
-    """The bones of one side joined into polylines of joints, e.g. [[0, 4, 5, 6], [8, 11, 12, 13]]."""
+    """The bones of one side joined into polylines of joints, e.g. [[0, 4, 5, 6], [8, 11, 12,
+    13]]."""
     bones = [(p, c) for p, c in H36M_BONES if side_of(c) == side]
     children = {}
     for p, c in bones:
@@ -75,32 +83,21 @@ def _hypo_traces(poses: np.ndarray) -> list[go.Scatter3d]:
     """Three line traces (left, right, centre) holding all hypotheses ``(h, 17, 3)``."""
     opacity = float(np.clip(2.0 / np.sqrt(len(poses)), 0.1, 0.5))
     name = f"hypotheses ({len(poses)})"
-    return [go.Scatter3d(**_cloud_xyz(poses, side), mode="lines", name=f"{name} {side}",
+    return [go.Scatter3d(**_cloud_xyz(poses, side), mode="lines", name=name, meta=side,
                          legendgroup="hypotheses", showlegend=side == "left", opacity=opacity,
                          line={"color": viz.COLORS[side], "width": 2}, hoverinfo="skip")
             for side in viz.SIDES]
 
 
-def _ranges(points: np.ndarray, pad_mm: float = 50.0) -> list[list[float]]:
-    """Plot-axis ranges [x, z, -y] covering ``points: (..., 3)`` camera-frame mm."""
-    flat = points.reshape(-1, 3)
-    shown = np.stack([flat[:, 0], flat[:, 2], -flat[:, 1]], axis=1)
-    lo, hi = shown.min(0) - pad_mm, shown.max(0) + pad_mm
-    return [[float(np.floor(a)), float(np.ceil(b))] for a, b in zip(lo, hi)]
+def _ranges(gt: np.ndarray | None, hyps: np.ndarray) -> list[list[float]]:
+    """The fixed cube of the scene: around the ground truth ``(17, 3)``, else around the
+    per-joint median of ``hyps: (h, 17, 3)`` (camera-frame mm)."""
+    return scene_box(gt if gt is not None else np.median(hyps, axis=0))
 
 
 def _scene_layout(fig: go.Figure, ranges: list[list[float]], title: str) -> go.Figure:
-    """viz.pose_figure's look, with fixed axis ranges at equal scale."""
-    span = np.array([r[1] - r[0] for r in ranges])
-    ratio = span / span.max()
-    axes = {f"{a}axis": {"showbackground": False, "range": r, "autorange": False, "title": t}
-            for a, r, t in zip("xyz", ranges, ("x (right) mm", "z (depth) mm", "-y (up) mm"))}
-    fig.update_layout(
-        title=title, margin={"l": 0, "r": 0, "t": 40 if title else 10, "b": 0}, height=560,
-        scene={**axes, "aspectmode": "manual",
-               "aspectratio": {"x": ratio[0], "y": ratio[1], "z": ratio[2]},
-               "camera": {"eye": {"x": 0.5, "y": -2.6, "z": 0.3}, "up": {"x": 0, "y": 0, "z": 1}}},
-        legend={"itemsizing": "constant"}, uirevision="keep")
+    """viz.pose_figure's look: the fixed cube ``ranges``, few depth ticks, one camera."""
+    fig.update_layout(**scene_layout(ranges, title))
     return fig
 
 
@@ -112,32 +109,37 @@ def _cloud_figure(hyps: np.ndarray, gt: np.ndarray | None, ranges, title: str) -
     return _scene_layout(fig, ranges, title)
 
 
-def trajectory_figure(trajectory, gt_mm=None, max_hypotheses: int = 30, title: str = "") -> go.Figure:
+def trajectory_figure(trajectory, gt_mm=None, max_hypotheses: int = 30,
+                      title: str = "") -> go.Figure:
     """The hypothesis cloud over the denoising steps: a slider with one frame per step.
 
     trajectory: (n_steps + 1, h, 17, 3) camera-frame mm, step 0 = pure noise, the last = the
     final hypotheses (``DiffPose.sample(..., return_trajectory=True)`` for one image); gt_mm:
     (17, 3) or None, drawn fixed.  The first ``max_hypotheses`` hypotheses are drawn.  Traces:
     ground truth (3, if given), then hypotheses (3); frame k replaces the hypotheses' traces with
-    step k.  Axis ranges cover every step and stay fixed.  The figure opens on the last step.
+    step k.  The axes are a fixed cube around the ground truth (else the final hypotheses).
+    The figure opens on the last step.
     """
     traj = _poses(trajectory, "trajectory", 4)[:, :max(int(max_hypotheses), 1)]
     gt = _poses(gt_mm, "gt_mm", 2) if gt_mm is not None else None
     n_frames = traj.shape[0]
-    ranges = _ranges(traj if gt is None else np.concatenate([traj.reshape(-1, 3), gt]))
+    ranges = _ranges(gt, traj[-1])
     fig = _cloud_figure(traj[-1], gt, ranges, title)
     first = 3 if gt is not None else 0
-    fig.frames = [go.Frame(data=_hypo_traces(traj[k]), traces=[first, first + 1, first + 2], name=str(k))
+    fig.frames = [go.Frame(data=_hypo_traces(traj[k]), traces=[first, first + 1, first + 2],
+                           name=str(k))
                   for k in range(n_frames)]
     fig.update_layout(
-        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.12, "y": 0.0, "xanchor": "right",
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.12, "y": 0.0,
+                      "xanchor": "right",
                       "yanchor": "top", "pad": {"t": 60, "r": 10}, "showactive": False, "buttons": [
                           {"label": "play", "method": "animate",
                            "args": [None, {**_ANIM, "frame": {"duration": 200, "redraw": True},
                                            "fromcurrent": True}]},
                           {"label": "pause", "method": "animate", "args": [[None], _ANIM]}]}],
         sliders=[{"active": n_frames - 1, "x": 0.12, "len": 0.88, "y": 0.0, "yanchor": "top",
-                  "pad": {"t": 30, "b": 10}, "currentvalue": {"prefix": "denoising step (0 = noise): "},
+                  "pad": {"t": 30, "b": 10},
+                  "currentvalue": {"prefix": "denoising step (0 = noise): "},
                   "steps": [{"label": str(k), "method": "animate", "args": [[str(k)], _ANIM]}
                             for k in range(n_frames)]}],
         height=640, margin={"l": 0, "r": 0, "t": 40 if title else 10, "b": 90})
@@ -161,7 +163,8 @@ def explorer_figure(model, test, indices, n_hypo: int = 50,
     """
     idx = [int(i) for i in np.atleast_1d(np.asarray(indices))]
     if not idx or any(not 0 <= i < len(test) for i in idx):
-        raise ValueError(f"indices must be a non-empty list of test indices in 0..{len(test) - 1}, got {idx}")
+        raise ValueError("indices must be a non-empty list of test indices in "
+                         f"0..{len(test) - 1}, got {idx}")
     if n_hypo < 1:
         raise ValueError(f"n_hypo must be >= 1, got {n_hypo}")
     gen = generator or torch.Generator(device=model.device).manual_seed(0)
@@ -171,7 +174,7 @@ def explorer_figure(model, test, indices, n_hypo: int = 50,
     for k, i in enumerate(idx):
         h, gt = hyps[k].numpy(), gts[k].numpy()
         title = _sample_title(i, bool(test.ambiguous[i]), hyps[k], gts[k])
-        ranges = _ranges(np.concatenate([h.reshape(-1, 3), gt]))
+        ranges = _ranges(gt, h)
         for trace in _cloud_figure(h, gt, ranges, title).data:
             trace.visible = k == 0
             fig.add_trace(trace)
@@ -230,7 +233,7 @@ class PoseExplorer(widgets.VBox):
         self.n_hypo = widgets.IntSlider(value=min(n_hypo, max_hypo), min=1, max=max_hypo,
                                         description="hypotheses", continuous_update=False)
         self.step = widgets.IntSlider(value=self.n_steps, min=0, max=self.n_steps,
-                                      description="step", continuous_update=True)
+                                      description="step", continuous_update=False)
         self.resample = widgets.Button(description="resample")
         self.cloud_out, self.heatmaps_out = widgets.Output(), widgets.Output()
         self._shown_heatmaps: int | None = None
@@ -245,7 +248,8 @@ class PoseExplorer(widgets.VBox):
         key = (int(self.sample.value), int(self.n_hypo.value))
         if resample or key not in self.cache:
             hm = self.test.heatmaps[key[0]][None].to(self.model.device)
-            _, traj = self.model.sample(hm, key[1], generator=self.generator, return_trajectory=True)
+            _, traj = self.model.sample(hm, key[1], generator=self.generator,
+                                        return_trajectory=True)
             self.cache[key] = traj[:, 0].cpu().numpy()
         return self.cache[key]
 
@@ -254,14 +258,15 @@ class PoseExplorer(widgets.VBox):
         i, k = int(self.sample.value), int(self.step.value)
         traj = self.trajectory(resample)
         gt = root_relative(self.test.poses_3d_mm[i].cpu()).numpy()
-        ranges = _ranges(np.concatenate([traj.reshape(-1, 3), gt]))
+        ranges = _ranges(gt, traj[-1])
         title = (f"test sample {i}{' (ambiguous)' if bool(self.test.ambiguous[i]) else ''}: "
                  f"{traj.shape[1]} hypotheses after {k} of {self.n_steps} denoising steps")
         self.figure = _cloud_figure(traj[k], gt, ranges, title)
         _redraw(self.cloud_out, self.figure)
         if self._shown_heatmaps != i:
             self._shown_heatmaps = i
-            _redraw(self.heatmaps_out, viz.heatmap_figure(self.test.heatmaps[i], joints=self.test.joints_hm[i]))
+            _redraw(self.heatmaps_out,
+                    viz.heatmap_figure(self.test.heatmaps[i], joints=self.test.joints_hm[i]))
         return self.figure
 
     def _changed(self, _change) -> None:
@@ -277,4 +282,5 @@ class PoseExplorer(widgets.VBox):
 def pose_explorer(model, test, generator: torch.Generator | None = None, max_hypo: int = 200,
                   n_hypo: int = 50, index: int = 0) -> PoseExplorer:
     """A :class:`PoseExplorer` over ``test`` (a SampleBatch) for ``model`` (a DiffPose)."""
-    return PoseExplorer(model, test, generator=generator, max_hypo=max_hypo, n_hypo=n_hypo, index=index)
+    return PoseExplorer(model, test, generator=generator, max_hypo=max_hypo, n_hypo=n_hypo,
+                        index=index)

@@ -1,0 +1,136 @@
+"""The one results file -> the headline tables (notebook 05 and the book's results page).
+
+``python -m dphelpers bench`` writes the results file; the shipped one is
+``data/results/bench.json``.  Its keys (all optional except ``accuracy``):
+
+- ``accuracy``: ``{"MODEL (SUBSET)": summary}``, summary = :meth:`Evaluation.summary`'s dict
+  (n, P1_min, P1_median, P2_min, P2_median, PCK, CPS, ECE); SUBSET is ``full`` or ``ambiguous``;
+- ``coverage``: ``{MODEL: {SUBSET: {n_twins, twin@50, twin@100, gt_same@50, gt_same@100, ...}}}``;
+- ``reliability``: ``{MODEL: {"levels": (21,), "freq": (21,)}}`` (frequency averaged over joints);
+- ``speed``: a list of ``{what, batch, per_second, gflops, matmul_gflops, fraction, peak_mb}``;
+  rows whose ``what`` mentions ``authors`` time the authors' implementation;
+- ``accuracy_setup`` (n_test, n_ambiguous, n_hypo), ``training`` (steps, batch), ``machine``,
+  ``quick`` (true when written under QUICK sizes), ``commands``.
+
+Every table here has a short, named set of columns (never a flattened dump of the file).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .tables import Table, metrics_table, split_row_name, table
+
+__all__ = ["RESULTS_FILE", "load_results", "model_label", "is_quick", "settings_note",
+           "accuracy_table", "coverage_table", "calibration_rows", "calibration_table",
+           "speed_table", "authors_speedup"]
+
+RESULTS_FILE = Path(__file__).resolve().parents[1] / "data" / "results" / "bench.json"
+_LABELS = {"full": "DiffPose", "full bf16": "DiffPose (bf16)", "argmax_only": "argmax only",
+           "no_transformer": "no transformer", "no_argmax": "no argmax",
+           "no_likelihood": "no likelihood", "mean pose": "mean pose", "lifter": "lifter"}
+_SUBSETS = {"full": "all", "ambiguous": "ambiguous"}
+
+
+def load_results(path: str | Path | None = None) -> dict:
+    """The results file as a dict (``path`` None: :data:`RESULTS_FILE`)."""
+    path = Path(path) if path is not None else RESULTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"results file {path} does not exist: write it with "
+                                "`python -m dphelpers bench` (see notebook 05)")
+    res = json.loads(path.read_text())
+    if not isinstance(res, dict) or not isinstance(res.get("accuracy"), dict):
+        raise ValueError(f"results file {path}: expected a JSON object with an 'accuracy' "
+                         f"object, got keys {list(res) if isinstance(res, dict) else type(res)}")
+    return res
+
+
+def model_label(name: str) -> str:
+    """A results-file model name as readers see it (``argmax_only`` -> ``argmax only``)."""
+    return _LABELS.get(name, name.replace("_", " "))
+
+
+def is_quick(res: dict) -> bool:
+    return bool(res.get("quick", False))
+
+
+def settings_note(res: dict) -> str:
+    """Which settings produced the file's numbers, in one sentence."""
+    setup, train = res.get("accuracy_setup", {}), res.get("training", {})
+    kind = "QUICK settings (small CI sizes)" if is_quick(res) else "full settings"
+    parts = []
+    if setup:
+        parts.append(f"{setup.get('n_test', '?'):,} held-out test samples "
+                     f"({setup.get('n_ambiguous', '?'):,} ambiguous), "
+                     f"{setup.get('n_hypo', '?')} hypotheses each")
+    if train:
+        parts.append(f"every model trained {train.get('steps', '?'):,} steps of batch "
+                     f"{train.get('batch', '?')}")
+    return kind + (": " + "; ".join(parts) if parts else "")
+
+
+def accuracy_table(res: dict, caption: str = "") -> Table:
+    """Every model of ``res["accuracy"]``: model, subset, n, P1 min/median, P2 min, PCK, CPS,
+    ECE."""
+    rows = {}
+    for name, summary in res["accuracy"].items():
+        model, subset = split_row_name(name)
+        rows[f"{model_label(model)} ({_SUBSETS.get(subset, subset)})"] = summary
+    return metrics_table(rows, caption=caption)
+
+
+def coverage_table(res: dict, caption: str = "") -> Table:
+    """Twin coverage per model and subset (percent of the depth-flip twins / ground truths)."""
+    cols = ("twin@50", "twin@100", "gt_same@50", "gt_same@100")
+    rows = []
+    for model, subsets in res.get("coverage", {}).items():
+        for subset, c in subsets.items():
+            rows.append([model_label(model), _SUBSETS.get(subset, subset), int(c["n_twins"]),
+                         *(f"{100 * c[k]:.1f}" for k in cols)])
+    return table(rows, columns=["hypotheses", "subset", "twins", "twin@50 (%)", "twin@100 (%)",
+                                "gt_same@50 (%)", "gt_same@100 (%)"], caption=caption)
+
+
+def calibration_rows(res: dict) -> list[dict]:
+    """Per model: ECE on all and ambiguous samples and the mean signed gap of its reliability
+    curve (positive: above the diagonal, overconfident)."""
+    acc, out = res["accuracy"], []
+    for model, curve in res.get("reliability", {}).items():
+        lev, freq = curve["levels"], curve["freq"]
+        if len(lev) != len(freq) or not lev:
+            raise ValueError(f"reliability[{model!r}]: levels and freq must have one equal length")
+        gap = sum(f - q for q, f in zip(lev, freq)) / len(lev)
+        out.append({"model": model_label(model),
+                    "ECE (all)": acc.get(f"{model} (full)", {}).get("ECE"),
+                    "ECE (ambiguous)": acc.get(f"{model} (ambiguous)", {}).get("ECE"),
+                    "mean signed gap": gap,
+                    "reading": "overconfident" if gap > 0 else "underconfident"})
+    return out
+
+
+def calibration_table(res: dict, caption: str = "") -> Table:
+    rows = [{**r, **{k: (None if r[k] is None else f"{r[k]:.3f}")
+                     for k in ("ECE (all)", "ECE (ambiguous)")},
+             "mean signed gap": f"{r['mean signed gap']:+.3f}"} for r in calibration_rows(res)]
+    return table(rows, columns=["model", "ECE (all)", "ECE (ambiguous)", "mean signed gap",
+                                "reading"], caption=caption)
+
+
+def speed_table(res: dict, caption: str = "") -> Table:
+    """The timing rows: what was timed, batch, per second, GFLOP/s, share of the matmul rate."""
+    rows = [[r["what"], int(r["batch"]), f"{r['per_second']:,.0f}", f"{r['gflops']:.0f}",
+             f"{100 * r['fraction']:.0f}", f"{r.get('peak_mb', float('nan')):.0f}"]
+            for r in res.get("speed", [])]
+    return table(rows, columns=["timed", "images per batch", "per second", "GFLOP/s",
+                                "of the matmul rate (%)", "peak memory (MB)"], caption=caption)
+
+
+def authors_speedup(res: dict) -> list[dict]:
+    """Our sampler against the authors' implementation at equal batch, where the file has both:
+    ``[{"batch", "ours", "authors", "speedup"}]`` (hypotheses per second); [] when it has none."""
+    speed = res.get("speed", [])
+    theirs = {int(r["batch"]): r for r in speed if "author" in str(r["what"]).lower()}
+    ours = {int(r["batch"]): r for r in speed if str(r["what"]) == "sample"}
+    return [{"batch": b, "ours": ours[b]["per_second"], "authors": theirs[b]["per_second"],
+             "speedup": ours[b]["per_second"] / theirs[b]["per_second"]}
+            for b in sorted(set(theirs) & set(ours))]

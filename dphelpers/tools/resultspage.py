@@ -1,0 +1,163 @@
+"""The book's results page, generated at build time from the one results file (``book`` verb).
+
+:func:`results_markdown` turns ``data/results/bench.json`` (see :mod:`dphelpers.results`) into
+a MyST page: the headline tables (accuracy of every model, twin coverage, calibration, speed,
+and speed against the authors' implementation when the file has it), each followed by one
+paragraph on what it means, with the numbers of the paragraph read from the same file.  The
+page is never written by hand; :func:`dphelpers.tools.book.build_book` writes it next to the
+chapters.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import results as R
+
+__all__ = ["results_markdown", "write_results_page"]
+
+
+def _acc(res: dict, name: str, subset: str = "full") -> dict | None:
+    return res["accuracy"].get(f"{name} ({subset})")
+
+
+def _accuracy_text(res: dict) -> str:
+    full, amb = _acc(res, "full"), _acc(res, "full", "ambiguous")
+    text = ("*DiffPose (bf16)* is the same model sampled in bfloat16; *argmax only* (one 2D "
+            "pose per image instead of heatmap samples) and *no transformer* are the paper's "
+            "ablations, trained with the settings above; *mean pose* always predicts the average "
+            "training pose and ignores the image"
+            + ("; *lifter* is the single-hypothesis baseline of Martinez et al. (2017). "
+               if any(k.startswith("lifter") for k in res["accuracy"]) else ". ")
+            + "P1 is the mean joint error in millimetres after putting both poses' pelvis at the "
+            "origin, P2 the same after the best rotation and scale (Procrustes); *min* scores the "
+            "best of a sample's hypotheses (does the set contain the truth?), *median* a typical "
+            "one. PCK@150 counts limb and head joints of the best hypothesis within 150 mm, CPS is "
+            "the area under the share of poses entirely correct up to r = 300 mm, ECE the "
+            "calibration error (0 is perfect).")
+    if full:
+        text += (f" DiffPose's best hypothesis lands {full['P1_min']:.1f} mm from the truth on "
+                 f"average, its median one {full['P1_median']:.1f} mm")
+        base = _acc(res, "mean pose")
+        if base:
+            text += (f", against {base['P1_min']:.1f} mm for the mean-pose baseline that "
+                     "ignores the image")
+        text += "."
+    if full and amb:
+        text += (f" The ambiguous samples (wide heatmaps, the H36MA rule) are harder: "
+                 f"{amb['P1_min']:.1f} mm.")
+    arg = _acc(res, "argmax_only")
+    if full and arg:
+        better = arg["P1_min"] < full["P1_min"]
+        text += (f" The argmax-only ablation scores {arg['P1_min']:.1f} mm, "
+                 + ("better than the full model: the opposite of the paper's Human3.6M result. "
+                    "Our simulated detector almost never puts its strongest peak on the wrong "
+                    "joint, so sampling the heatmaps adds noise rather than information "
+                    "(notebook 05, section 7)." if better else
+                    "worse than the full model, as in the paper."))
+    text += (" These numbers come from simulated heatmaps of a few embedded motion-capture clips, "
+             "not from Human3.6M: compare trends with the paper (DiffPose 43.3 mm P1 on "
+             "Human3.6M), not digits.")
+    return text
+
+
+def _coverage_text(res: dict) -> str:
+    cov = res.get("coverage", {}).get("full", {}).get("full")
+    one = res.get("coverage", {}).get("single hypothesis (one sample)", {}).get("full")
+    text = ("A depth-flip twin of a test pose moves a limb to the other point of its camera ray at "
+            "the same bone length: the same 2D picture, a different 3D pose. *twin@t* is the share "
+            "of twins that some hypothesis comes within t mm of (over the moved joints), "
+            "*gt_same@t* the same question asked of the ground truth.")
+    if cov:
+        text += (f" DiffPose's hypotheses reach {100 * cov['twin@100']:.0f}% of the twins and "
+                 f"{100 * cov['gt_same@100']:.0f}% of the ground truths within 100 mm")
+        if one:
+            text += (f"; one hypothesis alone reaches {100 * one['twin@100']:.0f}% and "
+                     f"{100 * one['gt_same@100']:.0f}%")
+        text += (": the model proposes real alternatives, not one answer with jitter. Not every "
+                 "twin is a plausible body pose, so no model should cover them all.")
+    return text
+
+
+def _calibration_text(rows: list[dict]) -> str:
+    text = ("For each joint, the ground truth's quantile is the share of hypotheses farther from "
+            "the median pose than the truth; for an honest spread those quantiles are uniform. "
+            "The mean signed gap of the reliability curve says which way a model errs: positive "
+            "means overconfident (the cloud is too narrow), negative underconfident.")
+    if rows:
+        best = min((r for r in rows if r["ECE (all)"] is not None), key=lambda r: r["ECE (all)"],
+                   default=None)
+        if best:
+            text += f" The best calibrated here is {best['model']} (ECE {best['ECE (all)']:.3f})."
+    return text
+
+
+def _speed_text(res: dict) -> str:
+    m = res.get("machine", {})
+    where = f"{m.get('cores', '?')} cores, {m.get('device', 'cpu')}, torch {m.get('torch', '?')}"
+    text = ("Hypotheses per second when sampling (each image with its hypotheses as one tensor), "
+            "and training steps per second; *of the matmul rate* divides the arithmetic the "
+            "model needs per second by what a plain matrix product of the denoiser's width "
+            f"reaches on the same machine ({where}), so it says how close to the hardware's "
+            "limit the sampler runs, independently of the machine.")
+    return text
+
+
+def _authors_text(res: dict, rows: list[dict]) -> str:
+    if not rows:
+        return ("The results file holds no timing of the authors' implementation yet (rows "
+                "whose `what` names the authors); the bench verb adds them when it runs it.")
+    lo, hi = min(r["speedup"] for r in rows), max(r["speedup"] for r in rows)
+    return (f"Against the authors' implementation on the same machine and settings, our sampler "
+            f"draws {lo:.1f}x to {hi:.1f}x as many hypotheses per second: the embedding is a "
+            "histogram times a fixed table, and the condition's share of the denoiser's first "
+            "layer is computed once per hypothesis instead of at every step (notebooks 03-04).")
+
+
+def results_markdown(res: dict, source: str = "data/results/bench.json") -> str:
+    """The results page as MyST Markdown (tables as pipe tables in the page's source)."""
+    note = R.settings_note(res)
+    parts = ["# Results", "",
+             f"Generated when the book was built, from `{source}` "
+             "(`python -m dphelpers bench`). "
+             f"**Settings:** {note}." + (" These are QUICK numbers: they show that the code "
+                                         "runs, not how well the method works."
+                                         if R.is_quick(res) else ""), ""]
+
+    def section(title: str, table, text: str) -> None:
+        parts.extend([f"## {title}", "", table.to_markdown(), "", text, ""])
+
+    section("Accuracy of every model", R.accuracy_table(res), _accuracy_text(res))
+    if res.get("coverage"):
+        section("Twin coverage", R.coverage_table(res), _coverage_text(res))
+    cal = R.calibration_rows(res)
+    if cal:
+        section("Calibration", R.calibration_table(res), _calibration_text(cal))
+    if res.get("speed"):
+        section("Speed", R.speed_table(res), _speed_text(res))
+    sp = R.authors_speedup(res)
+    parts.extend(["## Speed against the authors' implementation", ""])
+    if sp:
+        from ..tables import table
+        parts.extend([table([[r["batch"], f"{r['ours']:,.0f}", f"{r['authors']:,.0f}",
+                              f"{r['speedup']:.1f}x"] for r in sp],
+                            columns=["images per batch", "ours (hypotheses/s)",
+                                     "authors' (hypotheses/s)", "speed-up"]).to_markdown(), ""])
+    parts.extend([_authors_text(res, sp), ""])
+    if res.get("commands"):
+        parts.extend(["## How these numbers were made", "", "```bash",
+                      *res["commands"], "```", ""])
+    return "\n".join(parts)
+
+
+def write_results_page(path: str | Path, results_file: str | Path | None = None) -> Path:
+    """Write :func:`results_markdown` of ``results_file`` (default: the shipped one) to ``path``."""
+    src = Path(results_file) if results_file is not None else R.RESULTS_FILE
+    res = R.load_results(src)
+    try:
+        shown = src.resolve().relative_to(R.RESULTS_FILE.parents[2]).as_posix()
+    except ValueError:
+        shown = src.name
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(results_markdown(res, shown))
+    return path

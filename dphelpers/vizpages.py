@@ -1,0 +1,143 @@
+"""Pages that combine several views: a photo's prediction (the ``predict`` verb, notebook 06).
+
+:func:`prediction_figure` puts, side by side, the photo with the detector's box and 2D joints
+and the 3D hypotheses with one representative pose drawn bold (the *medoid*: the hypothesis
+with the smallest mean distance to all others, a pose the model really proposed, unlike the
+per-joint mean), and below them the spread per joint.  :func:`prediction_page` wraps it in a
+self-contained HTML page (plotly.js inlined: it opens offline, without the book).
+
+Spread of a joint = the root-mean-square 3D distance of its hypotheses from the medoid's
+position of that joint, in mm, measured from the pelvis (root-relative hypotheses).
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from .cameras import from_heatmap_px
+from .skeleton import H36M_NAMES, N_H36M, N_MPII
+from .vizcore import (COLORS, SIDES, as_array, as_image, bone_segments, display_xyz,
+                      image_trace, none_for_nan, scene_box, scene_layout)
+
+__all__ = ["medoid_index", "joint_spread_mm", "prediction_figure", "prediction_page"]
+
+
+def medoid_index(poses_mm) -> int:
+    """Index of the hypothesis with the smallest mean MPJPE to all others; ``(h, 17, 3)`` mm."""
+    p = torch.as_tensor(as_array(poses_mm, "poses_mm", (None, N_H36M, 3)))
+    dist = torch.linalg.vector_norm(p[:, None] - p[None], dim=-1).mean(-1)   # (h, h)
+    return int(dist.mean(1).argmin())
+
+
+def joint_spread_mm(poses_mm, centre_mm=None) -> np.ndarray:
+    """RMS distance of each joint's hypotheses from ``centre_mm`` (default: the medoid): (17,)."""
+    p = as_array(poses_mm, "poses_mm", (None, N_H36M, 3))
+    c = p[medoid_index(p)] if centre_mm is None else as_array(centre_mm, "centre_mm", (N_H36M, 3))
+    return np.sqrt((np.linalg.norm(p - c, axis=-1) ** 2).mean(0))
+
+
+def _joints_image_px(detection) -> np.ndarray:
+    """The detection's 16 MPII joints in image px: ``(16, 2)``."""
+    for attr in ("joints_hm", "box"):
+        if not hasattr(detection, attr):
+            raise ValueError(f"detection needs a {attr!r} attribute (a detector.Detection), "
+                             f"got {type(detection).__name__}")
+    hm = torch.as_tensor(as_array(detection.joints_hm, "detection.joints_hm", (N_MPII, 2)))
+    box = torch.as_tensor(as_array(detection.box, "detection.box", (3,)))
+    return from_heatmap_px(hm[None], box[None])[0].numpy()
+
+
+def prediction_figure(image, detection, poses_mm, title: str = "",
+                      max_hypotheses: int = 200) -> go.Figure:
+    """Photo + 2D joints | 3D hypotheses with the medoid bold; spread per joint below.
+
+    image: (H, W, 3) uint8, the photo the detection ran on; detection: a
+    :class:`dphelpers.detector.Detection` (``box``, ``joints_hm``; ``score`` if present);
+    poses_mm: (h, 17, 3) root-relative hypotheses, camera frame mm.  Traces, in order:
+    image, box, 2D joints (3 sides), hypotheses (3 sides, side colours), medoid (3, drawn bold
+    in ``COLORS["gt"]``), spread bars.
+    """
+    img = as_image(image, "image")
+    poses = as_array(poses_mm, "poses_mm", (None, N_H36M, 3))
+    joints = _joints_image_px(detection)
+    m = medoid_index(poses)
+    spread = joint_spread_mm(poses, poses[m])
+    fig = make_subplots(rows=2, cols=2, column_widths=[0.45, 0.55], row_heights=[0.7, 0.3],
+                        specs=[[{"type": "xy"}, {"type": "scene"}], [{"type": "xy", "colspan": 2},
+                                                                   None]],
+                        subplot_titles=["the photo and the detected 2D joints",
+                                        f"{len(poses)} hypotheses, the medoid bold",
+                                        "spread per joint around the medoid (mm)"],
+                        vertical_spacing=0.1, horizontal_spacing=0.03)
+    fig.add_trace(image_trace(img), row=1, col=1)
+    cx, cy, side = (float(v) for v in np.asarray(detection.box, dtype=float))
+    fig.add_trace(go.Scatter(x=[cx - side / 2, cx + side / 2, cx + side / 2, cx - side / 2,
+                                cx - side / 2],
+                             y=[cy - side / 2, cy - side / 2, cy + side / 2, cy + side / 2,
+                                cy - side / 2], mode="lines", name="person box",
+                             line={"color": "yellow", "width": 2}, hoverinfo="skip"), row=1, col=1)
+    for i, s in enumerate(SIDES):
+        pts = bone_segments(joints[None], "mpii", s)
+        fig.add_trace(go.Scatter(x=none_for_nan(pts[:, 0]), y=none_for_nan(pts[:, 1]),
+                                 mode="lines+markers", name="detected 2D joints",
+                                 legendgroup="2d", showlegend=i == 0,
+                                 line={"color": COLORS[s], "width": 3},
+                                 marker={"color": COLORS[s], "size": 6}), row=1, col=1)
+    shown = poses[:max(int(max_hypotheses), 1)]
+    opacity = float(np.clip(2.0 / np.sqrt(len(shown)), 0.08, 0.5))
+    label = f"hypotheses ({len(shown)}" + (f" of {len(poses)})" if len(shown) < len(poses)
+                                          else ")")
+    for i, s in enumerate(SIDES):
+        fig.add_trace(go.Scatter3d(**display_xyz(bone_segments(shown, "h36m", s)), mode="lines",
+                                   name=label, legendgroup="hyp", showlegend=i == 0,
+                                   opacity=opacity, line={"color": COLORS[s], "width": 2},
+                                   hoverinfo="skip"), row=1, col=2)
+    for i, s in enumerate(SIDES):          # the medoid: bold, dark, on top of the cloud
+        fig.add_trace(go.Scatter3d(**display_xyz(bone_segments(poses[m][None], "h36m", s)),
+                                   mode="lines+markers", name="medoid hypothesis",
+                                   legendgroup="medoid", showlegend=i == 0,
+                                   line={"color": COLORS["gt"], "width": 9},
+                                   marker={"size": 3, "color": COLORS["gt"]},
+                                   hoverinfo="skip"), row=1, col=2)
+    fig.add_trace(go.Bar(x=list(H36M_NAMES[1:]), y=spread[1:], name="spread per joint",
+                         marker_color=COLORS["hypo"], showlegend=False,
+                         hovertemplate="%{x}: %{y:.0f} mm<extra></extra>"), row=2, col=1)
+    fig.update_xaxes(range=[-0.5, img.shape[1] - 0.5], showticklabels=False, row=1, col=1)
+    fig.update_yaxes(range=[img.shape[0] - 0.5, -0.5], showticklabels=False, scaleanchor="x",
+                     row=1, col=1)
+    fig.update_yaxes(title="mm", row=2, col=1)
+    layout = scene_layout(scene_box(poses[m]), title, height=900)
+    layout["scene"]["domain"] = fig.layout.scene.domain.to_plotly_json()
+    fig.update_layout(**layout)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 80 if title else 40, "b": 50},
+                      legend={"orientation": "h", "y": -0.04, "yanchor": "top", "x": 0})
+    return fig
+
+
+def prediction_page(image, detection, poses_mm, title: str = "DiffPose prediction",
+                    path: str | Path | None = None, note: str = "") -> str:
+    """A self-contained HTML page of :func:`prediction_figure` (plotly.js inlined, no network);
+    written to ``path`` when given.  ``note``: an extra line under the title (e.g. timings)."""
+    fig = prediction_figure(image, detection, poses_mm)
+    poses = as_array(poses_mm, "poses_mm", (None, N_H36M, 3))
+    spread = joint_spread_mm(poses)
+    worst = sorted(range(1, N_H36M), key=lambda j: -spread[j])[:3]
+    score = getattr(detection, "score", None)
+    facts = [f"{len(poses)} hypotheses"] + ([f"person score {score:.2f}"] if score is not None
+                                            else [])
+    facts.append("least certain: " + ", ".join(f"{H36M_NAMES[j]} ({spread[j]:.0f} mm)"
+                                                for j in worst))
+    body = fig.to_html(include_plotlyjs=True, full_html=False, include_mathjax=False)
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;margin:1em 2em}p{color:#444}</style></head>"
+            f"<body><h1>{html.escape(title)}</h1><p>{html.escape('; '.join(facts))}</p>"
+            + (f"<p>{html.escape(note)}</p>" if note else "") + body + "</body></html>\n")
+    if path is not None:
+        Path(path).write_text(page)
+    return page
