@@ -10,5 +10,5 @@ __all__ = [
     "skeleton", "data", "cameras", "heatmaps", "sampling", "embedding", "denoiser",
     "schedule", "diffusion", "checkpoint", "pipeline", "train", "metrics", "evaluate", "viz",
     "twins", "coverage", "trainstate", "modelfiles", "lifter", "tables", "calibration", "failures",
-    "h36ma", "pckh", "datasets", "detector", "tools",
+    "h36ma", "pckh", "params", "results", "vizcore", "vizpages", "datasets", "detector", "tools",
 ]

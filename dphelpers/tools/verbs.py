@@ -186,7 +186,7 @@ def predict(args) -> int:
     from ..detector import detect_heatmaps, load_image
     from ..diffusion import resolve_autocast
     from ..skeleton import H36M_NAMES
-    from ..viz import pose_figure
+    from ..vizpages import prediction_page
     t0 = time.time()
     if args.image == "astronaut":
         from skimage.data import astronaut
@@ -215,8 +215,9 @@ def predict(args) -> int:
     npz, html = base.with_suffix(".npz"), base.with_suffix(".html")
     np.savez_compressed(npz, poses_mm=poses.numpy(), heatmaps=det.heatmaps[0].cpu().numpy(),
                         crop=det.crop)
-    pose_figure(None, poses, title=f"{args.n_hypo} hypotheses for {image_stem} "
-                f"({loaded.label})").write_html(html, include_plotlyjs=True)
+    prediction_page(image, det, poses, title=f"{args.n_hypo} hypotheses for {image_stem} "
+                    f"({loaded.label})", path=html,
+                    note=f"detection {1e3 * (t2 - t1):.0f} ms, sampling {1e3 * (t3 - t2):.0f} ms")
     print(f"predict: {image_stem} with {loaded.label}, {args.n_hypo} hypotheses, in "
           f"{duration(time.time() - t0)}; wrote {npz} and {html}")
     return 0
