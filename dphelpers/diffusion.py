@@ -18,6 +18,7 @@ from einops import rearrange, repeat
 from torch import nn
 from torch.nn import functional as F
 
+from .checkpoint import config_diff
 from .denoiser import Denoiser, DenoiserConfig
 from .embedding import EmbeddingConfig, PoseEmbedding
 from .sampling import validate_heatmaps
@@ -80,18 +81,6 @@ class DiffPoseConfig:
         if name not in table:
             raise ValueError(f"unknown ablation {name!r}; choose from {sorted(table)}")
         return table[name]
-
-
-def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Fields that differ between two nested config dicts, as 'path: a != b'."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key, "<missing>"), b.get(key, "<missing>")
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += config_diff(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.append(f"{prefix}{key}: {va!r} != {vb!r}")
-    return out
 
 
 def poses_to_x0(poses_3d_mm: torch.Tensor, pose_scale: float = 10.0) -> torch.Tensor:

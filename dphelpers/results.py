@@ -17,6 +17,7 @@ Every table here has a short, named set of columns (never a flattened dump of th
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .tables import Table, metrics_table, split_row_name, table
@@ -32,6 +33,9 @@ _LABELS = {"full": "DiffPose", "full bf16": "DiffPose (bf16)", "argmax_only": "a
 _SUBSETS = {"full": "all", "ambiguous": "ambiguous"}
 
 
+_FILE_TAG = re.compile(r" \([\w.-]+\.pt\)")
+
+
 def load_results(path: str | Path | None = None) -> dict:
     """The results file as a dict (``path`` None: :data:`RESULTS_FILE`)."""
     path = Path(path) if path is not None else RESULTS_FILE
@@ -42,6 +46,9 @@ def load_results(path: str | Path | None = None) -> dict:
     if not isinstance(res, dict) or not isinstance(res.get("accuracy"), dict):
         raise ValueError(f"results file {path}: expected a JSON object with an 'accuracy' "
                          f"object, got keys {list(res) if isinstance(res, dict) else type(res)}")
+    for key in ("accuracy", "coverage", "reliability"):   # "full (diffpose_full.pt) (full)"
+        if isinstance(res.get(key), dict):                 # -> "full (full)"
+            res[key] = {_FILE_TAG.sub("", name): value for name, value in res[key].items()}
     return res
 
 

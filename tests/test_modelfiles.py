@@ -1,0 +1,63 @@
+"""modelfiles: which file is read, which may be written, and load-or-train."""
+import pytest
+import torch
+
+from dphelpers import modelfiles as M
+from dphelpers.checkpoint import read_checkpoint, save_model
+from dphelpers.diffusion import DiffPose
+from dphelpers.lifter import Lifter
+from dphelpers.tools.curves import parse_run
+
+
+def test_names_and_files():
+    assert M.stem("full") == "diffpose_full" and M.stem("lifter") == "lifter"
+    assert M.shipped_file("argmax_only").parent == M.SHIPPED_DIR
+    assert M.run_file("full", "x") .as_posix() == "x/diffpose_full.pt"
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        M.stem("nope")
+    for name in M.SHIPPED_NAMES:               # a fresh clone has every shipped model
+        assert M.reading_file(name) == M.shipped_file(name)
+    assert isinstance(M.build_model("lifter"), Lifter)
+    assert M.build_model("argmax_only").config.sampling.n_samples == 1
+    assert M.train_config("lifter").lr == 1e-3 and M.train_config("full").lr == 1e-4
+
+
+def test_reading_and_writing_rules(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # a runs/ file in the working directory is never picked up silently
+    save_model(tmp_path / "runs" / "diffpose_full.pt", DiffPose(), step=1)
+    assert M.reading_file("full") == M.shipped_file("full")
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        M.reading_file("full", tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="no shipped model for 'no_argmax'"):
+        M.reading_file("no_argmax")
+    assert M.writing_file("full").as_posix() == "runs/diffpose_full.pt"
+    with pytest.raises(ValueError, match="shipped model and training never writes one"):
+        M.writing_file("full", M.shipped_file("full"))
+    assert M.is_shipped(M.SHIPPED_DIR / ".." / "checkpoints" / "x.pt")
+
+
+def test_load_or_train(tmp_path, splits, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model, info = M.load_or_train("full")                       # the shipped model
+    assert info.source == "file" and info.trained_steps == read_checkpoint(
+        M.shipped_file("full"))["step"] and not model.training
+    stand_in, info = M.load_or_train("no_argmax", None, splits[0][:100], quick=True,
+                                     quick_steps=2)
+    assert info.untrained and "UNTRAINED" in str(info) and not (tmp_path / "runs").exists()
+    with pytest.raises(FileNotFoundError, match="no training poses"):
+        M.load_or_train("no_argmax")
+    path = tmp_path / "mine.pt"
+    save_model(path, DiffPose(), step=3)
+    loaded, info = M.load_or_train("full", path)
+    assert info.path == path and info.trained_steps == 3
+    saved = read_checkpoint(path)["model"]["denoiser.out.weight"].float()
+    assert torch.equal(loaded.denoiser.out.weight.detach(), saved)
+
+
+def test_curve_runs_parse():
+    assert parse_run("bf16:1") == {"precision": "bf16", "seed": 1, "grad_clip": 1.0}
+    assert parse_run("fp32:0:clip=0")["grad_clip"] == 0.0
+    for bad in ("fp16:0", "bf16", "bf16:x", "bf16:0:lr=1"):
+        with pytest.raises(Exception, match="run"):
+            parse_run(bad)
