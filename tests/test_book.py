@@ -78,6 +78,10 @@ def base_url(site):
 
 @pytest.fixture(scope="module")
 def browser():
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"{CHROMIUM} is missing: Debian's chromium is not installed (`bash "
+                    ".ci/install` installs it when it may run apt-get; else `sudo apt-get install "
+                    "chromium`), so the book's pages cannot be opened in a browser")
     sync_playwright = _sync_playwright()
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
