@@ -146,12 +146,15 @@ def build_model(state: dict, path: str | Path = "<memory>") -> nn.Module:
 
 
 def load_model(path: str | Path, config=None, device: str | torch.device = "cpu",
-               use_ema: bool = False) -> nn.Module:
+               use_ema: bool = False, state: dict | None = None) -> nn.Module:
     """The model of a file, in eval mode on ``device``; with ``config``: check it matches first.
 
-    The authors evaluate the raw weights; ``use_ema=True`` loads the EMA copy instead.
+    ``state``: the file's :func:`read_checkpoint` result when the caller has read it already
+    (the file is then not read again).  The authors evaluate the raw weights; ``use_ema=True``
+    loads the EMA copy instead.
     """
-    state = read_checkpoint(path)
+    if state is None:
+        state = read_checkpoint(path)
     if config is not None:
         check_config(state, config, path)
     model = build_model(state, path)

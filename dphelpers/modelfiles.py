@@ -119,6 +119,12 @@ class ModelInfo:
     log_steps: list[int] = field(default_factory=list)
     log_losses: list[float] = field(default_factory=list)
 
+    @classmethod
+    def from_file(cls, name: str, path: Path, state: dict) -> "ModelInfo":
+        """The info of a model read from ``path`` (``state``: its :func:`read_checkpoint`)."""
+        return cls(name, path, "file", int(state["step"]), list(state.get("log_steps", [])),
+                   list(state.get("log_losses", [])))
+
     @property
     def untrained(self) -> bool:
         return self.source == "untrained stand-in"
@@ -145,9 +151,8 @@ def load_or_train(name: str = "full", checkpoint: str | Path | None = None,
     path = Path(checkpoint) if explicit else shipped_file(name)
     if path.is_file():
         state = read_checkpoint(path)
-        return load_model(path, device=device), ModelInfo(
-            name, path, "file", int(state["step"]), state.get("log_steps", []),
-            state.get("log_losses", []))
+        return (load_model(path, device=device, state=state),
+                ModelInfo.from_file(name, path, state))
     if train_poses_m is None:
         raise FileNotFoundError(f"model file not found: {path}, and no training poses were "
                                 "given to train one")

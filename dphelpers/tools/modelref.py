@@ -102,10 +102,9 @@ def load(name: str | None = "full", checkpoint: str | Path | None = None,
         raise ValueError("load: give a model name, a file, or both")
     path = reading_file(name or "full", checkpoint)
     state = read_checkpoint(path)
-    model = load_model(path, device=device)
+    model = load_model(path, device=device, state=state)
     found = _checked_name(model, name, path)
-    info = ModelInfo(found, path, "file", int(state["step"]), list(state.get("log_steps", [])),
-                     list(state.get("log_losses", [])))
+    info = ModelInfo.from_file(found, path, state)
     return Loaded(model, info, label_of(name, path))
 
 

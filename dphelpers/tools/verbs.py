@@ -232,7 +232,7 @@ def export(args) -> int:
     if state.get("optimizer") is not None and dest.resolve() == source.resolve():
         raise ValueError(f"export would overwrite the training checkpoint {source} with a model "
                          "file (its optimizer state would be lost): choose another DEST")
-    model = load_model(source)                       # raw weights, as the authors evaluate
+    model = load_model(source, state=state)          # raw weights, as the authors evaluate
     name = modelref.model_name_of(model)
     kind = "training checkpoint" if state.get("optimizer") is not None else "model file"
     print(f"export: read {source} ({kind}, model {name!r}, {int(state['step']):,} training steps)")
