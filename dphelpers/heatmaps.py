@@ -49,7 +49,7 @@ PRESETS: dict[str, dict[str, tuple[float, ...]]] = {
     "v2": scaled_rates(V2_SCALES),
 }
 #: The preset ``HeatmapConfig()`` equals.  Switching the default simulator is this one line.
-DEFAULT_PRESET = "v1"
+DEFAULT_PRESET = "v2"
 _DEFAULT = PRESETS[DEFAULT_PRESET]
 
 

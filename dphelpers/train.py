@@ -22,7 +22,8 @@ from .checkpoint import check_config, read_checkpoint, write_checkpoint
 from .pipeline import SampleBatch, TrainStream
 from .trainstate import TrainState
 
-__all__ = ["DEFAULT_STEPS", "TrainConfig", "TrainResult", "train_step", "new_state", "fit"]
+__all__ = ["DEFAULT_STEPS", "TrainConfig", "TrainResult", "train_step", "new_state", "fit",
+           "snapshot_file"]
 
 #: The training budget every entry point uses unless told otherwise (issue: 10x the first 5k).
 DEFAULT_STEPS = 50_000
@@ -126,15 +127,25 @@ def resume(state: TrainState, checkpoint: Path, rank: int = 0) -> None:
     state.load_state_dict(saved, rank)
 
 
+def snapshot_file(checkpoint: str | Path, step: int) -> Path:
+    """Where :func:`fit` keeps the state at ``step``: ``runs/x.pt`` -> ``runs/x.step5000.pt``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.step{step}{checkpoint.suffix}")
+
+
 def fit(model: nn.Module, stream: TrainStream, config: TrainConfig = TrainConfig(),
         checkpoint: str | Path | None = None, resume_from_checkpoint: bool = True,
-        progress: bool = True) -> TrainResult:
+        progress: bool = True, keep_at: tuple[int, ...] = ()) -> TrainResult:
     """Train ``model`` in place up to ``config.steps`` steps in all (resumed steps included).
 
     With ``checkpoint``: an existing training checkpoint there is resumed (unless
     ``resume_from_checkpoint=False``), and the state is written there every ``ckpt_every``
-    steps and at the end.
+    steps and at the end.  ``keep_at``: steps whose state is also kept in a file of its own,
+    :func:`snapshot_file` (a learning curve evaluates them later).
     """
+    keep = set(int(k) for k in keep_at)
+    if keep and checkpoint is None:
+        raise ValueError("fit: keep_at needs a checkpoint file to name the snapshots after")
     if config.threads:
         torch.set_num_threads(config.threads)
     state = new_state(model, stream.generator, config)
@@ -156,6 +167,9 @@ def fit(model: nn.Module, stream: TrainStream, config: TrainConfig = TrainConfig
                                        or state.step == config.steps):
             write_checkpoint(checkpoint, model, {**state.state_dict(),
                                                  "train_config": asdict(config)})
+        if state.step in keep:
+            write_checkpoint(snapshot_file(checkpoint, state.step), model,
+                             {**state.state_dict(), "train_config": asdict(config)})
     model.eval()
     state.ema.module.eval()
     return TrainResult(model=model, ema=state.ema.module, steps=state.log_steps,

@@ -153,6 +153,13 @@ def test_to_sample_batch_matches_embedded_pipeline():
     first = simulate_heatmaps(views.joints_hm[:4], depth[:4], HeatmapConfig(), g)
     torch.testing.assert_close(b.heatmaps[:4], first.heatmaps)
     assert torch.equal(b.ambiguous, h36ma_ambiguous(b.heatmaps))
+    # the simulator's failure flags come along (not recomputed, not all False)
+    for mine, theirs in (("failed_joints", "failed"), ("inverted_joints", "inverted"),
+                         ("missed_joints", "missed"), ("kept_true_mode", "kept_true_mode")):
+        assert torch.equal(getattr(b, mine)[:4], getattr(first, theirs)), mine
+    forced = s.to_sample_batch(torch.Generator().manual_seed(7),
+                               HeatmapConfig.preset("v2", p_invert=(0.9,) * 8))
+    assert forced.inverted_joints.any() and forced.failed_limb_sample.any()
     b2 = s.to_sample_batch(torch.Generator().manual_seed(7), chunk=4)
     assert torch.equal(b.heatmaps, b2.heatmaps)
     # 16 MPII joints in, 17 H36M joints out

@@ -218,13 +218,14 @@ def test_v1_preset_reproduces_the_first_simulator(name, overrides):
     assert out.truncated.nonzero().tolist() == ref["truncated"]
 
 
-def test_default_config_is_the_default_preset_and_v1_is_bit_identical():
-    assert DEFAULT_PRESET == "v1" and HeatmapConfig() == HeatmapConfig.preset(DEFAULT_PRESET)
+def test_default_config_is_the_default_preset_v2():
+    assert DEFAULT_PRESET == "v2" and HeatmapConfig() == HeatmapConfig.preset(DEFAULT_PRESET)
     assert not HeatmapConfig.preset("v1").has_failures and HeatmapConfig.preset("v2").has_failures
     pts, depth = regression_inputs()
     a = simulate_heatmaps(pts, depth, HeatmapConfig(), torch.Generator().manual_seed(3))
-    b = simulate_heatmaps(pts, depth, HeatmapConfig.preset("v1"), torch.Generator().manual_seed(3))
-    assert torch.equal(a.heatmaps, b.heatmaps)
+    b = simulate_heatmaps(pts, depth, HeatmapConfig.preset("v2"), torch.Generator().manual_seed(3))
+    c = simulate_heatmaps(pts, depth, HeatmapConfig.preset("v1"), torch.Generator().manual_seed(3))
+    assert torch.equal(a.heatmaps, b.heatmaps) and not torch.equal(a.heatmaps, c.heatmaps)
     # v2 differs from v1 only in the failure rates
     v1, v2 = vars(HeatmapConfig.preset("v1")), vars(HeatmapConfig.preset("v2"))
     differ = {k for k in v1 if v1[k] != v2[k]}

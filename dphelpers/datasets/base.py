@@ -161,6 +161,9 @@ class LoadedSet:
         and ``ambiguous_joints`` are the simulator's flags; with stored heatmaps,
         ``ambiguous_joints`` are the joints whose fitted Gaussian is wider than the H36MA
         threshold.  ``ambiguous`` is the stored flag, else the H36MA rule on the heatmaps.
+        Simulated heatmaps carry the simulator's per-joint failure flags (inverted, jittered,
+        missed, kept mode, truncated; ``failed_joints`` the PCKh rule); stored ones get
+        ``failed_joints`` from the PCKh rule on their argmax and no simulator flags.
         """
         if self.heatmaps is None and generator is None:
             raise ValueError("to_sample_batch: this set has no heatmaps, so they are simulated: "
@@ -171,6 +174,7 @@ class LoadedSet:
         mpii_2d = p2d[:, list(H36M_TO_MPII)] if p2d.shape[1] == N_H36M else p2d
         boxes = crop_boxes(p2d, crop_scale)
         joints_hm = to_heatmap_px(mpii_2d, boxes, heatmap_config.size)
+        flags = {}                  # the simulator's failure flags; None = unknown (stored maps)
         if self.heatmaps is not None:
             heat = torch.as_tensor(self.heatmaps, dtype=torch.float32, device=device)
             amb_joints = (fit_gaussian_sigma(heat) > heatmap_config.ambiguous_sigma_px).any(dim=-1)
@@ -180,6 +184,10 @@ class LoadedSet:
                                        generator) for i in range(0, len(self), chunk)]
             heat = torch.cat([s.heatmaps for s in parts])
             amb_joints = torch.cat([s.ambiguous for s in parts])
+            flags = {"failed_joints": torch.cat([s.failed for s in parts]),
+                     **{f"{k}_joints": torch.cat([getattr(s, k) for s in parts])
+                        for k in ("inverted", "jittered", "missed", "truncated")},
+                     "kept_true_mode": torch.cat([s.kept_true_mode for s in parts])}
         if self.ambiguous is not None:
             amb = torch.as_tensor(self.ambiguous, dtype=torch.bool, device=device)
         else:
@@ -190,4 +198,5 @@ class LoadedSet:
             full[:, 9] = (full[:, 8] + full[:, 10]) / 2      # midway upper neck -> head top
             p2d = full
         return SampleBatch(heatmaps=heat, poses_3d_mm=p3d, poses_2d_px=p2d, boxes=boxes,
-                           joints_hm=joints_hm, ambiguous_joints=amb_joints, ambiguous=amb)
+                           joints_hm=joints_hm, ambiguous_joints=amb_joints, ambiguous=amb,
+                           **flags)

@@ -181,6 +181,20 @@ def _add_train(sub) -> None:
                         "float32)")
     p.add_argument("--ckpt-every", type=_positive, default=d.ckpt_every,
                    help="steps between checkpoint writes")
+    p.add_argument("--keep-at", type=_step_list, default=(),
+                   help="comma-separated steps whose state is also kept in a file of its own "
+                        "(CHECKPOINT.stepN.pt), e.g. 5000,10000,20000 for a learning curve")
+
+
+def _step_list(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated step counts such as "
+                                         f"5000,10000, got {text!r}") from None
+    if any(s < 1 for s in steps):
+        raise argparse.ArgumentTypeError(f"steps must be >= 1, got {text!r}")
+    return steps
 
 
 def _add_bench(sub) -> None:

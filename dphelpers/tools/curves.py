@@ -38,8 +38,13 @@ def parse_run(text: str) -> dict:
 
 
 def train_run(run: dict, steps: int, batch_size: int, out_dir: Path, model: str = "full",
-              progress: bool = True) -> dict:
-    """Train one run (resuming its checkpoint) and return its log and timing."""
+              progress: bool = True, simulator: str | None = None) -> dict:
+    """Train one run (resuming its checkpoint) and return its log and timing.
+
+    ``simulator``: the heatmap preset of the training data (default: the current default);
+    a resumed run must keep the preset it was started with.
+    """
+    from ..heatmaps import DEFAULT_PRESET, HeatmapConfig
     from ..data import load_mocap, split_clips
     from ..modelfiles import build_model, train_config
     from ..pipeline import TrainStream
@@ -50,12 +55,14 @@ def train_run(run: dict, steps: int, batch_size: int, out_dir: Path, model: str 
     name = f"{model}_{run['precision']}_seed{run['seed']}_clip{run['grad_clip']:g}"
     torch.manual_seed(run["seed"])
     net = build_model(model)
-    stream = TrainStream(split_clips(load_mocap())[0], seed=run["seed"])
+    simulator = simulator or DEFAULT_PRESET
+    stream = TrainStream(split_clips(load_mocap())[0], seed=run["seed"],
+                         heatmap_config=HeatmapConfig.preset(simulator))
     t0 = time.perf_counter()
     res = fit(net, stream, cfg, checkpoint=out_dir / f"{name}.pt", progress=progress)
     return {**run, "name": name, "steps": res.steps, "losses": res.losses,
             "resumed_from": res.resumed_from, "seconds": time.perf_counter() - t0,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "simulator": simulator}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=5000, help="steps per run (default 5000)")
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--simulator", default=None, choices=("v1", "v2"),
+                   help="heatmap simulator preset of the training data (default: the current "
+                        "default; keep the preset a resumed run started with)")
     p.add_argument("--ckpt-dir", type=Path, default=Path("runs") / "curves",
                    help="checkpoints, for resuming (default runs/curves)")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write (appends runs)")
@@ -75,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     done = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
     for run in args.run:
-        result = train_run(run, args.steps, args.batch_size, args.ckpt_dir, args.model)
+        result = train_run(run, args.steps, args.batch_size, args.ckpt_dir, args.model,
+                           simulator=args.simulator)
         done["runs"] = [r for r in done["runs"] if r["name"] != result["name"]] + [result]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(done, indent=1))

@@ -168,7 +168,8 @@ def train(args) -> int:
         print(f"train: {target} is already at step {start:,} >= --steps {config.steps:,}; "
               "nothing to do (raise --steps to train on)")
         return 0
-    res = fit(model, stream, config, checkpoint=target, progress=not args.quiet)
+    res = fit(model, stream, config, checkpoint=target, progress=not args.quiet,
+              keep_at=args.keep_at)
     loss = (f", loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f} (means over {config.log_every}"
             " steps)" if len(res.losses) > 1 else
             f", loss {res.losses[0]:.4f}" if res.losses else "")
