@@ -180,7 +180,8 @@ def test_train_resumes_and_refuses_what_it_cannot_resume(tmp_path, capsys):
     assert read_checkpoint(ckpt)["step"] == 2
     assert main(base + ["--steps", "3"]) == 0
     out = capsys.readouterr().out
-    assert f"resuming {ckpt} at step 2" in out and f"wrote {ckpt}" in out.splitlines()[-1]
+    assert f"-> {ckpt}" in out and "resuming at step 2" in out
+    assert f"wrote {ckpt}" in out.splitlines()[-1]
     assert read_checkpoint(ckpt)["step"] == 3
     assert main(["train", "--model", "argmax_only", "--checkpoint", str(ckpt), "--steps", "4"]) == 2
     assert "different settings" in _one_error_line(capsys.readouterr().err)
@@ -207,6 +208,30 @@ def test_predict_astronaut_names_outputs_after_the_model(tmp_path, tiny_file, ca
 
 def test_every_model_name_is_a_choice():
     subs = _subparsers(build_parser())
-    for verb in ("run", "train", "evaluate", "predict"):
+    for verb in ("run", "evaluate", "predict"):
         model = next(a for a in subs[verb]._actions if a.dest == "model")
         assert tuple(model.choices) == MODEL_NAMES and model.default == "full"
+    model = next(a for a in subs["train"]._actions if a.dest == "model")   # a list of names
+    assert model.type("full") == ("full",)
+    assert model.type("argmax_only, lifter") == ("argmax_only", "lifter")
+    assert all(model.type(n) == (n,) for n in MODEL_NAMES) and all(n in model.help for n in
+                                                                   MODEL_NAMES)
+
+
+def test_train_several_models_on_one_stream(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = ["train", "--model", "argmax_only,lifter", "--batch-size", "4", "--quiet"]
+    assert main(base + ["--steps", "2", "--keep-at", "1"]) == 0
+    files = [tmp_path / "runs" / "diffpose_argmax_only.pt", tmp_path / "runs" / "lifter.pt"]
+    assert [read_checkpoint(f)["step"] for f in files] == [2, 2]
+    assert (tmp_path / "runs" / "lifter.step1.pt").is_file()
+    capsys.readouterr()
+    assert main(base + ["--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming at step 2" in out and all(f"wrote runs/{f.name}" in out for f in files)
+    assert [read_checkpoint(f)["step"] for f in files] == [3, 3]
+    assert main(base + ["--checkpoint", "x.pt"]) == 2
+    assert "--checkpoint names one file but 2 models" in _one_error_line(capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "full,nope"])
+    assert "unknown model 'nope'" in capsys.readouterr().err

@@ -167,10 +167,14 @@ def _add_train(sub) -> None:
               "--checkpoint, writing the whole training state every --ckpt-every steps; an "
               "existing training checkpoint there is resumed exactly.  A shipped model "
               "(data/checkpoints/) is never written: `export` makes one from the result.")
-    p.add_argument("--model", default="full", choices=MODEL_NAMES, help="model to train")
+    p.add_argument("--model", default="full", type=_model_list,
+                   help="model to train, or several separated by commas (e.g. "
+                        "argmax_only,no_transformer,lifter): they train together on one stream "
+                        f"of batches, each into its own file; choose from {', '.join(MODEL_NAMES)}")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="training checkpoint to write and resume (default: "
-                        "runs/diffpose_<model>.pt, runs/lifter.pt for the lifter)")
+                        "runs/diffpose_<model>.pt, runs/lifter.pt for the lifter; one model "
+                        "only)")
     _data(p), _compute(p, "seed of the weights, the training data and dropout")
     p.add_argument("--steps", type=_positive, default=d.steps,
                    help="optimisation steps in all (resumed ones included)")
@@ -184,6 +188,17 @@ def _add_train(sub) -> None:
     p.add_argument("--keep-at", type=_step_list, default=(),
                    help="comma-separated steps whose state is also kept in a file of its own "
                         "(CHECKPOINT.stepN.pt), e.g. 5000,10000,20000 for a learning curve")
+
+
+def _model_list(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    bad = [n for n in names if n not in MODEL_NAMES]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"unknown model {', '.join(map(repr, bad or [text]))}; "
+                                         f"choose from {', '.join(MODEL_NAMES)}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a model is named twice in {text!r}")
+    return names
 
 
 def _step_list(text: str) -> tuple[int, ...]:

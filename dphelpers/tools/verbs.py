@@ -139,44 +139,65 @@ def evaluate(args) -> int:
     return _evaluated(args, "evaluate", loaded, train_m, test_m, t0)
 
 
+def _resumable_step(target: Path, model) -> int:
+    """The step of the training checkpoint at ``target`` (0 if none); refuses model files."""
+    if not target.is_file():
+        return 0
+    state = read_checkpoint(target)
+    if state.get("optimizer") is None:
+        raise CheckpointError(f"{target} is a model file (no optimizer state), not a training "
+                              "checkpoint, so it cannot be resumed: pass another --checkpoint")
+    check_config(state, model.config, target)
+    return int(state["step"])
+
+
 def train(args) -> int:
-    """Train into :func:`~dphelpers.modelfiles.writing_file` (never a shipped model), resuming."""
+    """Train into :func:`~dphelpers.modelfiles.writing_file` (never a shipped model), resuming.
+
+    Several ``--model`` names train together on one stream (:func:`~dphelpers.trainmany.fit_many`).
+    """
     from ..modelfiles import build_model, train_config, writing_file
     from ..pipeline import TrainStream
     from ..train import fit
+    from ..trainmany import fit_many
     t0 = time.time()
-    target = writing_file(args.model, args.checkpoint)
-    config = train_config(args.model, steps=args.steps, batch_size=args.batch_size,
-                          seed=args.seed, precision=args.precision, ckpt_every=args.ckpt_every,
-                          threads=args.threads)
-    model = build_model(args.model).to(args.device)
-    start = 0
-    if target.is_file():                    # refuse what cannot be resumed before any work
-        state = read_checkpoint(target)
-        if state.get("optimizer") is None:
-            raise CheckpointError(f"{target} is a model file (no optimizer state), not a training "
-                                  "checkpoint, so it cannot be resumed: pass another --checkpoint")
-        check_config(state, model.config, target)
-        start = int(state["step"])
+    names = (args.model,) if isinstance(args.model, str) else tuple(args.model)
+    if len(names) > 1 and args.checkpoint is not None:
+        raise ValueError(f"--checkpoint names one file but {len(names)} models train "
+                         f"({', '.join(names)}): each writes runs/<model>.pt; leave it out")
+    targets = {n: writing_file(n, args.checkpoint) for n in names}
+    configs = {n: train_config(n, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                               precision=args.precision, ckpt_every=args.ckpt_every,
+                               threads=args.threads) for n in names}
+    models = {n: build_model(n).to(args.device) for n in names}
+    starts = {n: _resumable_step(targets[n], models[n]) for n in names}   # before any work
+    start = max(starts.values())
     train_m, _ = _splits(args.data)
     stream = TrainStream(train_m, seed=args.seed, device=args.device)
-    resumed = f", resuming {target} at step {start:,}" if start else ""
-    print(f"train: model {args.model!r} -> {target}: {config.steps:,} steps at batch "
-          f"{config.batch_size}, {config.precision}{resumed} (checkpoint every "
-          f"{config.ckpt_every:,} steps)")
+    config = configs[names[0]]
+    what = ", ".join(f"{n!r} -> {targets[n]}" for n in names)
+    resumed = f", resuming at step {start:,}" if start else ""
+    print(f"train: model {what}: {config.steps:,} steps at batch {config.batch_size}, "
+          f"{config.precision}{resumed} (checkpoint every {config.ckpt_every:,} steps)")
     if start >= config.steps:
-        print(f"train: {target} is already at step {start:,} >= --steps {config.steps:,}; "
-              "nothing to do (raise --steps to train on)")
+        print(f"train: already at step {start:,} >= --steps {config.steps:,}; nothing to do "
+              "(raise --steps to train on)")
         return 0
-    res = fit(model, stream, config, checkpoint=target, progress=not args.quiet,
-              keep_at=args.keep_at)
-    loss = (f", loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f} (means over {config.log_every}"
-            " steps)" if len(res.losses) > 1 else
-            f", loss {res.losses[0]:.4f}" if res.losses else "")
-    print(f"train: model {args.model!r} steps {start:,} -> {config.steps:,} in "
-          f"{duration(time.time() - t0)}{loss}; wrote {target} "
-          f"({target.stat().st_size / 1e6:.0f} MB training checkpoint; make a model file of it "
-          f"with `python -m dphelpers export {target} DEST`)")
+    if len(names) == 1:
+        results = {names[0]: fit(models[names[0]], stream, config, checkpoint=targets[names[0]],
+                                 progress=not args.quiet, keep_at=args.keep_at)}
+    else:
+        results = fit_many(models, stream, configs, targets, progress=not args.quiet,
+                           keep_at=args.keep_at)
+    for name, res in results.items():
+        target = targets[name]
+        loss = (f", loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f} (means over "
+                f"{config.log_every} steps)" if len(res.losses) > 1 else
+                f", loss {res.losses[0]:.4f}" if res.losses else "")
+        print(f"train: model {name!r} steps {start:,} -> {config.steps:,} in "
+              f"{duration(time.time() - t0)}{loss}; wrote {target} "
+              f"({target.stat().st_size / 1e6:.0f} MB training checkpoint; make a model file of "
+              f"it with `python -m dphelpers export {target} DEST`)")
     return 0
 
 
