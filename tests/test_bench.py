@@ -78,3 +78,9 @@ def test_bench_sampling_row(splits):
     assert row.what == "sample" and row.batch == 2 and row.per_second > 0
     assert row.matmul_gflops > 0 and 0 < row.fraction
     assert bench.matmul_rate(16, 64, seconds=0.05) > 0
+    few = bench.bench_sampling(model, test.heatmaps, 2, n_hypo=4, repeats=1, steps=5)
+    assert few.what == "sample 5 DDIM eta=1" and few.per_second > 0
+    # necessary work: the condition once, then one denoiser call per step
+    cfg = model.config
+    saved = bench.sampling_flops(cfg) - bench.sampling_flops(cfg, steps=5)
+    assert saved == 20 * bench._step_flops(cfg, with_cond=False)

@@ -81,13 +81,17 @@ def test_accuracy_rows_per_model_with_bf16_and_an_estimate(files, splits, capsys
     models = benchcli.load_models([("full", files["full"]),
                                    ("no_transformer", files["no_transformer"])])
     out = benchcli.accuracy(models, splits[0], splits[1], n_test=4, n_hypo=3, eval_batch=4,
-                            bf16=True, progress=False)
+                            bf16=True, progress=False, few_steps=(5,))
     printed = capsys.readouterr().out
     line = next(ln for ln in printed.splitlines() if ln.startswith("accuracy: "))
     assert "2 model(s) x 4 test samples x 3 hypotheses in float32 + bfloat16 rows of full (a.pt)" \
         in line and "about " in line
     names = {k.rsplit(" (", 1)[0] for k in out["accuracy"]}
-    assert names == {"full (a.pt)", "full bf16 (a.pt)", "no_transformer (b.pt)", "mean pose"}
+    assert names == {"full (a.pt)", "full bf16 (a.pt)", "full 5 DDIM eta=1 (a.pt)",
+                     "no_transformer (b.pt)", "mean pose"}
+    # the few-step rows are a different sampler: other numbers than the 25-step rows
+    assert (out["accuracy"]["full 5 DDIM eta=1 (a.pt) (full)"]["P1_min"]
+            != out["accuracy"]["full (a.pt) (full)"]["P1_min"])
     assert all(row["n"] <= 4 for row in out["accuracy"].values())
     assert set(out["coverage"]) == {"full (a.pt)", "no_transformer (b.pt)",
                                     "single hypothesis (one sample)", "single hypothesis (mean)"}
@@ -121,10 +125,10 @@ def test_speed_times_training_in_both_precisions_side_by_side(files, splits, cap
     monkeypatch.setattr(bench, "matmul_rate", lambda *a, **k: 1e9)
     models = benchcli.load_models([("full", files["full"])])
     out = benchcli.speed(models, splits[0], splits[1], batches=(1,), n_hypo=2, train_steps=3,
-                         data_batches=1)
+                         data_batches=1, few_steps=(5,))
     assert calls == [(64, "fp32", 3), (64, "bf16", 3), (32, "fp32", 3), (32, "bf16", 3)]
     assert [(r["what"], r["batch"]) for r in out["speed"]] == [
-        ("sample", 1), ("train step", 64), ("train step (bf16)", 64), ("train step", 32),
+        ("sample", 1), ("sample 5 DDIM eta=1", 1), ("train step", 64), ("train step (bf16)", 64), ("train step", 32),
         ("train step (bf16)", 32)]
     assert out["training_bf16_over_fp32"] == {"64": 2.0, "32": 2.0}
     assert out["speed_model"] == "full (a.pt)"

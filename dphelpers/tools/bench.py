@@ -30,6 +30,10 @@ __all__ = ["sampling_flops", "training_flops", "matmul_rate", "PeakMemory", "ben
            "bench_training", "machine_info", "write_json"]
 
 
+#: the few-step (DDIM, eta = 1) samplers ``bench`` adds rows for: accuracy of full, speed
+FEW_STEPS: tuple[int, ...] = (10, 5)
+
+
 def _embedding_flops(cfg: DiffPoseConfig) -> float:
     e = cfg.embedding
     j, d = e.n_joints, e.d_model
@@ -51,11 +55,13 @@ def _step_flops(cfg: DiffPoseConfig, with_cond: bool) -> float:
     return float(2 * (inp * n.hidden + 2 * n.n_blocks * n.hidden * n.hidden + n.hidden * n.pose_dim))
 
 
-def sampling_flops(cfg: DiffPoseConfig = DiffPoseConfig()) -> float:
-    """Necessary FLOPs of one hypothesis (condition once, 25 steps without it)."""
+def sampling_flops(cfg: DiffPoseConfig = DiffPoseConfig(), steps: int | None = None) -> float:
+    """Necessary FLOPs of one hypothesis (condition once, then ``steps`` denoiser calls
+    without it; None = all of the schedule's 25)."""
     n = cfg.denoiser
+    k = cfg.schedule.n_steps if steps is None else steps
     return (_embedding_flops(cfg) + 2 * n.cond_dim * n.hidden
-            + cfg.schedule.n_steps * _step_flops(cfg, with_cond=False))
+            + k * _step_flops(cfg, with_cond=False))
 
 
 def training_flops(cfg: DiffPoseConfig = DiffPoseConfig()) -> float:
@@ -139,25 +145,33 @@ class SpeedRow:
 
 
 def bench_sampling(model: DiffPose, heatmaps: torch.Tensor, batch: int, n_hypo: int = 200,
-                   repeats: int = 3, autocast_dtype: torch.dtype | None = None, seed: int = 0) -> SpeedRow:
-    """Hypotheses per second for ``batch`` images x ``n_hypo`` hypotheses (best of ``repeats``)."""
+                   repeats: int = 3, autocast_dtype: torch.dtype | None = None, seed: int = 0,
+                   steps: int | None = None, eta: float = 1.0) -> SpeedRow:
+    """Hypotheses per second for ``batch`` images x ``n_hypo`` hypotheses (best of ``repeats``).
+
+    ``steps=k``: the k-step DDIM sampler with noise ``eta`` (``DiffPose.sample``); None: the
+    25-step ancestral one.
+    """
     device = model.device
     hm = heatmaps[:batch].to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    model.sample(hm, n_hypo, generator=gen, autocast_dtype=autocast_dtype)  # warm-up
+    kw = {} if steps is None else {"steps": steps, "eta": eta}
+    model.sample(hm, n_hypo, generator=gen, autocast_dtype=autocast_dtype, **kw)  # warm-up
     _sync(device)
     best = float("inf")
     with PeakMemory(device) as mem:
         for _ in range(repeats):
             t0 = time.perf_counter()
-            model.sample(hm, n_hypo, generator=gen, autocast_dtype=autocast_dtype)
+            model.sample(hm, n_hypo, generator=gen, autocast_dtype=autocast_dtype, **kw)
             _sync(device)
             best = min(best, time.perf_counter() - t0)
     hyp_s = batch * n_hypo / best
-    flops = hyp_s * sampling_flops(model.config)
+    flops = hyp_s * sampling_flops(model.config, steps)
     ref = matmul_rate(batch * n_hypo, model.config.denoiser.hidden, device,
                       autocast_dtype or torch.float32)
     name = "sample" + (f" ({str(autocast_dtype).split('.')[-1]})" if autocast_dtype else "")
+    if steps is not None:
+        name += f" {steps} DDIM eta={eta:g}"
     return SpeedRow(name, batch, hyp_s, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
 
 

@@ -5,6 +5,8 @@ machine, printed and written as JSON (``runs/bench.json``; notebook 05 reads it)
   which must hold model NAME) on the same test samples, float32 (``--bf16`` adds bfloat16
   rows of the full model), the mean-pose baseline, twin coverage and reliability.  It takes
   minutes; :func:`accuracy_estimate` measures one batch and says how many before starting.
+- Few-step sampling (:mod:`dphelpers.tools.fewstep`): for each ``--few-step`` k, the full
+  model's accuracy with k DDIM steps (eta = 1) and its sampling speed at every batch size.
 - Speed: sampling at each ``--batches`` size (``--bf16``: also bfloat16), and
   :func:`~dphelpers.tools.bench.bench_training` in fp32 and bf16 side by side at batch 64 and
   32 in the same run, so their ratio is a same-machine ratio.
@@ -27,9 +29,10 @@ from .modelref import Loaded, model_entry
 from .verbs import duration, evaluation_table
 
 __all__ = ["model_entry", "resolve_entries", "load_models", "accuracy_estimate", "accuracy",
-           "speed", "run_bench", "TRAIN_BATCHES"]
+           "speed", "run_bench", "TRAIN_BATCHES", "FEW_STEPS"]
 
 TRAIN_BATCHES = (64, 32)        # the paper's batch and the authors' code's
+FEW_STEPS = bench.FEW_STEPS
 
 
 def resolve_entries(entries: list[tuple[str, Path | None]] | None) -> list[tuple[str, Path | None]]:
@@ -116,8 +119,8 @@ def _coverage(pred: torch.Tensor, test, twins) -> dict:
 
 
 def accuracy(models: list[Loaded], train_m, test_m, n_test: int | None, n_hypo: int = 200,
-             eval_batch: int = 8, seed: int = 0, bf16: bool = False, progress: bool = True
-             ) -> dict:
+             eval_batch: int = 8, seed: int = 0, bf16: bool = False, progress: bool = True,
+             few_steps: tuple[int, ...] = ()) -> dict:
     """Every model on the same test set; returns the JSON parts ``accuracy`` (rows named
     ``"LABEL (subset)"``), ``coverage``, ``reliability`` and ``accuracy_setup``."""
     from ..evaluate import evaluate, evaluate_fixed, table_rows, training_mean_pose
@@ -146,6 +149,11 @@ def accuracy(models: list[Loaded], train_m, test_m, n_test: int | None, n_hypo: 
                 label = modelref.label_of(f"{m.info.name} bf16", m.path)
                 evals[label] = evaluate(m.model, test, n_hypo, eval_batch, seed=seed,
                                         progress=progress, autocast_dtype=torch.bfloat16)
+            for k in few_steps:
+                label = modelref.label_of(f"{m.info.name} {k} DDIM eta=1", m.path)
+                evals[label] = evaluate(m.model, test, n_hypo, eval_batch, seed=seed,
+                                        progress=progress, autocast_dtype=None,
+                                        sample_kwargs={"steps": k, "eta": 1.0})
         ev.predictions = None      # the hypotheses are large; the metrics stay
     evals["mean pose"] = evaluate_fixed(training_mean_pose(train_m, seed=seed + 1), test)
     print(evaluation_table(evals, caption="accuracy (mm; PCK@150 in %; float32 unless bf16)"))
@@ -183,8 +191,8 @@ def _speed_model(models: list[Loaded], device):
 
 
 def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32),
-          n_hypo: int = 200, bf16: bool = False, train_steps: int = 20, data_batches: int = 10
-          ) -> dict:
+          n_hypo: int = 200, bf16: bool = False, train_steps: int = 20, data_batches: int = 10,
+          few_steps: tuple[int, ...] = FEW_STEPS) -> dict:
     """Sampling and training speed; returns the JSON parts ``speed`` (one record per row),
     ``training_bf16_over_fp32`` and the FLOP counts."""
     from ..pipeline import TrainStream, make_test_set
@@ -198,6 +206,8 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
         if bf16:
             rows.append(bench.bench_sampling(model, test.heatmaps, b, n_hypo,
                                              autocast_dtype=torch.bfloat16))
+        for k in few_steps:               # the few-step sampler (DDIM, eta = 1) at this batch
+            rows.append(bench.bench_sampling(model, test.heatmaps, b, n_hypo, steps=k))
     stream = TrainStream(train_m, seed=0, device=device)
     batch = stream.next_batch(max(TRAIN_BATCHES))
     ratio = {}
@@ -232,10 +242,11 @@ def run_bench(args) -> int:
     out: dict = {"machine": bench.machine_info(args.device)}
     if not args.skip_accuracy:
         out.update(accuracy(models, train_m, test_m, args.n_test, args.n_hypo, args.eval_batch,
-                            args.seed, args.bf16, progress=not args.quiet))
+                            args.seed, args.bf16, progress=not args.quiet,
+                            few_steps=args.few_step))
     if not args.skip_speed:
         out.update(speed(models, train_m, test_m, args.device, args.batches, args.n_hypo,
-                         args.bf16, args.train_steps))
+                         args.bf16, args.train_steps, few_steps=args.few_step))
     out["seconds"] = round(time.time() - t0, 1)
     path = bench.write_json(args.out, out)
     parts = [p for p, skip in (("accuracy", args.skip_accuracy), ("speed", args.skip_speed))

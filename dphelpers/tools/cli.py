@@ -213,6 +213,7 @@ def _step_list(text: str) -> tuple[int, ...]:
 
 
 def _add_bench(sub) -> None:
+    from .bench import FEW_STEPS
     from .modelref import model_entry
     p = _verb(sub, "bench", "accuracy of the models side by side, and speed against the machine",
               "Accuracy: every --models entry evaluated on the same test samples in float32 "
@@ -230,6 +231,9 @@ def _add_bench(sub) -> None:
                    help="images per batch for the sampling speed rows")
     p.add_argument("--train-steps", type=_positive, default=20,
                    help="timed training steps per training speed row")
+    p.add_argument("--few-step", type=_step_list, default=FEW_STEPS,
+                   help="comma-separated DDIM step counts (eta = 1) whose accuracy (full model) "
+                        "and sampling speed are added; '' for none")
     p.add_argument("--skip-accuracy", action="store_true", help="only the speed part")
     p.add_argument("--skip-speed", action="store_true", help="only the accuracy part")
     p.add_argument("--bf16", action="store_true",
