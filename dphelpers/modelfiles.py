@@ -29,9 +29,10 @@ from .train import DEFAULT_STEPS, TrainConfig, fit
 
 __all__ = ["SHIPPED_DIR", "RUNS_DIR", "MODEL_NAMES", "SHIPPED_NAMES", "stem", "shipped_file",
            "run_file", "is_shipped", "reading_file", "writing_file", "build_model",
-           "train_config", "ModelInfo", "load_or_train"]
+           "train_config", "ModelInfo", "load_or_train", "display_path", "PROJECT_ROOT"]
 
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_DIR = PROJECT_ROOT / "data" / "checkpoints"
 RUNS_DIR = Path("runs")
 DIFFPOSE_NAMES = ("full", "argmax_only", "no_transformer", "no_argmax", "no_likelihood")
 MODEL_NAMES = DIFFPOSE_NAMES + ("lifter",)
@@ -135,7 +136,19 @@ class ModelInfo:
                     f"{self.trained_steps} steps in memory: every result below is that of an "
                     "essentially UNTRAINED model")
         verb = "loaded" if self.source == "file" else "trained into"
-        return f"model {self.name!r}: {verb} {self.path} ({self.trained_steps:,} training steps)"
+        return (f"model {self.name!r}: {verb} {display_path(self.path)} "
+                f"({self.trained_steps:,} training steps)")
+
+
+def display_path(path: str | Path | None) -> str:
+    """``path`` relative to the project (``data/checkpoints/x.pt``) when inside it, else as
+    given: printed outputs do not carry the reader's home directory."""
+    if path is None:
+        return "-"
+    try:
+        return Path(path).resolve().relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def load_or_train(name: str = "full", checkpoint: str | Path | None = None,

@@ -189,6 +189,15 @@ def resolve_mode(mode: str | None = None) -> str:
     return mode
 
 
+def display_bundle(fig: go.Figure, mode: str | None = None) -> dict:
+    """What :func:`show` would display, as a mimebundle ``{mimetype: data}``: the library-free
+    HTML fragment (mode 'html') or plotly's own bundle (JupyterLab's plotly renderer, with an
+    HTML fallback).  For outputs set directly, e.g. an ``ipywidgets.Output``'s ``outputs``."""
+    if resolve_mode(mode) == "html":
+        return {"text/html": figure_html(fig), "text/plain": "<plotly figure>"}
+    return dict(fig._repr_mimebundle_(None, None))
+
+
 def show(fig: go.Figure, mode: str | None = None) -> None:
     """Display ``fig``: as library-free HTML in IPython (mode 'html'), or ``fig.show()``.
 

@@ -126,7 +126,11 @@ def test_pose_explorer_controls_cache_and_timestep(counted, test_set):
     assert calls == [] and ex.figure is None
     ex.refresh()                                               # as on first display: sample (0, 3)
     assert calls == [3]
-    assert ex.cloud_out.outputs == ()                          # outside IPython nothing is shown
+    # the figure is set as the Output's one display (no capture context: see _redraw)
+    (shown,) = ex.cloud_out.outputs
+    assert shown["output_type"] == "display_data"
+    assert "application/vnd.plotly.v1+json" in shown["data"] or "text/html" in shown["data"]
+    (maps,) = ex.heatmaps_out.outputs
     final = ex.figure
     ex.step.value = 0                                          # pure noise: redraw only
     assert calls == [3] and ex.figure is not final

@@ -22,10 +22,9 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from IPython import get_ipython
-from IPython.display import clear_output
 
 from .. import viz
+from .. import vizcore
 from ..vizcore import scene_box, scene_layout
 from ..metrics import p1, root_relative
 from ..skeleton import H36M_BONES, N_H36M, side_of
@@ -193,13 +192,15 @@ def explorer_figure(model, test, indices, n_hypo: int = 50,
 
 
 def _redraw(out: widgets.Output, fig: go.Figure) -> None:
-    """Replace what ``out`` shows by ``fig``."""
-    with out:
-        if get_ipython() is not None:
-            clear_output(wait=True)
-        else:
-            out.outputs = ()
-        viz.show(fig)
+    """Replace what ``out`` shows by ``fig``, in one assignment of its ``outputs``.
+
+    Not ``with out: clear_output(wait=True); display(fig)``: output captured that way is routed
+    by the message's parent id, and a notebook run without a browser (papermill, nbclient) can
+    then wait forever for the cell's end (jupyter/nbclient#312); setting ``outputs`` is one
+    widget-state update that JupyterLab renders the same way.
+    """
+    out.outputs = ({"output_type": "display_data", "data": vizcore.display_bundle(fig),
+                    "metadata": {}},)
 
 
 class PoseExplorer(widgets.VBox):
