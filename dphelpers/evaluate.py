@@ -24,7 +24,9 @@ class Evaluation:
     """Per-sample metrics of one model on one test set (b = number of test samples).
 
     p1_min, p1_median, p2_min, p2_median: (b,) mm; pck: (b,) fraction; cps: (b,) mm;
-    quantiles: (b, 17); joint_err: (b, 17) mm of the best hypothesis; ambiguous: (b,) bool.
+    quantiles: (b, 17); joint_err: (b, 17) mm of the best hypothesis; ambiguous: (b,) bool;
+    failed_limb: (b,) bool, some limb joint's heatmap argmax fails PCKh@0.5
+    (:attr:`~dphelpers.pipeline.SampleBatch.failed_limb_sample`), None if unknown.
     """
 
     p1_min: torch.Tensor
@@ -38,6 +40,7 @@ class Evaluation:
     ambiguous: torch.Tensor
     n_hypo: int
     predictions: torch.Tensor | None = None  # (b, n_hypo, 17, 3) mm when evaluate(keep=True)
+    failed_limb: torch.Tensor | None = None
 
     def summary(self, mask: torch.Tensor | None = None) -> dict[str, float]:
         """Mean metrics over the samples selected by ``mask`` (all if None)."""
@@ -57,10 +60,13 @@ class Evaluation:
         }
 
     def table(self) -> dict[str, dict[str, float]]:
-        """``{"full": summary, "ambiguous": summary}`` (ambiguous omitted when empty)."""
+        """``{"full": summary, "ambiguous": summary, "failed limb": summary}``; a subset is
+        omitted when empty (or, for "failed limb", unknown)."""
         out = {"full": self.summary()}
         if self.ambiguous.any():
             out["ambiguous"] = self.summary(self.ambiguous)
+        if self.failed_limb is not None and self.failed_limb.any():
+            out["failed limb"] = self.summary(self.failed_limb)
         return out
 
 
@@ -78,7 +84,8 @@ def _collect(parts: list[dict], test: SampleBatch, n_hypo: int,
              predictions: list[torch.Tensor] | None = None) -> Evaluation:
     cat = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
     return Evaluation(**cat, ambiguous=test.ambiguous.cpu(), n_hypo=n_hypo,
-                      predictions=torch.cat(predictions) if predictions else None)
+                      predictions=torch.cat(predictions) if predictions else None,
+                      failed_limb=test.failed_limb_sample.cpu())
 
 
 def evaluate(model: DiffPose, test: SampleBatch, n_hypo: int = 200, batch_size: int = 8,

@@ -1,0 +1,180 @@
+"""The model study: every model on the calibrated simulator's test sets (notebook 05, Results).
+
+One fixed test set of the default simulator (v2) and its variants where the truth keeps a
+weaker second mode in a share ``p_keep_true_mode`` of the argmax failures (0, 0.5, 1 by
+default; the sets share their poses, cameras and failures, :func:`~dphelpers.pipeline.
+make_test_set`).  Every ``--models`` entry and the mean-pose baseline is scored on each, on
+all samples, the ambiguous subset (H36MA rule) and the *failed-limb* subset (some limb joint's
+argmax fails PCKh@0.5, the case heatmap sampling is for).  ``--curve`` files (snapshots of one
+run, :func:`~dphelpers.train.snapshot_file`) give the learning curve: P1 min and median
+against training steps on the first set.
+
+    python -m dphelpers.tools.study --models full=runs/long/diffpose_full.pt \\
+        argmax_only=... no_transformer=... lifter=... --n-test 1000 \\
+        --curve runs/long/diffpose_full.step5000.pt ... --out data/results/study.json
+
+Float32 throughout, seeds explicit: the numbers do not depend on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+__all__ = ["KEEP_MODES", "SUBSETS", "build_test_sets", "score_models", "learning_curve",
+           "main"]
+
+KEEP_MODES: tuple[float, ...] = (0.0, 0.5, 1.0)
+#: subset key of :meth:`~dphelpers.evaluate.Evaluation.table` -> how the tables call it
+SUBSETS = {"full": "all", "ambiguous": "ambiguous", "failed limb": "failed limb"}
+
+
+def _keep_key(p: float) -> str:
+    return f"keep={p:g}"
+
+
+def build_test_sets(test_m, n_test: int | None, keep_modes=KEEP_MODES, seed: int = 1234,
+                    simulator: str | None = None) -> dict:
+    """``{"keep=0.5": SampleBatch, ...}``: one test set per kept-mode share, same poses,
+    cameras and failures (the default simulator preset unless ``simulator`` names one)."""
+    from ..heatmaps import DEFAULT_PRESET, HeatmapConfig
+    from ..pipeline import make_test_set
+    if not keep_modes:
+        raise ValueError("build_test_sets: give at least one kept-mode share")
+    preset = simulator or DEFAULT_PRESET
+    return {_keep_key(p): make_test_set(test_m, n_test, seed=seed, heatmap_config=HeatmapConfig
+                                        .preset(preset, p_keep_true_mode=float(p)))
+            for p in keep_modes}
+
+
+def describe(test) -> dict:
+    """Sizes of a test set and of its subsets."""
+    return {"n": len(test), "n_ambiguous": int(test.ambiguous.sum()),
+            "n_failed_limb": int(test.failed_limb_sample.sum()),
+            "failed_joint_pct": 100.0 * float(test.failed_joints.float().mean())}
+
+
+def score_models(models, test, baseline_mm: torch.Tensor, n_hypo: int, batch_size: int,
+                 seed: int, progress: bool = True) -> dict:
+    """``{"LABEL (subset)": summary}`` for every loaded model and the mean pose on ``test``."""
+    from ..evaluate import evaluate, evaluate_fixed
+    rows = {}
+    evals = {m.label: evaluate(m.model, test, n_hypo, batch_size, seed=seed, progress=progress,
+                               autocast_dtype=None) for m in models}
+    evals["mean pose"] = evaluate_fixed(baseline_mm, test)
+    for label, ev in evals.items():
+        for subset, summary in ev.table().items():
+            rows[f"{label} ({subset})"] = summary
+    return rows
+
+
+def learning_curve(files: list[Path], test, n_hypo: int, batch_size: int, seed: int,
+                   device: str = "cpu", progress: bool = True) -> list[dict]:
+    """One record per snapshot: model, file, training steps, P1 min / median (all samples and
+    failed-limb subset), sorted by steps."""
+    from ..evaluate import evaluate
+    from . import modelref
+    out = []
+    for path in files:
+        m = modelref.load(None, Path(path), device)
+        ev = evaluate(m.model, test, n_hypo, batch_size, seed=seed, progress=progress,
+                      autocast_dtype=None)
+        table = ev.table()
+        rec = {"model": m.info.name, "file": str(path), "steps": m.info.trained_steps,
+               "P1_min": table["full"]["P1_min"], "P1_median": table["full"]["P1_median"]}
+        if "failed limb" in table:
+            rec["failed_limb_P1_min"] = table["failed limb"]["P1_min"]
+            rec["failed_limb_P1_median"] = table["failed limb"]["P1_median"]
+        out.append(rec)
+        print(f"curve: {m.info.name} at {rec['steps']:,} steps: P1 min {rec['P1_min']:.1f}, "
+              f"median {rec['P1_median']:.1f} mm", flush=True)
+    return sorted(out, key=lambda r: (r["model"], r["steps"]))
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated shares such as 0,0.5,1, "
+                                         f"got {text!r}") from None
+    if not vals or any(not 0 <= v <= 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"shares must lie in [0, 1], got {text!r}")
+    return vals
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..data import load_mocap, split_clips
+    from ..evaluate import training_mean_pose
+    from ..tables import metrics_table
+    from .benchcli import load_models, resolve_entries
+    from .modelref import model_entry
+    p = argparse.ArgumentParser(prog="python -m dphelpers.tools.study", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", type=model_entry, nargs="+", default=None,
+                   help="NAME or NAME=PATH entries (default: the shipped models)")
+    p.add_argument("--n-test", type=int, default=1000, help="test samples (default 1000)")
+    p.add_argument("--n-hypo", type=int, default=200, help="hypotheses per sample (200)")
+    p.add_argument("--keep-modes", type=_floats, default=KEEP_MODES,
+                   help="shares of failures keeping a mode at the truth (default 0,0.5,1)")
+    p.add_argument("--curve", type=Path, nargs="*", default=[],
+                   help="snapshot files of one run for the learning curve")
+    p.add_argument("--curve-n-test", type=int, default=300,
+                   help="test samples of the learning curve (default 300)")
+    p.add_argument("--eval-batch", type=int, default=8, help="images sampled together")
+    p.add_argument("--seed", type=int, default=0, help="seed of the test-time sampling")
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    missing = [str(f) for f in args.curve if not f.is_file()]
+    if missing:
+        p.error(f"--curve file(s) not found: {', '.join(missing)}")
+    t0 = time.time()
+    models = load_models(resolve_entries(args.models), args.device)
+    train_m, test_m = split_clips(load_mocap())
+    sets = build_test_sets(test_m, args.n_test, args.keep_modes)
+    baseline = training_mean_pose(train_m, seed=args.seed + 1)
+    out: dict = {"command": "python -m dphelpers.tools.study " + " ".join(sys.argv[1:] if argv
+                                                                           is None else argv),
+                 "setup": {"n_test": args.n_test, "n_hypo": args.n_hypo, "seed": args.seed,
+                           "dtype": "float32", "keep_modes": list(args.keep_modes),
+                           "models": [{"label": m.label, "name": m.info.name,
+                                       "file": str(m.path), "trained_steps":
+                                           m.info.trained_steps} for m in models]},
+                 "test_sets": {k: describe(t) for k, t in sets.items()}, "accuracy": {}}
+    for key, test in sets.items():
+        print(f"{key}: {describe(test)}", flush=True)
+        rows = score_models(models, test, baseline, args.n_hypo, args.eval_batch, args.seed,
+                            progress=not args.quiet)
+        out["accuracy"][key] = rows
+        print(metrics_table(rows, caption=f"test set {key} (mm; PCK in %)"), flush=True)
+        _write(args.out, out, t0)
+    if args.curve:
+        first = next(iter(sets.values()))
+        n = min(args.curve_n_test, len(first))
+        sub = first.subset(torch.linspace(0, len(first) - 1, n).round().long())
+        out["learning_curve"] = {"n_test": n, "test_set": next(iter(sets)), "points":
+                                 learning_curve(args.curve, sub, args.n_hypo, args.eval_batch,
+                                                args.seed, args.device, not args.quiet)}
+    path = _write(args.out, out, t0)
+    print(f"study: {len(models)} model(s) on {len(sets)} test set(s) in "
+          f"{out['seconds']:.0f} s; wrote {path}")
+    return 0
+
+
+def _write(path: Path, out: dict, t0: float) -> Path:
+    out["seconds"] = round(time.time() - t0, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    return path
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The model study on tiny untrained models: paired test sets, subsets, curve, JSON, errors."""
+import json
+
+import pytest
+import torch
+
+from dphelpers.checkpoint import save_model
+from dphelpers.lifter import Lifter
+from dphelpers.tools import study
+
+from test_benchcli import _tiny
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("study_models")
+    torch.manual_seed(0)
+    return {"full": save_model(d / "a.pt", _tiny(), step=3),
+            "full_later": save_model(d / "a_later.pt", _tiny(), step=7),
+            "lifter": save_model(d / "l.pt", Lifter().eval(), step=2)}
+
+
+def test_test_sets_share_poses_cameras_and_failures(splits):
+    sets = study.build_test_sets(splits[1], 24, keep_modes=(0.0, 1.0))
+    a, b = sets["keep=0"], sets["keep=1"]
+    assert torch.equal(a.poses_3d_mm, b.poses_3d_mm) and torch.equal(a.failed_joints,
+                                                                     b.failed_joints)
+    assert not a.kept_true_mode.any()
+    failed = a.inverted_joints | a.jittered_joints | a.missed_joints
+    assert failed.any() and torch.equal(b.kept_true_mode, failed)   # every failure keeps one
+    assert not torch.equal(a.heatmaps, b.heatmaps)
+    d = study.describe(a)
+    assert d["n"] == 24 and 0 <= d["n_failed_limb"] <= 24 and d["failed_joint_pct"] > 0
+    with pytest.raises(ValueError, match="at least one"):
+        study.build_test_sets(splits[1], 4, keep_modes=())
+
+
+def test_study_writes_every_set_subset_and_the_curve(files, tmp_path, capsys):
+    out = tmp_path / "s.json"
+    assert study.main(["--models", f"full={files['full']}", f"lifter={files['lifter']}",
+                       "--n-test", "12", "--n-hypo", "3", "--keep-modes", "0,1",
+                       "--curve", str(files["full_later"]), str(files["full"]),
+                       "--curve-n-test", "5", "--quiet", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["accuracy"]) == {"keep=0", "keep=1"}
+    rows = res["accuracy"]["keep=0"]
+    models = {k.rsplit(" (", 1)[0] for k in rows}
+    assert models == {"full (a.pt)", "lifter (l.pt)", "mean pose"}
+    n_failed = res["test_sets"]["keep=0"]["n_failed_limb"]
+    if n_failed:
+        assert rows["full (a.pt) (failed limb)"]["n"] == n_failed
+    assert rows["full (a.pt) (full)"]["n"] == 12
+    curve = res["learning_curve"]
+    assert curve["n_test"] == 5 and [p["steps"] for p in curve["points"]] == [3, 7]
+    assert all(p["P1_min"] <= p["P1_median"] for p in curve["points"])
+    assert f"wrote {out}" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_bad_arguments_say_what_is_wrong(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        study.main(["--keep-modes", "0,2", "--out", str(tmp_path / "x.json")])
+    assert "shares must lie in [0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        study.main(["--curve", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.json")])
+    assert "--curve file(s) not found" in capsys.readouterr().err
