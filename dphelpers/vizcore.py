@@ -49,7 +49,7 @@ SIDES: tuple[str, ...] = ("left", "right", "centre")
 #: side of the cube the 3D axes show, mm (a standing person is 1.6-1.9 m tall)
 BOX_MM = 2000.0
 #: the default view: from the front, a little from the right and above
-CAMERA_EYE = {"x": 0.9, "y": -2.3, "z": 0.45}
+CAMERA_EYE = {"x": 0.7, "y": -1.8, "z": 0.35}
 N_JOINTS = {"h36m": N_H36M, "mpii": N_MPII}
 BONES = {"h36m": H36M_BONES, "mpii": MPII_BONES}
 _AXIS_TITLES = ("x (right) mm", "z (depth) mm", "-y (up) mm")
