@@ -24,7 +24,8 @@ from .skeleton import H36M_NAMES, N_H36M, N_MPII
 from .vizcore import (COLORS, SIDES, as_array, as_image, bone_segments, display_xyz,
                       image_trace, none_for_nan, scene_box, scene_layout)
 
-__all__ = ["medoid_index", "joint_spread_mm", "prediction_figure", "prediction_page"]
+__all__ = ["medoid_index", "joint_spread_mm", "joints_outside", "prediction_figure",
+           "prediction_page"]
 
 
 def medoid_index(poses_mm) -> int:
@@ -52,6 +53,29 @@ def _joints_image_px(detection) -> np.ndarray:
     return from_heatmap_px(hm[None], box[None])[0].numpy()
 
 
+def _view_extent(shape, box, joints: np.ndarray, margin: float = 0.03):
+    """x and y ranges (image px) holding the photo, the box ``(cx, cy, side)`` and joints."""
+    h, w = shape[:2]
+    cx, cy, side = box
+    xs = np.concatenate([[-0.5, w - 0.5, cx - side / 2, cx + side / 2], joints[:, 0]])
+    ys = np.concatenate([[-0.5, h - 0.5, cy - side / 2, cy + side / 2], joints[:, 1]])
+    out = []
+    for v in (xs, ys):
+        lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+        pad = margin * (hi - lo)
+        out.append((lo - pad, hi + pad))
+    return out
+
+
+def joints_outside(image, detection) -> list[str]:
+    """MPII names of the detected joints that lie beyond the photo's border."""
+    from .skeleton import MPII_NAMES
+    h, w = as_image(image, "image").shape[:2]
+    joints = _joints_image_px(detection)
+    out = (joints[:, 0] < 0) | (joints[:, 0] > w - 1) | (joints[:, 1] < 0) | (joints[:, 1] > h - 1)
+    return [MPII_NAMES[j] for j in np.flatnonzero(out)]
+
+
 def prediction_figure(image, detection, poses_mm, title: str = "",
                       max_hypotheses: int = 200) -> go.Figure:
     """Photo + 2D joints | 3D hypotheses with the medoid bold; spread per joint below.
@@ -70,7 +94,7 @@ def prediction_figure(image, detection, poses_mm, title: str = "",
     fig = make_subplots(rows=2, cols=2, column_widths=[0.45, 0.55], row_heights=[0.7, 0.3],
                         specs=[[{"type": "xy"}, {"type": "scene"}], [{"type": "xy", "colspan": 2},
                                                                    None]],
-                        subplot_titles=["the photo and the detected 2D joints",
+                        subplot_titles=["the photo (grey: beyond its border), the detected 2D joints",
                                         f"{len(poses)} hypotheses, the medoid bold",
                                         "spread per joint around the medoid (mm)"],
                         vertical_spacing=0.1, horizontal_spacing=0.03)
@@ -79,8 +103,9 @@ def prediction_figure(image, detection, poses_mm, title: str = "",
     fig.add_trace(go.Scatter(x=[cx - side / 2, cx + side / 2, cx + side / 2, cx - side / 2,
                                 cx - side / 2],
                              y=[cy - side / 2, cy - side / 2, cy + side / 2, cy + side / 2,
-                                cy - side / 2], mode="lines", name="person box",
-                             line={"color": "yellow", "width": 2}, hoverinfo="skip"), row=1, col=1)
+                                cy - side / 2], mode="lines", name="person box (the crop)",
+                             line={"color": "#b8860b", "width": 2, "dash": "dash"},
+                             hoverinfo="skip"), row=1, col=1)
     for i, s in enumerate(SIDES):
         pts = bone_segments(joints[None], "mpii", s)
         fig.add_trace(go.Scatter(x=none_for_nan(pts[:, 0]), y=none_for_nan(pts[:, 1]),
@@ -107,15 +132,21 @@ def prediction_figure(image, detection, poses_mm, title: str = "",
     fig.add_trace(go.Bar(x=list(H36M_NAMES[1:]), y=spread[1:], name="spread per joint",
                          marker_color=COLORS["hypo"], showlegend=False,
                          hovertemplate="%{x}: %{y:.0f} mm<extra></extra>"), row=2, col=1)
-    fig.update_xaxes(range=[-0.5, img.shape[1] - 0.5], showticklabels=False, row=1, col=1)
-    fig.update_yaxes(range=[img.shape[0] - 0.5, -0.5], showticklabels=False, scaleanchor="x",
+    # the view holds the photo, the person box and every joint: BlazePose also places joints
+    # it cannot see (beyond the photo's border), and the box may reach past it too
+    (x0, x1), (y0, y1) = _view_extent(img.shape, (cx, cy, side), joints)
+    fig.update_xaxes(range=[x0, x1], showticklabels=False, showgrid=False, zeroline=False,
                      row=1, col=1)
+    fig.update_yaxes(range=[y1, y0], showticklabels=False, showgrid=False, zeroline=False,
+                     scaleanchor="x", row=1, col=1)
     fig.update_yaxes(title="mm", row=2, col=1)
     layout = scene_layout(scene_box(poses[m]), title, height=900)
     layout["scene"]["domain"] = fig.layout.scene.domain.to_plotly_json()
     fig.update_layout(**layout)
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 80 if title else 40, "b": 50},
-                      legend={"orientation": "h", "y": -0.04, "yanchor": "top", "x": 0})
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 120 if title else 80, "b": 30},
+                      plot_bgcolor="#e5e5e5",        # around the photo: outside the picture
+                      legend={"orientation": "h", "y": 1.06, "yanchor": "bottom", "x": 0.5,
+                              "xanchor": "center"})
     return fig
 
 
@@ -132,6 +163,10 @@ def prediction_page(image, detection, poses_mm, title: str = "DiffPose predictio
                                             else [])
     facts.append("least certain: " + ", ".join(f"{H36M_NAMES[j]} ({spread[j]:.0f} mm)"
                                                 for j in worst))
+    outside = joints_outside(image, detection)
+    if outside:
+        facts.append("beyond the photo's border, placed by the detector without seeing them: "
+                     + ", ".join(outside))
     body = fig.to_html(include_plotlyjs=True, full_html=False, include_mathjax=False)
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title>"

@@ -263,3 +263,13 @@ def test_prediction_figure_and_page(rng, tmp_path):
     assert "least certain" in page and "person score 0.93" in page
     with pytest.raises(ValueError, match="joints_hm"):
         vizpages.prediction_figure(img, object(), poses)
+    # the photo's view holds the whole person box and every joint, also beyond the photo
+    box = next(t for t in fig.data if str(t.name).startswith("person box"))
+    xr, yr = fig.layout.xaxis.range, fig.layout.yaxis.range
+    assert xr[0] <= min(box.x) and xr[1] >= max(box.x)
+    assert yr[1] <= min(box.y) and yr[0] >= max(box.y)            # image rows grow downwards
+    small = img[:int(px[:, 1].max()) - 5]                          # crop away the lowest joint
+    outside = vizpages.joints_outside(small, det)
+    assert outside and outside == vizpages.joints_outside(small, det)
+    assert "beyond the photo" in vizpages.prediction_page(small, det, poses)
+    assert vizpages.joints_outside(np.zeros((4000, 4000, 3), np.uint8), det) == []
