@@ -63,3 +63,20 @@ def test_bad_arguments_say_what_is_wrong(tmp_path, capsys):
     with pytest.raises(SystemExit):
         study.main(["--curve", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.json")])
     assert "--curve file(s) not found" in capsys.readouterr().err
+
+
+def test_merge_keeps_earlier_rows_and_curve_points(files, tmp_path):
+    out = tmp_path / "m.json"
+    base = ["--n-test", "6", "--n-hypo", "2", "--keep-modes", "0.5", "--quiet", "--out", str(out)]
+    assert study.main(["--models", f"full={files['full']}", "--curve", str(files["full"])]
+                      + base) == 0
+    assert study.main(["--models", f"lifter={files['lifter']}", "--curve",
+                       str(files["full_later"]), "--merge"] + base) == 0
+    res = json.loads(out.read_text())
+    rows = res["accuracy"]["keep=0.5"]
+    assert "full (a.pt) (full)" in rows and "lifter (l.pt) (full)" in rows
+    assert [p["steps"] for p in res["learning_curve"]["points"]] == [3, 7]
+    assert len(res["commands"]) == 2
+    with pytest.raises(ValueError, match="n_hypo=2, this run 3"):
+        study.main(["--models", f"lifter={files['lifter']}", "--merge",
+                    *base[:2], "--n-hypo", "3", *base[4:]])

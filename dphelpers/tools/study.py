@@ -130,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    p.add_argument("--merge", action="store_true",
+                   help="keep what --out already holds: its accuracy rows and learning-curve "
+                        "points (same test sizes) stay unless this run recomputes them")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -137,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         p.error(f"--curve file(s) not found: {', '.join(missing)}")
     t0 = time.time()
+    old = json.loads(args.out.read_text()) if args.merge and args.out.is_file() else None
     models = load_models(resolve_entries(args.models), args.device)
     train_m, test_m = split_clips(load_mocap())
     sets = build_test_sets(test_m, args.n_test, args.keep_modes)
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                             progress=not args.quiet)
         out["accuracy"][key] = rows
         print(metrics_table(rows, caption=f"test set {key} (mm; PCK in %)"), flush=True)
-        _write(args.out, out, t0)
+        _write(args.out.with_suffix(".partial.json"), out, t0)   # --out itself only at the end
     if args.curve:
         first = next(iter(sets.values()))
         n = min(args.curve_n_test, len(first))
@@ -163,10 +167,40 @@ def main(argv: list[str] | None = None) -> int:
         out["learning_curve"] = {"n_test": n, "test_set": next(iter(sets)), "points":
                                  learning_curve(args.curve, sub, args.n_hypo, args.eval_batch,
                                                 args.seed, args.device, not args.quiet)}
+    if old is not None:
+        out = _merged(old, out)
     path = _write(args.out, out, t0)
+    args.out.with_suffix(".partial.json").unlink(missing_ok=True)
     print(f"study: {len(models)} model(s) on {len(sets)} test set(s) in "
           f"{out['seconds']:.0f} s; wrote {path}")
     return 0
+
+
+def _merged(old: dict, new: dict) -> dict:
+    """``new`` on top of ``old``: rows and curve points of ``old`` that ``new`` lacks are kept;
+    refused when the two used different test sizes, hypotheses or seeds."""
+    for key in ("n_test", "n_hypo", "seed"):
+        if old.get("setup", {}).get(key) != new["setup"][key]:
+            raise ValueError(f"--merge: the existing file has {key}="
+                             f"{old.get('setup', {}).get(key)}, this run {new['setup'][key]}")
+    merged = {**old, **new, "accuracy": {**old.get("accuracy", {})}}
+    for k, rows in new["accuracy"].items():
+        merged["accuracy"][k] = {**old.get("accuracy", {}).get(k, {}), **rows}
+    merged["test_sets"] = {**old.get("test_sets", {}), **new["test_sets"]}
+    labels = {m["label"] for m in new["setup"]["models"]}
+    merged["setup"] = {**new["setup"], "models": new["setup"]["models"] + [
+        m for m in old["setup"].get("models", []) if m["label"] not in labels]}
+    oc, nc = old.get("learning_curve"), new.get("learning_curve")
+    if oc and nc:
+        if oc["n_test"] != nc["n_test"]:
+            raise ValueError(f"--merge: learning curves on {oc['n_test']} and {nc['n_test']} "
+                             "test samples")
+        files = {p["file"] for p in nc["points"]}
+        nc["points"] = sorted(nc["points"] + [p for p in oc["points"] if p["file"] not in files],
+                              key=lambda r: (r["model"], r["steps"]))
+    merged["learning_curve"] = nc or oc
+    merged["commands"] = old.get("commands", [old.get("command")]) + [new["command"]]
+    return merged
 
 
 def _write(path: Path, out: dict, t0: float) -> Path:
