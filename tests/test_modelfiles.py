@@ -61,3 +61,28 @@ def test_curve_runs_parse():
     for bad in ("fp16:0", "bf16", "bf16:x", "bf16:0:lr=1"):
         with pytest.raises(Exception, match="run"):
             parse_run(bad)
+
+
+def _fake_run(precision, seed, clip, losses, every=50):
+    return {"name": f"full_{precision}_seed{seed}_clip{clip:g}", "precision": precision,
+            "seed": seed, "grad_clip": clip, "steps": [every * (i + 1) for i in range(len(losses))],
+            "losses": losses}
+
+
+def test_curve_summaries_compare_precision_with_seed_spread():
+    from dphelpers.tools import curves
+    runs = [_fake_run("fp32", 0, 1.0, [1.0] * 20 + [0.5] * 20),      # to step 2000
+            _fake_run("bf16", 0, 1.0, [1.0] * 20 + [0.6] * 20 + [0.1] * 20),   # to 3000
+            _fake_run("fp32", 1, 1.0, [1.0] * 20 + [0.7] * 20),
+            _fake_run("bf16", 0, 0.0, [9.0] * 40)]                   # no clipping: not compared
+    gap = curves.precision_gap(runs)
+    assert gap["steps"] == "1,001-2,000"                             # the window all reached
+    assert gap["bf16 - fp32 (seed 0)"] == pytest.approx(0.1)        # 0.6 - 0.5, not 0.1 - 0.5
+    assert gap["seed 1 - seed 0 (fp32)"] == pytest.approx(0.2)
+    rows = curves.summary_rows(runs)
+    assert rows[1]["loss, last 1,000"] == pytest.approx(0.1)
+    assert rows[1]["loss, steps 1,001-2,000"] == pytest.approx(0.6)
+    fig = curves.curves_figure(runs)
+    assert len(fig.data) == 4 and fig.data[3].line.dash == "dot"
+    with pytest.raises(ValueError, match="no logged loss in steps"):
+        curves.summary_rows([_fake_run("fp32", 0, 1.0, [])] + runs[:1])
