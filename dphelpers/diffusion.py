@@ -17,11 +17,11 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 from torch.nn import functional as F
+from torch.profiler import record_function
 
 from .checkpoint import config_diff
 from .denoiser import Denoiser, DenoiserConfig
 from .embedding import EmbeddingConfig, PoseEmbedding
-from .sampling import validate_heatmaps
 from .sampling import SamplingConfig, sample_candidates
 from .schedule import CosineSchedule, ScheduleConfig
 from .skeleton import L_HIP, N_H36M, R_HIP
@@ -130,9 +130,12 @@ class DiffPose(nn.Module):
     def condition(self, heatmaps: torch.Tensor, n_hypo: int = 1,
                   generator: torch.Generator | None = None) -> torch.Tensor:
         """Heatmaps ``(b, 16, 64, 64)`` -> ``cond: (b * n_hypo, 2048)``, candidates redrawn per hypothesis."""
-        heatmaps = validate_heatmaps(heatmaps).to(self.device)
-        cand = sample_candidates(heatmaps, n_hypo, self.config.sampling, generator=generator)
-        return self.embedding(rearrange(cand, "b h j s c -> (b h) j s c"))
+        if isinstance(heatmaps, torch.Tensor):           # checked once, by sample_candidates
+            heatmaps = heatmaps.to(self.device)
+        with record_function("candidates"):
+            cand = sample_candidates(heatmaps, n_hypo, self.config.sampling, generator=generator)
+        with record_function("embedding"):
+            return self.embedding(rearrange(cand, "b h j s c -> (b h) j s c"))
 
     def loss(self, heatmaps: torch.Tensor, poses_3d_mm: torch.Tensor,
              generator: torch.Generator | None = None, *, t: torch.Tensor | None = None,
@@ -164,7 +167,8 @@ class DiffPose(nn.Module):
             raise ValueError(f"eps must have shape {tuple(x0.shape)}, got {tuple(eps.shape)}")
         t, eps = t.to(self.device), eps.to(self.device)
         x_t = self.schedule.add_noise(x0, eps, t)
-        return F.mse_loss(self.denoiser(x_t, t, cond), eps)
+        with record_function("denoiser"):
+            return F.mse_loss(self.denoiser(x_t, t, cond), eps)
 
     @torch.no_grad()
     def sample(self, heatmaps: torch.Tensor, n_hypo: int = 200,

@@ -103,7 +103,8 @@ def sample_candidates(heatmaps: torch.Tensor, n_hypo: int, config: SamplingConfi
         parts.append(best)
     if n_random > 0:
         empty = flat.sum(dim=1, keepdim=True) <= 0                             # (b j, 1)
-        weights = flat + empty.to(flat.dtype)                                   # all-zero -> uniform
+        # all-zero -> uniform; a copy of the maps only when some map is all zero
+        weights = flat + empty.to(flat.dtype) if bool(empty.any()) else flat
         drawn = torch.multinomial(weights, n_hypo * n_random, replacement=True, generator=generator)
         parts.append(rearrange(drawn, "(b j) (n s) -> b n j s", b=b, n=n_hypo))
     index = torch.cat(parts, dim=-1)                                            # (b, n, j, s)

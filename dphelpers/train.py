@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from .checkpoint import check_config, read_checkpoint, write_checkpoint
@@ -97,18 +98,22 @@ def train_step(state: TrainState, batch: SampleBatch, config: TrainConfig,
     if config.lr_decay != 1.0:
         for group in state.optimizer.param_groups:
             group["lr"] = config.lr * config.lr_decay ** (state.step // 1000)
-    with state.dropout.active(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                enabled=config.precision == "bf16"):
+    with record_function("forward"), state.dropout.active(), \
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
         loss = compute(batch.heatmaps, batch.poses_3d_mm, state.generator)
     state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    with record_function("backward"):
+        loss.backward()
     if config.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-    state.optimizer.step()
-    after = getattr(model, "after_step", None)
-    if after is not None:
-        after()
-    state.ema.update_parameters(model)
+        with record_function("clip"):
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    with record_function("optimizer"):
+        state.optimizer.step()
+        after = getattr(model, "after_step", None)
+        if after is not None:
+            after()
+    with record_function("ema"):
+        state.ema.update_parameters(model)
     state.step += 1
     return loss.detach()
 

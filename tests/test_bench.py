@@ -2,6 +2,7 @@
 import time
 from dataclasses import replace
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -84,3 +85,27 @@ def test_bench_sampling_row(splits):
     cfg = model.config
     saved = bench.sampling_flops(cfg) - bench.sampling_flops(cfg, steps=5)
     assert saved == 20 * bench._step_flops(cfg, with_cond=False)
+
+
+def test_profile_training_names_the_phases(splits):
+    from dphelpers.pipeline import TrainStream
+    from dphelpers.train import TrainConfig
+    torch.manual_seed(0)
+    model = DiffPose()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = bench.profile_training(model, TrainStream(splits[0][:100], seed=0),
+                                  TrainConfig(precision="bf16"), steps=2, batch_size=4)
+    parts = {r["part"]: r for r in rows}
+    for p in ("forward", "candidates", "embedding", "denoiser", "backward", "clip",
+              "optimizer", "ema"):
+        assert parts[f"step: {p}"]["ms_per_step"] > 0, p
+    assert "op: dropout masks (bernoulli_)" in parts
+    whole = parts["whole step (profiled)"]["ms_per_step"]
+    inner = sum(parts[f"step: {p}"]["ms_per_step"] for p in ("candidates", "embedding",
+                                                                "denoiser"))
+    assert inner <= parts["step: forward"]["ms_per_step"] * 1.05      # the phases nest
+    assert parts["step: forward"]["ms_per_step"] < whole * 1.05
+    total = parts["simulated batch (data stream)"]["share"] + parts["whole step (profiled)"][
+        "share"]
+    assert total == pytest.approx(1.0)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # a copy

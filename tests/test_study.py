@@ -80,3 +80,23 @@ def test_merge_keeps_earlier_rows_and_curve_points(files, tmp_path):
     with pytest.raises(ValueError, match="n_hypo=2, this run 3"):
         study.main(["--models", f"lifter={files['lifter']}", "--merge",
                     *base[:2], "--n-hypo", "3", *base[4:]])
+
+
+def test_a_curve_file_among_the_models_is_not_sampled_twice(files, tmp_path, monkeypatch):
+    from dphelpers import evaluate as ev_mod
+    calls = []
+    real = ev_mod.evaluate
+
+    def counting(model, test, *a, **k):
+        calls.append(len(test))
+        return real(model, test, *a, **k)
+
+    monkeypatch.setattr(ev_mod, "evaluate", counting)
+    out = tmp_path / "r.json"
+    assert study.main(["--models", f"full={files['full']}", "--curve", str(files["full"]),
+                       "--n-test", "5", "--curve-n-test", "5", "--n-hypo", "2",
+                       "--keep-modes", "0.5", "--quiet", "--out", str(out)]) == 0
+    assert calls == [5]                                   # once, for the table and the curve
+    res = json.loads(out.read_text())
+    point = res["learning_curve"]["points"][0]
+    assert point["P1_min"] == res["accuracy"]["keep=0.5"]["full (a.pt) (full)"]["P1_min"]

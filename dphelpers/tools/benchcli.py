@@ -227,8 +227,12 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
           + ", ".join(f"batch {b} {r:.2f}x" for b, r in ratio.items()))
     print(f"data stream: {1 / data_s:.1f} batches of 64 per second (heatmap simulation, not in "
           "the step)")
+    profile = bench.profile_training(model, stream, TrainConfig(precision="bf16"), steps=10)
+    print(table(profile, caption="where a bf16 training step's time goes (torch.profiler, batch "
+                "64; phases nest: forward holds candidates, embedding and denoiser)", digits=3))
     return {"speed": [r.as_dict() for r in rows], "speed_model": label,
             "training_bf16_over_fp32": ratio, "data_batches_per_s": 1 / data_s,
+            "training_profile": profile,
             "flops_per_hypothesis": bench.sampling_flops(model.config),
             "flops_per_training_sample": bench.training_flops(model.config)}
 

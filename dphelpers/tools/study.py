@@ -59,30 +59,37 @@ def describe(test) -> dict:
 
 
 def score_models(models, test, baseline_mm: torch.Tensor, n_hypo: int, batch_size: int,
-                 seed: int, progress: bool = True) -> dict:
-    """``{"LABEL (subset)": summary}`` for every loaded model and the mean pose on ``test``."""
+                 seed: int, progress: bool = True, evals: dict | None = None) -> dict:
+    """``{"LABEL (subset)": summary}`` for every loaded model and the mean pose on ``test``.
+    ``evals``: a dict that receives each model's Evaluation by label."""
     from ..evaluate import evaluate, evaluate_fixed
     rows = {}
-    evals = {m.label: evaluate(m.model, test, n_hypo, batch_size, seed=seed, progress=progress,
-                               autocast_dtype=None) for m in models}
-    evals["mean pose"] = evaluate_fixed(baseline_mm, test)
-    for label, ev in evals.items():
+    done = {m.label: evaluate(m.model, test, n_hypo, batch_size, seed=seed, progress=progress,
+                              autocast_dtype=None) for m in models}
+    if evals is not None:
+        evals.update(done)
+    done["mean pose"] = evaluate_fixed(baseline_mm, test)
+    for label, ev in done.items():
         for subset, summary in ev.table().items():
             rows[f"{label} ({subset})"] = summary
     return rows
 
 
 def learning_curve(files: list[Path], test, n_hypo: int, batch_size: int, seed: int,
-                   device: str = "cpu", progress: bool = True) -> list[dict]:
+                   device: str = "cpu", progress: bool = True, done: dict | None = None
+                   ) -> list[dict]:
     """One record per snapshot: model, file, training steps, P1 min / median (all samples and
-    failed-limb subset), sorted by steps."""
+    failed-limb subset), sorted by steps.  ``done``: resolved file path -> an Evaluation of
+    that file on this very ``test`` with the same seed (reused, not sampled again)."""
     from ..evaluate import evaluate
     from . import modelref
     out = []
     for path in files:
         m = modelref.load(None, Path(path), device)
-        ev = evaluate(m.model, test, n_hypo, batch_size, seed=seed, progress=progress,
-                      autocast_dtype=None)
+        ev = (done or {}).get(Path(path).resolve())
+        if ev is None:
+            ev = evaluate(m.model, test, n_hypo, batch_size, seed=seed, progress=progress,
+                          autocast_dtype=None)
         table = ev.table()
         rec = {"model": m.info.name, "file": str(path), "steps": m.info.trained_steps,
                "P1_min": table["full"]["P1_min"], "P1_median": table["full"]["P1_median"]}
@@ -153,10 +160,12 @@ def main(argv: list[str] | None = None) -> int:
                                        "file": str(m.path), "trained_steps":
                                            m.info.trained_steps} for m in models]},
                  "test_sets": {k: describe(t) for k, t in sets.items()}, "accuracy": {}}
+    first_evals: dict = {}
     for key, test in sets.items():
         print(f"{key}: {describe(test)}", flush=True)
         rows = score_models(models, test, baseline, args.n_hypo, args.eval_batch, args.seed,
-                            progress=not args.quiet)
+                            progress=not args.quiet,
+                            evals=first_evals if not first_evals else None)
         out["accuracy"][key] = rows
         print(metrics_table(rows, caption=f"test set {key} (mm; PCK in %)"), flush=True)
         _write(args.out.with_suffix(".partial.json"), out, t0)   # --out itself only at the end
@@ -164,9 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         first = next(iter(sets.values()))
         n = min(args.curve_n_test, len(first))
         sub = first.subset(torch.linspace(0, len(first) - 1, n).round().long())
+        # a --models file evaluated on the whole first set is that curve point already
+        done = ({Path(m.path).resolve(): first_evals[m.label] for m in models
+                 if m.path is not None} if n == len(first) else {})
         out["learning_curve"] = {"n_test": n, "test_set": next(iter(sets)), "points":
                                  learning_curve(args.curve, sub, args.n_hypo, args.eval_batch,
-                                                args.seed, args.device, not args.quiet)}
+                                                args.seed, args.device, not args.quiet, done)}
     if old is not None:
         out = _merged(old, out)
     path = _write(args.out, out, t0)
