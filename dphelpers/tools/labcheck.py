@@ -124,7 +124,6 @@ def drive(url: str, out: Path, timeout_s: float = 300) -> dict:
         step.click()
         page.keyboard.press("Control+A")
         page.keyboard.type("5")
-        t0 = time.perf_counter()
         page.keyboard.press("Enter")
         record("step set to 5", _wait_title(page, "after 5 of", timeout_s))
         before = page.evaluate(TITLE_JS)
@@ -140,7 +139,6 @@ def drive(url: str, out: Path, timeout_s: float = 300) -> dict:
         select = page.locator(".widget-dropdown select")
         value = select.locator("option").nth(3).get_attribute("value")
         label = select.locator("option").nth(3).text_content().split()[0]
-        t0 = time.perf_counter()
         select.select_option(value=value)
         record(f"test sample {label}", _wait_title(page, f"test sample {label}", timeout_s))
         report["title_before_resample"] = before
