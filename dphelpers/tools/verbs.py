@@ -208,7 +208,8 @@ def predict(args) -> int:
     from ..detector import detect_heatmaps, load_image
     from ..diffusion import resolve_autocast
     from ..skeleton import H36M_NAMES
-    from ..vizpages import prediction_page
+    from ..reprojection import weak_perspective_fit
+    from ..vizpages import medoid_index, prediction_page
     t0 = time.time()
     if args.image == "astronaut":
         from skimage.data import astronaut
@@ -227,11 +228,15 @@ def predict(args) -> int:
                                 autocast_dtype=dtype)[0].float().cpu()
     t3 = time.perf_counter()
     spread = poses.std(dim=0).norm(dim=-1)
+    medoid = poses[medoid_index(poses)]
+    fit = weak_perspective_fit(medoid, torch.as_tensor(det.joints_hm, dtype=torch.float32))
     print(f"person score {det.score:.2f} ({det.n_people} found), detection "
           f"{1e3 * (t2 - t1):.0f} ms, {args.n_hypo} hypotheses in "
           f"{'float32' if dtype is None else 'bfloat16 autocast'} {1e3 * (t3 - t2):.0f} ms")
     print("spread of the hypotheses per joint (mm): " +
           ", ".join(f"{n} {v:.0f}" for n, v in zip(H36M_NAMES, spread.tolist())))
+    print(f"the medoid hypothesis reprojects onto BlazePose's 2D joints with RMS "
+          f"{float(fit.rms):.2f} heatmap px (weak perspective, 64 px maps)")
     base = args.out / f"predict_{image_stem}_{loaded.stem}"
     base.parent.mkdir(parents=True, exist_ok=True)
     npz, html = base.with_suffix(".npz"), base.with_suffix(".html")
