@@ -22,11 +22,14 @@ from pathlib import Path
 
 from .tables import Table, metrics_table, split_row_name, table
 
-__all__ = ["RESULTS_FILE", "load_results", "model_label", "is_quick", "settings_note",
-           "accuracy_table", "coverage_table", "calibration_rows", "calibration_table",
-           "speed_table", "authors_speedup"]
+__all__ = ["RESULTS_FILE", "STUDY_FILE", "load_results", "model_label", "is_quick",
+           "settings_note", "accuracy_table", "coverage_table", "calibration_rows",
+           "calibration_table", "speed_table", "authors_speedup", "load_study", "study_labels",
+           "study_table", "keep_mode_rows", "keep_mode_table", "curve_table", "curve_figure"]
 
 RESULTS_FILE = Path(__file__).resolve().parents[1] / "data" / "results" / "bench.json"
+#: the model study (``python -m dphelpers.tools.study``): models x kept-mode test sets
+STUDY_FILE = RESULTS_FILE.with_name("study.json")
 _LABELS = {"full": "DiffPose", "full bf16": "DiffPose (bf16)", "argmax_only": "argmax only",
            "no_transformer": "no transformer", "no_argmax": "no argmax",
            "no_likelihood": "no likelihood", "mean pose": "mean pose", "lifter": "lifter"}
@@ -141,3 +144,112 @@ def authors_speedup(res: dict) -> list[dict]:
     return [{"batch": b, "ours": ours[b]["per_second"], "authors": theirs[b]["per_second"],
              "speedup": ours[b]["per_second"] / theirs[b]["per_second"]}
             for b in sorted(set(theirs) & set(ours))]
+
+
+# --- the model study (dphelpers.tools.study) ---------------------------------------------------
+_STUDY_SUBSETS = {"full": "all", "ambiguous": "ambiguous", "failed limb": "failed limb"}
+
+
+def load_study(path: str | Path | None = None) -> dict:
+    """A study file (``path`` None: :data:`STUDY_FILE`): ``accuracy`` is
+    ``{"keep=P": {"LABEL (SUBSET)": summary}}``, ``setup.models`` names each LABEL's model,
+    file and training steps, ``learning_curve`` (optional) holds ``points``."""
+    path = Path(path) if path is not None else STUDY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"study file {path} does not exist: write it with "
+                                "`python -m dphelpers.tools.study`")
+    study = json.loads(path.read_text())
+    acc = study.get("accuracy") if isinstance(study, dict) else None
+    if not isinstance(acc, dict) or not all(str(k).startswith("keep=") and isinstance(v, dict)
+                                            for k, v in acc.items()):
+        raise ValueError(f"study file {path}: expected an 'accuracy' object of test sets "
+                         "('keep=0.5': {rows}), as `python -m dphelpers.tools.study` writes")
+    return study
+
+
+def study_labels(study: dict) -> dict[str, str]:
+    """Each model label of the study file -> what readers see: the model's name, plus its
+    training steps where two entries are the same model trained for different budgets."""
+    models = study.get("setup", {}).get("models", [])
+    names = [m["name"] for m in models]
+    out = {}
+    for m in models:
+        label = model_label(m["name"])
+        if names.count(m["name"]) > 1 and m.get("trained_steps") is not None:
+            label += f", {int(m['trained_steps']):,} steps"
+        out[m["label"]] = label
+    out["mean pose"] = model_label("mean pose")
+    return out
+
+
+def _study_rows(study: dict, keep: str) -> dict[tuple[str, str], dict]:
+    if keep not in study["accuracy"]:
+        raise KeyError(f"study has no test set {keep!r}; it has {sorted(study['accuracy'])}")
+    labels = study_labels(study)
+    rows = {}
+    for name, summary in study["accuracy"][keep].items():
+        model, subset = split_row_name(name)
+        rows[(labels.get(model, model), _STUDY_SUBSETS.get(subset, subset))] = summary
+    return rows
+
+
+def study_table(study: dict, keep: str = "keep=0.5", subsets=("all", "ambiguous", "failed limb"),
+                caption: str = "") -> Table:
+    """Every model of one test set of the study, on the named subsets (metrics_table columns)."""
+    rows = {f"{m} ({s})": v for (m, s), v in _study_rows(study, keep).items() if s in subsets}
+    return metrics_table(rows, caption=caption)
+
+
+def keep_mode_rows(study: dict, subset: str = "failed limb", metric: str = "P1_min"
+                   ) -> list[dict]:
+    """One row per model: ``metric`` on ``subset`` of each kept-mode test set (``keep=0`` ...)."""
+    keeps = list(study["accuracy"])
+    out: dict[str, dict] = {}
+    for keep in keeps:
+        for (model, s), summary in _study_rows(study, keep).items():
+            if s == subset:
+                out.setdefault(model, {"model": model})[keep] = summary.get(metric)
+    return list(out.values())
+
+
+def keep_mode_table(study: dict, subset: str = "failed limb", metric: str = "P1_min",
+                    caption: str = "") -> Table:
+    """:func:`keep_mode_rows` as a table, one column per test set ("truth keeps a mode in P of
+    the failures"), values to 0.1."""
+    keeps = list(study["accuracy"])
+    cols = {k: f"{100 * float(k.split('=')[1]):.0f}% kept" for k in keeps}
+    rows = [[r["model"], *("" if r.get(k) is None else f"{r[k]:.1f}" for k in keeps)]
+            for r in keep_mode_rows(study, subset, metric)]
+    return table(rows, columns=["model", *cols.values()], caption=caption)
+
+
+def curve_table(study: dict, caption: str = "") -> Table:
+    """The learning curve: model, training steps, P1 min / median on all and failed-limb
+    samples."""
+    pts = study.get("learning_curve", {}).get("points", [])
+    rows = [[model_label(p["model"]), int(p["steps"]),
+             *(f"{p[k]:.1f}" if p.get(k) is not None else "" for k in
+               ("P1_min", "P1_median", "failed_limb_P1_min", "failed_limb_P1_median"))]
+            for p in pts]
+    return table(rows, columns=["model", "training steps", "P1 min (mm)", "P1 median (mm)",
+                                "failed limb P1 min (mm)", "failed limb P1 median (mm)"],
+                 caption=caption)
+
+
+def curve_figure(study: dict, title: str = "Test error against training steps"):
+    """P1 min and median (all samples) against training steps, one line per model and metric."""
+    import plotly.graph_objects as go
+    pts = study.get("learning_curve", {}).get("points", [])
+    if not pts:
+        raise ValueError("study has no learning-curve points (run the study with --curve)")
+    fig = go.Figure()
+    for model in dict.fromkeys(p["model"] for p in pts):
+        mine = sorted((p for p in pts if p["model"] == model), key=lambda p: p["steps"])
+        for key, dash in (("P1_min", "solid"), ("P1_median", "dash")):
+            fig.add_trace(go.Scatter(x=[p["steps"] for p in mine], y=[p[key] for p in mine],
+                                     mode="lines+markers", line={"dash": dash},
+                                     name=f"{model_label(model)}: {key.replace('_', ' ')}"))
+    fig.update_layout(title=title, xaxis={"title": "training steps (batch 64)", "type": "log"},
+                      yaxis={"title": "test P1 (mm)", "rangemode": "tozero"}, height=380,
+                      margin={"l": 60, "r": 20, "t": 50, "b": 50})
+    return fig

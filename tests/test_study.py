@@ -100,3 +100,54 @@ def test_a_curve_file_among_the_models_is_not_sampled_twice(files, tmp_path, mon
     res = json.loads(out.read_text())
     point = res["learning_curve"]["points"][0]
     assert point["P1_min"] == res["accuracy"]["keep=0.5"]["full (a.pt) (full)"]["P1_min"]
+
+
+@pytest.fixture(scope="module")
+def study_file(files, tmp_path_factory):
+    """A real study file: two budgets of one model, the lifter, two kept-mode sets, a curve."""
+    out = tmp_path_factory.mktemp("study_out") / "s.json"
+    assert study.main(["--models", f"full={files['full']}", f"full={files['full_later']}",
+                       f"lifter={files['lifter']}", "--n-test", "10", "--n-hypo", "3",
+                       "--keep-modes", "0,1", "--curve", str(files["full"]),
+                       str(files["full_later"]), "--curve-n-test", "10", "--quiet",
+                       "--out", str(out)]) == 0
+    return out
+
+
+def test_study_tables_name_models_by_budget_and_show_every_kept_mode(study_file):
+    from dphelpers import results as R
+    s = R.load_study(study_file)
+    labels = R.study_labels(s)
+    assert labels["full (a.pt)"] == "DiffPose, 3 steps"
+    assert labels["full (a_later.pt)"] == "DiffPose, 7 steps"
+    assert labels["lifter (l.pt)"] == "lifter"
+    t = R.study_table(s, "keep=0")
+    assert t.columns[:2] == ("model", "subset") and "P1 min (mm)" in t.columns
+    raw = json.loads(study_file.read_text())["accuracy"]["keep=0"]
+    row = next(r for r in t.rows if r[0] == "DiffPose, 7 steps" and r[1] == "all")
+    assert row[t.columns.index("P1 min (mm)")] == f"{raw['full (a_later.pt) (full)']['P1_min']:.1f}"
+    k = R.keep_mode_table(s, subset="all")
+    assert k.columns == ("model", "0% kept", "100% kept")
+    assert {r[0] for r in k.rows} == {"DiffPose, 3 steps", "DiffPose, 7 steps", "lifter",
+                                      "mean pose"}
+    lifter = next(r for r in R.keep_mode_rows(s, subset="all") if r["model"] == "lifter")
+    assert lifter["keep=0"] == pytest.approx(raw["lifter (l.pt) (full)"]["P1_min"])
+    c = R.curve_table(s)
+    assert [r[1] for r in c.rows] == ["3", "7"]
+    fig = R.curve_figure(s)
+    assert len(fig.data) == 2 and list(fig.data[0].x) == [3, 7]
+
+
+def test_study_readers_refuse_what_is_not_a_study(tmp_path):
+    from dphelpers import results as R
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        R.load_study(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"accuracy": {"full (full)": {"P1_min": 1.0}}}))
+    with pytest.raises(ValueError, match="expected an 'accuracy' object of test sets"):
+        R.load_study(bad)
+    bad.write_text(json.dumps({"accuracy": {"keep=0": {}}}))
+    with pytest.raises(KeyError, match="no test set 'keep=0.5'"):
+        R.study_table(R.load_study(bad))
+    with pytest.raises(ValueError, match="no learning-curve points"):
+        R.curve_figure(R.load_study(bad))
