@@ -126,9 +126,14 @@ def calibration_table(res: dict, caption: str = "") -> Table:
                                 "reading"], caption=caption)
 
 
+def _rate(per_second: float) -> str:
+    """Rates to three significant figures at least: 7.6 steps/s, 666 hypotheses/s."""
+    return f"{per_second:,.0f}" if per_second >= 100 else f"{per_second:.3g}"
+
+
 def speed_table(res: dict, caption: str = "") -> Table:
     """The timing rows: what was timed, batch, per second, GFLOP/s, share of the matmul rate."""
-    rows = [[r["what"], int(r["batch"]), f"{r['per_second']:,.0f}", f"{r['gflops']:.0f}",
+    rows = [[r["what"], int(r["batch"]), _rate(r["per_second"]), f"{r['gflops']:.0f}",
              f"{100 * r['fraction']:.0f}", f"{r.get('peak_mb', float('nan')):.0f}"]
             for r in res.get("speed", [])]
     return table(rows, columns=["timed", "images per batch", "per second", "GFLOP/s",

@@ -108,7 +108,7 @@ def study_file(files, tmp_path_factory):
     out = tmp_path_factory.mktemp("study_out") / "s.json"
     assert study.main(["--models", f"full={files['full']}", f"full={files['full_later']}",
                        f"lifter={files['lifter']}", "--n-test", "10", "--n-hypo", "3",
-                       "--keep-modes", "0,1", "--curve", str(files["full"]),
+                       "--keep-modes", "0,0.5", "--curve", str(files["full"]),
                        str(files["full_later"]), "--curve-n-test", "10", "--quiet",
                        "--out", str(out)]) == 0
     return out
@@ -127,7 +127,7 @@ def test_study_tables_name_models_by_budget_and_show_every_kept_mode(study_file)
     row = next(r for r in t.rows if r[0] == "DiffPose, 7 steps" and r[1] == "all")
     assert row[t.columns.index("P1 min (mm)")] == f"{raw['full (a_later.pt) (full)']['P1_min']:.1f}"
     k = R.keep_mode_table(s, subset="all")
-    assert k.columns == ("model", "0% kept", "100% kept")
+    assert k.columns == ("model", "0% kept", "50% kept")
     assert {r[0] for r in k.rows} == {"DiffPose, 3 steps", "DiffPose, 7 steps", "lifter",
                                       "mean pose"}
     lifter = next(r for r in R.keep_mode_rows(s, subset="all") if r["model"] == "lifter")
@@ -151,3 +151,22 @@ def test_study_readers_refuse_what_is_not_a_study(tmp_path):
         R.study_table(R.load_study(bad))
     with pytest.raises(ValueError, match="no learning-curve points"):
         R.curve_figure(R.load_study(bad))
+
+
+def test_results_page_shows_the_study_and_reads_its_numbers(study_file):
+    from dphelpers import results as R
+    from dphelpers.tools.resultspage import results_markdown
+    s = R.load_study(study_file)
+    s["setup"]["models"][1]["name"] = "argmax_only"      # pretend: two different models
+    bench = {"accuracy": {"full (full)": {"n": 10, "P1_min": 1.0, "P1_median": 2.0,
+                                          "P2_min": 1.0, "PCK": 50.0, "CPS": 9.0,
+                                          "ECE": 0.1}}}
+    page = results_markdown(bench, study=s, curve=s)
+    assert "## The model study: when does sampling the heatmaps pay?" in page
+    assert "## Training longer" in page and "| DiffPose | 7 |" in page
+    rows = {r["model"]: r for r in R.keep_mode_rows(s, "failed limb")}
+    if "DiffPose" in rows and "argmax only" in rows:       # a set with failed-limb samples
+        gap = rows["argmax only"]["keep=0"] - rows["DiffPose"]["keep=0"]
+        assert f"{gap:+.1f} mm where 0% of the failures keep a mode" in page
+    assert "DiffPose" in page and "50% kept" in page
+    assert "## The model study" not in results_markdown(bench)

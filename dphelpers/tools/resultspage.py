@@ -2,13 +2,15 @@
 
 :func:`results_markdown` turns ``data/results/bench.json`` (see :mod:`dphelpers.results`) into
 a MyST page: the headline tables (accuracy of every model, twin coverage, calibration, speed,
-and speed against the authors' implementation when the file has it), each followed by one
+and speed against the authors' implementation when the file has it; the model study and the
+learning curve from ``study.json`` and ``study_curve.json`` beside it), each followed by one
 paragraph on what it means, with the numbers of the paragraph read from the same file.  The
 page is never written by hand; :func:`dphelpers.tools.book.build_book` writes it next to the
 chapters.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .. import results as R
@@ -102,6 +104,28 @@ def _speed_text(res: dict) -> str:
     return text
 
 
+def _authors_reference(ref: dict, res: dict) -> list[str]:
+    """The team's side-by-side measurement of the authors' code (``authors_speed.json``) as a
+    table and a paragraph, with our training rate from the results file beside it."""
+    from ..tables import table
+    rows = [[r["what"], int(r["batch"]), f"{r['authors']:g} {r['unit']}",
+             "" if r.get("ours") is None else f"{r['ours']:g} {r['unit']}",
+             f"{r['ratio_range'][0]:.2f}x to {r['ratio_range'][1]:.2f}x"] for r in ref["rows"]]
+    out = [table(rows, columns=["timed", "images per batch", "authors' code", "ours, same run",
+                                "ours / authors' (same runs)"]).to_markdown(), "",
+           ref["source"]]
+    bf16 = next((r for r in res.get("speed", []) if r["what"] == "train step (bf16)"
+                 and int(r["batch"]) == 64), None)
+    theirs = next((r for r in ref["rows"] if r["what"].startswith("training")), None)
+    if bf16 and theirs:
+        out[-1] += (f" Our bfloat16 training step in this page's results file runs "
+                    f"{bf16['per_second']:.1f} steps/s at batch 64 (clipping and EMA included), "
+                    f"{bf16['per_second'] / theirs['authors']:.1f}x the authors' "
+                    f"{theirs['authors']:g} steps/s measured then: a ratio across two runs on "
+                    "machines of the same kind, so read it as approximate.")
+    return out + [""]
+
+
 def _authors_text(res: dict, rows: list[dict]) -> str:
     if not rows:
         return ("The results file holds no timing of the authors' implementation yet (rows "
@@ -113,8 +137,46 @@ def _authors_text(res: dict, rows: list[dict]) -> str:
             "layer is computed once per hypothesis instead of at every step (notebooks 03-04).")
 
 
-def results_markdown(res: dict, source: str = "data/results/bench.json") -> str:
-    """The results page as MyST Markdown (tables as pipe tables in the page's source)."""
+def _study_text(study: dict) -> str:
+    setup, sets = study.get("setup", {}), study.get("test_sets", {})
+    first = next(iter(sets.values()), {})
+    text = (f"One fixed test set of simulator v2 ({first.get('n', '?'):,} samples, "
+            f"{setup.get('n_hypo', '?')} hypotheses each, float32): on all samples, the "
+            f"ambiguous ones ({first.get('n_ambiguous', '?'):,}, the H36MA rule) and those where "
+            f"some limb joint's argmax fails PCKh@0.5 ({first.get('n_failed_limb', '?'):,}), "
+            "the case heatmap sampling is for. The table is the test set where half of the "
+            "failures keep a weaker mode at the truth.")
+    rows = {r["model"]: r for r in R.keep_mode_rows(study, "failed limb")}
+    full, arg = rows.get(R.model_label("full")), rows.get(R.model_label("argmax_only"))
+    if full and arg:
+        gaps = [(k, arg[k] - full[k]) for k in study["accuracy"]
+                if full.get(k) is not None and arg.get(k) is not None]
+        said = ", ".join(f"{d:+.1f} mm where {100 * float(k.split('=')[1]):.0f}% of the "
+                         "failures keep a mode at the truth" for k, d in gaps)
+        text += (" Argmax-only minus DiffPose, P1 min on the failed-limb samples (positive: "
+                 f"sampling the heatmaps pays): {said}.")
+    return text
+
+
+def _curve_text(study: dict) -> str:
+    pts = sorted(study.get("learning_curve", {}).get("points", []), key=lambda p: p["steps"])
+    text = ("The full model's test error at snapshots of one training run, on the same "
+            f"{study.get('learning_curve', {}).get('n_test', '?')} test samples.")
+    if len(pts) >= 2:
+        a, b = pts[-2], pts[-1]
+        text += (f" From {a['steps']:,} to {b['steps']:,} steps P1 min moves "
+                 f"{b['P1_min'] - a['P1_min']:+.1f} mm and P1 median "
+                 f"{b['P1_median'] - a['P1_median']:+.1f} mm; the paper trains 700,000 steps.")
+    return text
+
+
+def results_markdown(res: dict, source: str = "data/results/bench.json",
+                     study: dict | None = None, curve: dict | None = None,
+                     authors: dict | None = None) -> str:
+    """The results page as MyST Markdown (tables as pipe tables in the page's source);
+    ``study`` and ``curve``: study files (:func:`dphelpers.results.load_study`) whose tables
+    the page shows too; ``authors``: the side-by-side timing of the authors' code
+    (``authors_speed.json``), shown when ``res`` itself times no authors' rows."""
     note = R.settings_note(res)
     parts = ["# Results", "",
              f"Generated when the book was built, from `{source}` "
@@ -127,6 +189,15 @@ def results_markdown(res: dict, source: str = "data/results/bench.json") -> str:
         parts.extend([f"## {title}", "", table.to_markdown(), "", text, ""])
 
     section("Accuracy of every model", R.accuracy_table(res), _accuracy_text(res))
+    if study is not None and "keep=0.5" in study["accuracy"]:
+        section("The model study: when does sampling the heatmaps pay?",
+                R.study_table(study, "keep=0.5"), _study_text(study))
+        parts.extend([R.keep_mode_table(study, "failed limb", caption="").to_markdown(), "",
+                      "P1 min (mm) on the failed-limb samples of the three test sets, which "
+                      "share their poses, cameras and failures and differ only in how many "
+                      "failures keep a weaker mode at the truth.", ""])
+    if curve is not None and curve.get("learning_curve", {}).get("points"):
+        section("Training longer", R.curve_table(curve), _curve_text(curve))
     if res.get("coverage"):
         section("Twin coverage", R.coverage_table(res), _coverage_text(res))
     cal = R.calibration_rows(res)
@@ -142,7 +213,10 @@ def results_markdown(res: dict, source: str = "data/results/bench.json") -> str:
                               f"{r['speedup']:.1f}x"] for r in sp],
                             columns=["images per batch", "ours (hypotheses/s)",
                                      "authors' (hypotheses/s)", "speed-up"]).to_markdown(), ""])
-    parts.extend([_authors_text(res, sp), ""])
+    if sp or authors is None:
+        parts.extend([_authors_text(res, sp), ""])
+    else:
+        parts.extend(_authors_reference(authors, res))
     if res.get("commands"):
         parts.extend(["## How these numbers were made", "", "```bash",
                       *res["commands"], "```", ""])
@@ -157,7 +231,12 @@ def write_results_page(path: str | Path, results_file: str | Path | None = None)
         shown = src.resolve().relative_to(R.RESULTS_FILE.parents[2]).as_posix()
     except ValueError:
         shown = src.name
+    study_file, curve_file = src.with_name("study.json"), src.with_name("study_curve.json")
+    study = R.load_study(study_file) if study_file.is_file() else None
+    curve = R.load_study(curve_file) if curve_file.is_file() else None
+    authors_file = src.with_name("authors_speed.json")
+    authors = json.loads(authors_file.read_text()) if authors_file.is_file() else None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(results_markdown(res, shown))
+    path.write_text(results_markdown(res, shown, study, curve, authors))
     return path
