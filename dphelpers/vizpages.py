@@ -163,6 +163,13 @@ def prediction_page(image, detection, poses_mm, title: str = "DiffPose predictio
                                             else [])
     facts.append("least certain: " + ", ".join(f"{H36M_NAMES[j]} ({spread[j]:.0f} mm)"
                                                 for j in worst))
+    joints_hm = getattr(detection, "joints_hm", None)
+    if joints_hm is not None:
+        from .reprojection import weak_perspective_fit
+        fit = weak_perspective_fit(torch.as_tensor(poses[medoid_index(poses)], dtype=torch.float32),
+                                   torch.as_tensor(np.asarray(joints_hm), dtype=torch.float32))
+        facts.append(f"the medoid reprojects onto the detected 2D joints with RMS "
+                     f"{float(fit.rms):.2f} heatmap px (weak perspective; 64 px maps)")
     outside = joints_outside(image, detection)
     if outside:
         facts.append("beyond the photo's border, placed by the detector without seeing them: "
