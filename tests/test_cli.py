@@ -60,7 +60,10 @@ def test_help_names_files_precision_and_steps():
     subs = _subparsers(build_parser())
     train = subs["train"].format_help()
     assert "runs/diffpose_<model>.pt" in train and "(default: 50000)" in train
-    assert "(default: fp32)" in train
+    from dphelpers.train import default_precision
+    text = " ".join(train.split())
+    assert f"natively (here: {default_precision()})" in text
+    assert f"(default: {default_precision()})" in text
     for verb in ("evaluate", "bench"):
         text = " ".join(subs[verb].format_help().split())
         assert "float32" in text and "--bf16" in text

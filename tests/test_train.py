@@ -150,3 +150,15 @@ def test_train_config_checks():
     with pytest.raises(KeyError, match="nope"):
         TrainConfig().replace(nope=1)
     assert asdict(TrainConfig().replace(lr=1e-3))["lr"] == 1e-3
+
+
+def test_the_default_precision_is_bf16_exactly_where_it_is_native(monkeypatch):
+    from dphelpers import train as T
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported() or (
+        torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    assert T.default_precision() == ("bf16" if native else "fp32")
+    assert TrainConfig().precision == T.default_precision()
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert T.default_precision() == "fp32" and TrainConfig().precision == "fp32"
+    assert TrainConfig(precision="bf16").precision == "bf16"      # a choice always wins

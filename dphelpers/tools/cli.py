@@ -182,7 +182,8 @@ def _add_train(sub) -> None:
                    help="training samples per step (the paper's 64)")
     p.add_argument("--precision", default=d.precision, choices=PRECISIONS,
                    help="bf16: the forward pass under bfloat16 autocast (weights and Adam stay "
-                        "float32)")
+                        "float32); default: bf16 where this machine computes it natively "
+                        f"(here: {d.precision})")
     p.add_argument("--ckpt-every", type=_positive, default=d.ckpt_every,
                    help="steps between checkpoint writes")
     p.add_argument("--keep-at", type=_step_list, default=(),
