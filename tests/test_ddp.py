@@ -61,7 +61,8 @@ class FixedDraws(LossModule):
         return self.model.loss(heatmaps, poses_3d_mm, **self.draws)
 
 
-STEP_CONFIG = TrainConfig(batch_size=GLOBAL_BATCH, grad_clip=1.0)
+# float32: the two halves of a batch under bf16 autocast round differently from the whole
+STEP_CONFIG = TrainConfig(batch_size=GLOBAL_BATCH, grad_clip=1.0, precision="fp32")
 
 
 def _step(model, loss_module, heatmaps, poses):
