@@ -142,3 +142,26 @@ def test_bench_verb_writes_its_json(files, tmp_path, capsys):
     saved = json.loads(path.read_text())
     assert "full (a.pt) (full)" in saved["accuracy"] and "speed" not in saved
     assert f"wrote {path}" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_the_gpu_script_is_valid_bash_and_its_bench_flags_parse():
+    """`.ci/gpu-bench` runs only on a lent GPU machine: check here that it stays runnable."""
+    import shlex
+    import subprocess
+
+    from dphelpers.tools.cli import build_parser
+    script = Path(__file__).resolve().parents[1] / ".ci" / "gpu-bench"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    text = script.read_text().replace("\\\n", " ")
+    line = next(ln for ln in text.splitlines() if "-m dphelpers bench" in ln)
+    assert "DEVICE=${DEVICE:-cuda}" in text            # cuda there; parsed as cpu here
+    cmd = line.split("-m dphelpers", 1)[1].split("2>&1")[0]
+    subs = (('"$DEVICE"', "cpu"), ("${BATCHES:-1 8 32 64 128 256}", "1 8 32 64 128 256"),
+            ('"${TRAIN_STEPS:-50}"', "50"), ('"$OUT/bench_gpu.json"', "out/bench_gpu.json"))
+    for var, value in subs:
+        assert var in cmd, var
+        cmd = cmd.replace(var, value)
+    args = shlex.split(cmd)
+    ns = build_parser().parse_args(args)
+    assert ns.skip_accuracy and ns.bf16 and ns.out == Path("out/bench_gpu.json")
+    assert list(ns.batches) == [1, 8, 32, 64, 128, 256] and ns.train_steps == 50
