@@ -23,8 +23,8 @@ from .checkpoint import check_config, read_checkpoint, write_checkpoint
 from .pipeline import SampleBatch, TrainStream
 from .trainstate import TrainState
 
-__all__ = ["DEFAULT_STEPS", "default_precision", "TrainConfig", "TrainResult", "train_step", "new_state", "fit",
-           "snapshot_file"]
+__all__ = ["DEFAULT_STEPS", "default_precision", "TrainConfig", "TrainResult", "train_step",
+           "new_state", "fit", "snapshot_file"]
 
 #: The training budget every entry point uses unless told otherwise (issue: 10x the first 5k).
 DEFAULT_STEPS = 50_000
@@ -36,11 +36,10 @@ def default_precision() -> str:
     natively (a CPU with AVX-512 BF16 or AMX through oneDNN, or a CUDA GPU that supports it),
     else ``"fp32"``; ``data/results/training_curves.json`` (notebook 04) is the evidence that
     bf16 trains as well as fp32, ``bench`` that it is faster where it is native."""
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return "bf16"
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
+    from .diffusion import resolve_autocast          # the sampler's own "native bf16" rule
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    native = any(resolve_autocast("auto", torch.device(d)) is not None for d in devices)
+    return "bf16" if native else "fp32"
 
 
 @dataclass(frozen=True)
