@@ -77,6 +77,14 @@ def test_merge_keeps_earlier_rows_and_curve_points(files, tmp_path):
     assert "full (a.pt) (full)" in rows and "lifter (l.pt) (full)" in rows
     assert [p["steps"] for p in res["learning_curve"]["points"]] == [3, 7]
     assert len(res["commands"]) == 2
+    # a later run on fewer test sets adds its rows and keeps every set the file holds
+    assert study.main(["--models", f"full={files['full_later']}", "--merge", *base[:5], "0,0.5",
+                       *base[6:]]) == 0
+    assert study.main(["--models", f"lifter={files['lifter']}", "--merge", *base]) == 0
+    res = json.loads(out.read_text())
+    assert res["setup"]["keep_modes"] == [0.0, 0.5] and set(res["accuracy"]) == {"keep=0",
+                                                                                   "keep=0.5"}
+    assert "full (a_later.pt) (full)" in res["accuracy"]["keep=0"]
     with pytest.raises(ValueError, match="n_hypo=2, this run 3"):
         study.main(["--models", f"lifter={files['lifter']}", "--merge",
                     *base[:2], "--n-hypo", "3", *base[4:]])

@@ -1,7 +1,7 @@
 """Does a model's 3D explain a real photo as well as it explains the test split?
 
-``python -m dphelpers.tools.realcheck --models full=data/checkpoints/diffpose_full.pt \\
-full_50k=data/checkpoints/next/diffpose_full.pt --out data/results/realcheck.json``
+``python -m dphelpers.tools.realcheck --models full=runs/diffpose_full_5k_v1.pt \\
+full=data/checkpoints/diffpose_full.pt --out data/results/realcheck.json``
 
 For every model: BlazePose's heatmaps of a photo (the astronaut by default) -> ``n_hypo``
 hypotheses -> their spread around the medoid (:func:`~dphelpers.vizpages.joint_spread_mm`)

@@ -201,7 +201,10 @@ def _merged(old: dict, new: dict) -> dict:
     merged["test_sets"] = {**old.get("test_sets", {}), **new["test_sets"]}
     labels = {m["label"] for m in new["setup"]["models"]}
     merged["setup"] = {**new["setup"], "models": new["setup"]["models"] + [
-        m for m in old["setup"].get("models", []) if m["label"] not in labels]}
+        m for m in old["setup"].get("models", []) if m["label"] not in labels],
+        # a run on fewer test sets keeps the others' names: the file holds them all
+        "keep_modes": sorted({*old["setup"].get("keep_modes", []),
+                              *new["setup"]["keep_modes"]})}
     oc, nc = old.get("learning_curve"), new.get("learning_curve")
     if oc and nc:
         if oc["n_test"] != nc["n_test"]:
