@@ -174,13 +174,22 @@ def load_study(path: str | Path | None = None) -> dict:
 
 def study_labels(study: dict) -> dict[str, str]:
     """Each model label of the study file -> what readers see: the model's name, plus its
-    training steps where two entries are the same model trained for different budgets."""
+    training steps where two entries are the same model trained for different budgets.
+
+    Of such entries, the one read from the shipped file (``data/checkpoints/``) keeps the plain
+    name when it is the only shipped one: "DiffPose" and "DiffPose, 5,000 steps"."""
     models = study.get("setup", {}).get("models", [])
     names = [m["name"] for m in models]
+
+    def shipped(m: dict) -> bool:   # the path as written in the file, wherever it was run
+        return Path(str(m.get("file") or "")).parent.parts[-2:] == ("data", "checkpoints")
+
     out = {}
     for m in models:
         label = model_label(m["name"])
-        if names.count(m["name"]) > 1 and m.get("trained_steps") is not None:
+        same = [o for o in models if o["name"] == m["name"]]
+        plain = shipped(m) and sum(map(shipped, same)) == 1
+        if len(same) > 1 and not plain and m.get("trained_steps") is not None:
             label += f", {int(m['trained_steps']):,} steps"
         out[m["label"]] = label
     out["mean pose"] = model_label("mean pose")

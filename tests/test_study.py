@@ -129,6 +129,12 @@ def test_study_tables_name_models_by_budget_and_show_every_kept_mode(study_file)
     assert labels["full (a.pt)"] == "DiffPose, 3 steps"
     assert labels["full (a_later.pt)"] == "DiffPose, 7 steps"
     assert labels["lifter (l.pt)"] == "lifter"
+    # the shipped file of a model keeps its plain name beside an earlier budget of it
+    moved = {**s, "setup": {**s["setup"], "models": [
+        {**m, "file": "/x/data/checkpoints/diffpose_full.pt"} if m["label"] == "full (a_later.pt)"
+        else m for m in s["setup"]["models"]]}}
+    assert R.study_labels(moved)["full (a_later.pt)"] == "DiffPose"
+    assert R.study_labels(moved)["full (a.pt)"] == "DiffPose, 3 steps"
     t = R.study_table(s, "keep=0")
     assert t.columns[:2] == ("model", "subset") and "P1 min (mm)" in t.columns
     raw = json.loads(study_file.read_text())["accuracy"]["keep=0"]
