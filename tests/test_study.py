@@ -135,6 +135,15 @@ def test_study_tables_name_models_by_budget_and_show_every_kept_mode(study_file)
         else m for m in s["setup"]["models"]]}}
     assert R.study_labels(moved)["full (a_later.pt)"] == "DiffPose"
     assert R.study_labels(moved)["full (a.pt)"] == "DiffPose, 3 steps"
+    # a model merged in later on one set only: its rows come before the baseline's, and the
+    # kept-mode table (one column per set) leaves it out instead of showing empty cells
+    late = {**s, "setup": {**s["setup"], "models": s["setup"]["models"] + [
+        {"label": "full (b.pt)", "name": "full", "file": "b.pt", "trained_steps": 9}]},
+        "accuracy": {**s["accuracy"], "keep=0": {**s["accuracy"]["keep=0"], **{
+            f"full (b.pt) ({sub})": s["accuracy"]["keep=0"][f"full (a.pt) ({sub})"]
+            for sub in ("full", "ambiguous", "failed limb")}}}}
+    assert R.study_table(late, "keep=0").rows[-1][0] == "mean pose"
+    assert "DiffPose, 9 steps" not in {r[0] for r in R.keep_mode_table(late, "all").rows}
     t = R.study_table(s, "keep=0")
     assert t.columns[:2] == ("model", "subset") and "P1 min (mm)" in t.columns
     raw = json.loads(study_file.read_text())["accuracy"]["keep=0"]
