@@ -57,7 +57,12 @@ def load_results(path: str | Path | None = None) -> dict:
 
 def model_label(name: str) -> str:
     """A results-file model name as readers see it (``argmax_only`` -> ``argmax only``)."""
-    return _LABELS.get(name, name.replace("_", " "))
+    if name in _LABELS:
+        return _LABELS[name]
+    model, sep, rest = name.partition(" ")         # a variant row: "full 10 DDIM eta=1"
+    if sep and model in _LABELS:
+        return f"{_LABELS[model]} ({rest})"
+    return name.replace("_", " ")
 
 
 def is_quick(res: dict) -> bool:
@@ -104,8 +109,11 @@ def coverage_table(res: dict, caption: str = "") -> Table:
 def calibration_rows(res: dict) -> list[dict]:
     """Per model: ECE on all and ambiguous samples and the mean signed gap of its reliability
     curve (positive: above the diagonal, overconfident)."""
+    from .tables import is_single_hypothesis
     acc, out = res["accuracy"], []
     for model, curve in res.get("reliability", {}).items():
+        if is_single_hypothesis(acc.get(f"{model} (full)", {})):
+            continue                      # one hypothesis: no spread to calibrate
         lev, freq = curve["levels"], curve["freq"]
         if len(lev) != len(freq) or not lev:
             raise ValueError(f"reliability[{model!r}]: levels and freq must have one equal length")

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Table", "table", "format_cell", "METRIC_COLUMNS", "METRIC_DECIMALS",
+__all__ = ["Table", "table", "format_cell", "is_single_hypothesis", "METRIC_COLUMNS", "METRIC_DECIMALS",
            "split_row_name", "metrics_table"]
 
 
@@ -132,6 +132,14 @@ def _metric_cell(key: str, value):
     return int(value) if key == "n" and isinstance(value, float) and value.is_integer() else value
 
 
+def is_single_hypothesis(summary: Mapping) -> bool:
+    """A row whose best and median hypotheses agree to the last digit: one hypothesis (the
+    lifter, the mean pose) or a collapsed set. Its hypotheses have no spread, so ECE, which
+    asks whether the spread matches the error, is not defined for it (shown as "-")."""
+    lo, mid = summary.get("P1_min"), summary.get("P1_median")
+    return lo is not None and mid is not None and float(lo) == float(mid)
+
+
 def metrics_table(rows: Mapping[str, Mapping], caption: str = "",
                   keys: Sequence[str] = _DEFAULT_KEYS, digits: int = 4) -> Table:
     """Results rows ``{"MODEL (SUBSET)": summary}`` as a table with the columns model, subset and
@@ -150,6 +158,8 @@ def metrics_table(rows: Mapping[str, Mapping], caption: str = "",
         if missing:
             raise ValueError(f"metrics_table: row {name!r} lacks {missing}")
         model, subset = split_row_name(name)
-        out.append([model, subset, *(_metric_cell(k, summary[k]) for k in keys)])
+        single = is_single_hypothesis(summary)
+        out.append([model, subset, *("-" if k == "ECE" and single else _metric_cell(k, summary[k])
+                                     for k in keys)])
     return table(out, columns=["model", "subset", *(METRIC_COLUMNS[k] for k in keys)],
                  caption=caption, digits=digits)

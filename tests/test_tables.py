@@ -78,6 +78,27 @@ def _results(quick=False, authors=False):
             "training": {"steps": 5000, "batch": 64}, "quick": quick}
 
 
+def test_single_hypothesis_rows_have_no_ece():
+    from dphelpers.tables import metrics_table
+    one = {**SUMMARY, "P1_median": SUMMARY["P1_min"], "ECE": 0.5}
+    t = metrics_table({"lifter (full)": one, "full (full)": SUMMARY})
+    ece = t.columns.index("ECE")
+    assert t.rows[0][ece] == "-" and t.rows[1][ece] != "-"
+    res = _results()
+    res["accuracy"]["lifter (full)"] = one
+    res["reliability"]["lifter"] = {"levels": [0.0, 1.0], "freq": [1.0, 1.0]}
+    assert "lifter" not in {r["model"] for r in results.calibration_rows(res)}
+    assert len(results.calibration_rows(res)) == 2
+
+
+def test_model_labels_name_variant_rows_after_their_model():
+    assert results.model_label("full") == "DiffPose"
+    assert results.model_label("full bf16") == "DiffPose (bf16)"
+    assert results.model_label("full 10 DDIM eta=1") == "DiffPose (10 DDIM eta=1)"
+    assert results.model_label("argmax_only 5 DDIM") == "argmax only (5 DDIM)"
+    assert results.model_label("my_model") == "my model"
+
+
 def test_results_tables():
     res = _results()
     acc = results.accuracy_table(res)
@@ -105,7 +126,8 @@ def test_results_page_is_generated_from_the_file(tmp_path):
                   "Speed against the authors' implementation"):
         assert f"## {title}" in page
     assert "| DiffPose | all | 600 | 79.4 |" in page               # numbers from the file
-    assert "70.0 mm, better than the full model" in page            # the paragraph reads them
+    # the paragraph reads them, and says the gap as the table rounds it
+    assert "70.0 mm, 9.4 mm lower than the full model's on these 600 samples" in page
     assert f"{708 / 101.6:.1f}x" in page
     quick = results_markdown(_results(quick=True))
     assert "These are QUICK numbers" in quick
