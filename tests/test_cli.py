@@ -207,6 +207,15 @@ def test_predict_astronaut_names_outputs_after_the_model(tmp_path, tiny_file, ca
     assert f"loaded {tiny_file}" in out and "hypotheses" in out
     assert (tmp_path / "predict_astronaut_tiny.npz").is_file()
     assert (tmp_path / "predict_astronaut_tiny.html").stat().st_size > 1000
+    # the printed spread is the page's: RMS distance from the medoid, joint by joint
+    import numpy as np
+    from dphelpers.skeleton import H36M_NAMES
+    from dphelpers.vizpages import joint_spread_mm
+    line = next(x for x in out.splitlines() if x.startswith("spread of the hypotheses"))
+    printed = dict(p.rsplit(" ", 1) for p in line.split("(mm): ", 1)[1].split(", "))
+    poses = np.load(tmp_path / "predict_astronaut_tiny.npz")["poses_mm"]
+    want = joint_spread_mm(poses)
+    assert [int(printed[n]) for n in H36M_NAMES] == [int(f"{v:.0f}") for v in want]
 
 
 def test_every_model_name_is_a_choice():

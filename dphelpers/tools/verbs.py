@@ -209,7 +209,7 @@ def predict(args) -> int:
     from ..diffusion import resolve_autocast
     from ..skeleton import H36M_NAMES
     from ..reprojection import weak_perspective_fit
-    from ..vizpages import medoid_index, prediction_page
+    from ..vizpages import joint_spread_mm, medoid_index, prediction_page
     t0 = time.time()
     if args.image == "astronaut":
         from skimage.data import astronaut
@@ -227,13 +227,13 @@ def predict(args) -> int:
     poses = loaded.model.sample(det.heatmaps, args.n_hypo, generator=gen,
                                 autocast_dtype=dtype)[0].float().cpu()
     t3 = time.perf_counter()
-    spread = poses.std(dim=0).norm(dim=-1)
+    spread = joint_spread_mm(poses.numpy())   # what the page's bars show
     medoid = poses[medoid_index(poses)]
     fit = weak_perspective_fit(medoid, torch.as_tensor(det.joints_hm, dtype=torch.float32))
     print(f"person score {det.score:.2f} ({det.n_people} found), detection "
           f"{1e3 * (t2 - t1):.0f} ms, {args.n_hypo} hypotheses in "
           f"{'float32' if dtype is None else 'bfloat16 autocast'} {1e3 * (t3 - t2):.0f} ms")
-    print("spread of the hypotheses per joint (mm): " +
+    print("spread of the hypotheses per joint, RMS distance from the medoid (mm): " +
           ", ".join(f"{n} {v:.0f}" for n, v in zip(H36M_NAMES, spread.tolist())))
     print(f"the medoid hypothesis reprojects onto BlazePose's 2D joints with RMS "
           f"{float(fit.rms):.2f} heatmap px (weak perspective, 64 px maps)")
@@ -242,8 +242,8 @@ def predict(args) -> int:
     npz, html = base.with_suffix(".npz"), base.with_suffix(".html")
     np.savez_compressed(npz, poses_mm=poses.numpy(), heatmaps=det.heatmaps[0].cpu().numpy(),
                         crop=det.crop)
-    prediction_page(image, det, poses, title=f"{args.n_hypo} hypotheses for {image_stem} "
-                    f"({loaded.label})", path=html,
+    prediction_page(image, det, poses, title=f"{args.n_hypo} hypotheses for {image_stem}, "
+                    f"model {loaded.label}", path=html,
                     note=f"detection {1e3 * (t2 - t1):.0f} ms, sampling {1e3 * (t3 - t2):.0f} ms")
     print(f"predict: {image_stem} with {loaded.label}, {args.n_hypo} hypotheses, in "
           f"{duration(time.time() - t0)}; wrote {npz} and {html}")
