@@ -20,7 +20,7 @@ import json
 import re
 from pathlib import Path
 
-from .tables import Table, metrics_table, split_row_name, table
+from .tables import Table, is_single_hypothesis, metrics_table, split_row_name, table
 
 __all__ = ["RESULTS_FILE", "STUDY_FILE", "load_results", "model_label", "is_quick",
            "settings_note", "accuracy_table", "coverage_table", "calibration_rows",
@@ -109,7 +109,6 @@ def coverage_table(res: dict, caption: str = "") -> Table:
 def calibration_rows(res: dict) -> list[dict]:
     """Per model: ECE on all and ambiguous samples and the mean signed gap of its reliability
     curve (positive: above the diagonal, overconfident)."""
-    from .tables import is_single_hypothesis
     acc, out = res["accuracy"], []
     for model, curve in res.get("reliability", {}).items():
         if is_single_hypothesis(acc.get(f"{model} (full)", {})):
@@ -187,7 +186,6 @@ def study_labels(study: dict) -> dict[str, str]:
     Of such entries, the one read from the shipped file (``data/checkpoints/``) keeps the plain
     name when it is the only shipped one: "DiffPose" and "DiffPose, 5,000 steps"."""
     models = study.get("setup", {}).get("models", [])
-    names = [m["name"] for m in models]
 
     def shipped(m: dict) -> bool:   # the path as written in the file, wherever it was run
         return Path(str(m.get("file") or "")).parent.parts[-2:] == ("data", "checkpoints")

@@ -13,8 +13,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Table", "table", "format_cell", "is_single_hypothesis", "METRIC_COLUMNS", "METRIC_DECIMALS",
-           "split_row_name", "metrics_table"]
+__all__ = ["Table", "table", "format_cell", "is_single_hypothesis", "METRIC_COLUMNS",
+           "METRIC_DECIMALS", "split_row_name", "metrics_table"]
 
 
 def format_cell(value, digits: int = 4) -> str:

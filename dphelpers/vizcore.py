@@ -150,10 +150,12 @@ def _nice_step(span: float, n_ticks: int) -> float:
     return next(m * base for m in (1, 2, 5, 10) if m * base >= 0.99 * raw)  # 2001 mm ~ 2 m
 
 
-def scene_layout(ranges: list[list[float]], title: str = "", height: int = 560) -> dict:
+def scene_layout(ranges: list[list[float]], title: str = "", height: int = 560,
+                 camera_distance: float = 1.0) -> dict:
     """Layout settings of a 3D pose scene with fixed ``ranges`` (from :func:`scene_box`):
     equal scale, three ticks per axis (every quarter of the box), none at the
-    box's corners."""
+    box's corners; the camera at :data:`CAMERA_EYE` times ``camera_distance`` (above 1: farther
+    back, for scenes whose nearest axis title would fall below the bottom edge)."""
     axes = {}
     for a, r, t, n in zip("xyz", ranges, _AXIS_TITLES, (5, 5, 5)):
         step = _nice_step(r[1] - r[0], n)
@@ -168,7 +170,7 @@ def scene_layout(ranges: list[list[float]], title: str = "", height: int = 560) 
             "margin": {"l": 0, "r": 0, "t": 40 if title else 10, "b": 0},
             "scene": {**axes, "aspectmode": "manual",
                       "aspectratio": {"x": ratio[0], "y": ratio[1], "z": ratio[2]},
-                      "camera": {"eye": dict(CAMERA_EYE), "up": {"x": 0, "y": 0, "z": 1}}},
+                      "camera": {"eye": {k: camera_distance * v for k, v in CAMERA_EYE.items()}, "up": {"x": 0, "y": 0, "z": 1}}},
             "legend": {"itemsizing": "constant"}, "uirevision": "keep"}
 
 

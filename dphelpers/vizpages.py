@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from .cameras import from_heatmap_px
 from .skeleton import H36M_NAMES, N_H36M, N_MPII
-from .vizcore import (CAMERA_EYE, COLORS, SIDES, as_array, as_image, bone_segments, display_xyz,
+from .vizcore import (COLORS, SIDES, as_array, as_image, bone_segments, display_xyz,
                       image_trace, none_for_nan, scene_box, scene_layout)
 
 __all__ = ["medoid_index", "joint_spread_mm", "joints_outside", "prediction_figure",
@@ -140,11 +140,10 @@ def prediction_figure(image, detection, poses_mm, title: str = "",
     fig.update_yaxes(range=[y1, y0], showticklabels=False, showgrid=False, zeroline=False,
                      scaleanchor="x", row=1, col=1)
     fig.update_yaxes(title="mm", row=2, col=1)
-    layout = scene_layout(scene_box(poses[m]), title, height=900)
-    layout["scene"]["domain"] = fig.layout.scene.domain.to_plotly_json()
-    # a little farther back than the explorer's camera: the scene here is shorter than it is
+    # a little farther back than pose_figure's camera: the scene here is shorter than it is
     # wide, and the nearest axis' title would fall below its bottom edge
-    layout["scene"]["camera"]["eye"] = {k: 1.25 * v for k, v in CAMERA_EYE.items()}
+    layout = scene_layout(scene_box(poses[m]), title, height=900, camera_distance=1.25)
+    layout["scene"]["domain"] = fig.layout.scene.domain.to_plotly_json()
     fig.update_layout(**layout)
     fig.update_layout(margin={"l": 10, "r": 10, "t": 120 if title else 80, "b": 30},
                       plot_bgcolor="#e5e5e5",        # around the photo: outside the picture

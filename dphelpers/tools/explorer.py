@@ -25,9 +25,7 @@ import torch
 
 from .. import viz
 from .. import vizcore
-from ..vizcore import CAMERA_EYE, scene_box, scene_layout
-
-EXPLORER_ZOOM_OUT = 1.2
+from ..vizcore import scene_box, scene_layout
 from ..metrics import p1, root_relative
 from ..skeleton import H36M_BONES, N_H36M, side_of
 
@@ -98,11 +96,9 @@ def _ranges(gt: np.ndarray | None, hyps: np.ndarray) -> list[list[float]]:
 
 def _scene_layout(fig: go.Figure, ranges: list[list[float]], title: str) -> go.Figure:
     """viz.pose_figure's look: the fixed cube ``ranges``, few depth ticks, one camera."""
-    layout = scene_layout(ranges, title)
     # the camera a little farther than pose_figure's: in the widget's 600 px the x-axis title
     # was cut at the lower edge (seen in JupyterLab through tools.labcheck)
-    layout["scene"]["camera"]["eye"] = {k: EXPLORER_ZOOM_OUT * v for k, v in CAMERA_EYE.items()}
-    fig.update_layout(**layout)
+    fig.update_layout(**scene_layout(ranges, title, camera_distance=1.2))
     return fig
 
 

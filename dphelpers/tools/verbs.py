@@ -227,8 +227,8 @@ def predict(args) -> int:
     poses = loaded.model.sample(det.heatmaps, args.n_hypo, generator=gen,
                                 autocast_dtype=dtype)[0].float().cpu()
     t3 = time.perf_counter()
-    spread = joint_spread_mm(poses.numpy())   # what the page's bars show
     medoid = poses[medoid_index(poses)]
+    spread = joint_spread_mm(poses.numpy(), medoid.numpy())   # what the page's bars show
     fit = weak_perspective_fit(medoid, torch.as_tensor(det.joints_hm, dtype=torch.float32))
     print(f"person score {det.score:.2f} ({det.n_people} found), detection "
           f"{1e3 * (t2 - t1):.0f} ms, {args.n_hypo} hypotheses in "
