@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .files import atomic_write, require_file
+
 __all__ = ["CheckpointError", "FORMAT", "KINDS", "write_checkpoint", "save_model", "read_checkpoint",
            "config_diff", "check_config", "model_kind", "build_model", "load_model"]
 
@@ -72,18 +74,14 @@ def _pack(sd: dict, half: bool) -> dict:
 
 def write_checkpoint(path: str | Path, model: nn.Module, payload: dict) -> Path:
     """Write ``payload`` (e.g. ``TrainState.state_dict()``) with the model's kind and settings,
-    atomically (temp file + rename): an interrupted save loses nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    atomically (:func:`~dphelpers.files.atomic_write`: a temporary of this process's own, then
+    a rename): an interrupted or failed save loses nothing and leaves no temporary."""
     state = {**payload, "format": FORMAT, "kind": model_kind(model),
              "config": model.config.to_dict(), "step": int(payload.get("step", 0))}
     for key in ("model", "ema"):
         if state.get(key) is not None:
             state[key] = _pack(state[key], half=False)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def save_model(path: str | Path, model: nn.Module, step: int, log: dict | None = None,
@@ -99,17 +97,27 @@ _LOAD_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFi
                 KeyError, IndexError, TypeError, AttributeError, OSError)
 
 
+def _first_sentence(err: BaseException) -> str:
+    """The loader's own finding without its advice: torch's unpickling errors suggest
+    ``weights_only=False``, which would run code from the file; that advice is never passed on."""
+    text = " ".join(str(err).split())
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].split(" Check the documentation")[0]
+        return f"it holds more than plain weights: {text.strip()}; refused without running it"
+    if "Weights only load failed" in text:
+        return "it holds more than plain weights; refused without running it"
+    return text
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint file and check its keys; format 1 files (the first shipped model) are
     read too.  Errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
+    path = require_file(path, "model file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except _LOAD_ERRORS as err:
         raise CheckpointError(f"{path} is corrupt or not a DiffPose model file "
-                              f"({type(err).__name__}: {err})") from err
+                              f"({type(err).__name__}: {_first_sentence(err)})") from err
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a DiffPose model file: it holds a "
                               f"{type(state).__name__}, expected a dict")
@@ -123,6 +131,9 @@ def read_checkpoint(path: str | Path) -> dict:
         state.setdefault("log_steps", extra.get("log_steps", []))
         state.setdefault("log_losses", extra.get("log_losses", []))
     state.setdefault("kind", "diffpose")
+    step = state["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"{path}: field 'step' is {step!r}, expected an integer >= 0")
     if state["kind"] not in KINDS:
         raise CheckpointError(f"{path}: unknown model kind {state['kind']!r}")
     return state

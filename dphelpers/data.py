@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .files import require_file
 from .skeleton import H36M_FLIP_PAIRS, H36M_PARENTS, N_H36M
 
 __all__ = [
@@ -50,8 +51,7 @@ class Clip:
 
 def _read(path: Path) -> dict[str, np.ndarray]:
     """All expected arrays of the npz at ``path``; errors name the file (and the key)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"motion-capture file not found: {path}")
+    require_file(path, "motion-capture file")
     bad = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
     try:
         npz = np.load(path, allow_pickle=False)

@@ -96,6 +96,11 @@ def evaluate(model: DiffPose, test: SampleBatch, n_hypo: int = 200, batch_size: 
     Float32 by default, so that a seed gives the same numbers on any CPU; ``autocast_dtype=
     torch.bfloat16`` (or ``"auto"``) is faster.  ``sample_kwargs`` go to ``model.sample``.
     """
+    for name, value in (("n_hypo", n_hypo), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"evaluate: {name} must be an int >= 1, got {value!r}")
+    if len(test) == 0:
+        raise ValueError("evaluate: the test batch holds no sample (length 0): nothing to score")
     model.eval()
     gen = torch.Generator(device=model.device).manual_seed(seed)
     parts, kept = [], []

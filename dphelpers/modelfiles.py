@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_model, read_checkpoint
+from .files import require_file
 from .train import DEFAULT_STEPS, TrainConfig, fit
 
 __all__ = ["SHIPPED_DIR", "RUNS_DIR", "MODEL_NAMES", "SHIPPED_NAMES", "stem", "shipped_file",
@@ -67,10 +68,7 @@ def is_shipped(path: str | Path) -> bool:
 def reading_file(name: str = "full", checkpoint: str | Path | None = None) -> Path:
     """The file a reading verb loads; raises FileNotFoundError saying how to get one."""
     if checkpoint is not None:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"model file not found: {path}")
-        return path
+        return require_file(checkpoint, "model file")
     path = shipped_file(name)
     if not path.is_file():
         raise FileNotFoundError(

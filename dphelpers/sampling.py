@@ -26,9 +26,15 @@ from einops import rearrange, repeat
 from .skeleton import N_MPII
 
 __all__ = [
-    "SamplingConfig", "validate_heatmaps", "sample_candidates", "candidates_to_pixels",
+    "HEATMAP_MAX", "SamplingConfig", "validate_heatmaps", "sample_candidates", "candidates_to_pixels",
     "pixels_to_coords",
 ]
+
+
+#: The largest heatmap value the model accepts.  Detectors' heatmaps peak near 1 (the
+#: simulator's and HRNet's at about 1, BlazePose's mapped ones below 1); the likelihood
+#: multiplies the embedding, so values like 1e20 overflow the transformer into NaN poses.
+HEATMAP_MAX = 1e3
 
 
 @dataclass(frozen=True)
@@ -60,14 +66,23 @@ def _check_4d(heatmaps: torch.Tensor, name: str) -> torch.Tensor:
     if bad is not None and bad.any():
         i, k = (int(v) for v in bad.nonzero()[0])
         raise ValueError(f"{name} has NaN or inf values: first in sample {i}, joint {k}")
+    if heatmaps.shape[0] == 0:
+        raise ValueError(f"{name} holds no sample (shape {tuple(heatmaps.shape)}): give at least "
+                         "one")
+    top = float(heatmaps.abs().amax())
+    if top > HEATMAP_MAX:
+        raise ValueError(f"{name} reach {top:.3g}, far outside a detector's range (peaks near 1; "
+                         f"at most {HEATMAP_MAX:g} accepted): rescale them, e.g. divide each map "
+                         "by its maximum")
     return heatmaps.float()
 
 
 def validate_heatmaps(heatmaps: torch.Tensor, name: str = "heatmaps") -> torch.Tensor:
-    """Check ``heatmaps: (b, 16, 64, 64)`` float and finite; return it as float32.
+    """Check ``heatmaps: (b, 16, 64, 64)`` float, finite, ``b >= 1`` and no value beyond
+    :data:`HEATMAP_MAX`; return it as float32.
 
-    Raises ``ValueError`` naming the problem (shape got vs expected, dtype, or the first
-    sample and joint holding NaN/inf).
+    Raises ``ValueError`` naming the problem (shape got vs expected, dtype, the first sample
+    and joint holding NaN/inf, or the largest value).
     """
     heatmaps = _check_4d(heatmaps, name)
     if heatmaps.shape[2:] != (64, 64):

@@ -24,7 +24,8 @@ from .pipeline import SampleBatch, TrainStream
 from .trainstate import TrainState
 
 __all__ = ["DEFAULT_STEPS", "default_precision", "TrainConfig", "TrainResult", "train_step",
-           "new_state", "fit", "snapshot_file"]
+           "new_state", "fit", "snapshot_file", "TrainingInterrupted", "RESUME_FIELDS",
+           "check_resume_config", "training_interrupted"]
 
 #: The training budget every entry point uses unless told otherwise (issue: 10x the first 5k).
 DEFAULT_STEPS = 50_000
@@ -85,6 +86,41 @@ class TrainConfig:
         if unknown:
             raise KeyError(f"unknown TrainConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
         return TrainConfig(**{**asdict(self), **changes})
+
+
+#: Settings a resumed run must share with the run that wrote the checkpoint: anything else
+#: would continue a different experiment under the old one's name.  ``steps`` may grow.
+RESUME_FIELDS = ("batch_size", "seed", "lr", "lr_decay", "ema_decay", "grad_clip", "precision",
+                 "log_every")
+
+
+def check_resume_config(saved: dict, config: "TrainConfig", path: str | Path,
+                        force: bool = False) -> None:
+    """Refuse to resume the checkpoint at ``path`` (its ``train_config``: ``saved``) with other
+    training settings than it was written with, naming each field; ``force`` allows it."""
+    stored = saved.get("train_config") or {}
+    diff = [f"{k}: {stored[k]!r} in the file, {getattr(config, k)!r} now" for k in RESUME_FIELDS
+            if k in stored and stored[k] != getattr(config, k)]
+    if diff and not force:
+        raise ValueError(f"{path} was trained with other settings ({'; '.join(diff)}): resume it "
+                         "with the same ones, write another --checkpoint, or pass --force to "
+                         "continue with the new ones")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fit`: the message says at which step training stopped and which
+    step the checkpoint keeps (a resume continues from it exactly)."""
+
+
+def training_interrupted(step: int, saved: int, checkpoints: list) -> TrainingInterrupted:
+    files = ", ".join(str(c) for c in checkpoints)
+    if not checkpoints:
+        kept = "nothing was saved (no checkpoint file was given)"
+    elif saved:
+        kept = f"{files} keeps step {saved:,}; the same command resumes from it"
+    else:
+        kept = f"no checkpoint was written yet, so {files} was not created or changed"
+    return TrainingInterrupted(f"training stopped at step {step:,}; {kept}")
 
 
 @dataclass
@@ -150,7 +186,7 @@ def snapshot_file(checkpoint: str | Path, step: int) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}.step{step}{checkpoint.suffix}")
 
 
-def fit(model: nn.Module, stream: TrainStream, config: TrainConfig = TrainConfig(),
+def fit(model: nn.Module, stream: TrainStream, config: TrainConfig | None = None,
         checkpoint: str | Path | None = None, resume_from_checkpoint: bool = True,
         progress: bool = True, keep_at: tuple[int, ...] = ()) -> TrainResult:
     """Train ``model`` in place up to ``config.steps`` steps in all (resumed steps included).
@@ -160,6 +196,7 @@ def fit(model: nn.Module, stream: TrainStream, config: TrainConfig = TrainConfig
     steps and at the end.  ``keep_at``: steps whose state is also kept in a file of its own,
     :func:`snapshot_file` (a learning curve evaluates them later).
     """
+    config = TrainConfig() if config is None else config
     keep = set(int(k) for k in keep_at)
     if keep and checkpoint is None:
         raise ValueError("fit: keep_at needs a checkpoint file to name the snapshots after")
@@ -168,25 +205,30 @@ def fit(model: nn.Module, stream: TrainStream, config: TrainConfig = TrainConfig
     state = new_state(model, stream.generator, config)
     if checkpoint is not None and resume_from_checkpoint and Path(checkpoint).is_file():
         resume(state, Path(checkpoint))
-    start = state.step
+    start = saved = state.step
     model.train()
     window: list[torch.Tensor] = []
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
                disable=not progress, desc="train")
-    for _ in bar:
-        window.append(train_step(state, stream.next_batch(config.batch_size), config))
-        if len(window) == config.log_every:
-            state.log_steps.append(state.step)
-            state.log_losses.append(torch.stack(window).mean().item())
-            window = []
-            bar.set_postfix(loss=f"{state.log_losses[-1]:.4f}")
-        if checkpoint is not None and (state.step % config.ckpt_every == 0
-                                       or state.step == config.steps):
-            write_checkpoint(checkpoint, model, {**state.state_dict(),
-                                                 "train_config": asdict(config)})
-        if state.step in keep:
-            write_checkpoint(snapshot_file(checkpoint, state.step), model,
-                             {**state.state_dict(), "train_config": asdict(config)})
+    try:
+        for _ in bar:
+            window.append(train_step(state, stream.next_batch(config.batch_size), config))
+            if len(window) == config.log_every:
+                state.log_steps.append(state.step)
+                state.log_losses.append(torch.stack(window).mean().item())
+                window = []
+                bar.set_postfix(loss=f"{state.log_losses[-1]:.4f}")
+            if checkpoint is not None and (state.step % config.ckpt_every == 0
+                                           or state.step == config.steps):
+                write_checkpoint(checkpoint, model, {**state.state_dict(),
+                                                     "train_config": asdict(config)})
+                saved = state.step
+            if state.step in keep:
+                write_checkpoint(snapshot_file(checkpoint, state.step), model,
+                                 {**state.state_dict(), "train_config": asdict(config)})
+    except KeyboardInterrupt:
+        bar.close()
+        raise training_interrupted(state.step, saved, [checkpoint] if checkpoint else []) from None
     model.eval()
     state.ema.module.eval()
     return TrainResult(model=model, ema=state.ema.module, steps=state.log_steps,

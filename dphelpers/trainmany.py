@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, check_config, read_checkpoint, write_checkpoint
 from .pipeline import TrainStream
-from .train import TrainConfig, TrainResult, new_state, snapshot_file, train_step
+from .train import TrainConfig, TrainResult, training_interrupted, new_state, snapshot_file, train_step
 
 __all__ = ["loss_seed", "fit_many"]
 
@@ -80,6 +80,21 @@ def _resume(states: dict, checkpoints: dict, stream: TrainStream) -> int:
     return next(iter(steps.values()))
 
 
+def _save_group(states: dict, configs: dict, checkpoints: dict, stream: TrainStream, step: int,
+                first: TrainConfig, keep: set, saved: int) -> int:
+    """Write every model's checkpoint (and ``keep`` snapshot) at ``step``; returns the step the
+    checkpoints now hold."""
+    rng = stream.generator.get_state()
+    regular = step % first.ckpt_every == 0 or step == first.steps
+    for name, state in states.items():
+        payload = {**state.state_dict(), "train_config": asdict(configs[name]), "stream_rng": rng}
+        if regular:
+            write_checkpoint(checkpoints[name], state.model, payload)
+        if step in keep:
+            write_checkpoint(snapshot_file(checkpoints[name], step), state.model, payload)
+    return step if regular else saved
+
+
 def fit_many(models: dict[str, nn.Module], stream: TrainStream,
              configs: dict[str, TrainConfig], checkpoints: dict[str, str | Path],
              progress: bool = True, keep_at: tuple[int, ...] = ()) -> dict[str, TrainResult]:
@@ -105,26 +120,25 @@ def fit_many(models: dict[str, nn.Module], stream: TrainStream,
     windows: dict[str, list[torch.Tensor]] = {name: [] for name in models}
     bar = tqdm(range(start, first.steps), initial=start, total=first.steps,
                disable=not progress, desc=f"train {len(models)} models")
-    for _ in bar:
-        batch = stream.next_batch(first.batch_size)
-        for name, state in states.items():
-            windows[name].append(train_step(state, batch, configs[name]))
-        step = next(iter(states.values())).step
-        if step % first.log_every == 0:
+    saved = start
+    try:
+        for _ in bar:
+            batch = stream.next_batch(first.batch_size)
             for name, state in states.items():
-                state.log_steps.append(step)
-                state.log_losses.append(torch.stack(windows[name]).mean().item())
-                windows[name] = []
-            bar.set_postfix({n: f"{s.log_losses[-1]:.3f}" for n, s in states.items()})
-        if step % first.ckpt_every == 0 or step == first.steps or step in keep:
-            rng = stream.generator.get_state()
-            for name, state in states.items():
-                payload = {**state.state_dict(), "train_config": asdict(configs[name]),
-                           "stream_rng": rng}
-                if step % first.ckpt_every == 0 or step == first.steps:
-                    write_checkpoint(checkpoints[name], state.model, payload)
-                if step in keep:
-                    write_checkpoint(snapshot_file(checkpoints[name], step), state.model, payload)
+                windows[name].append(train_step(state, batch, configs[name]))
+            step = next(iter(states.values())).step
+            if step % first.log_every == 0:
+                for name, state in states.items():
+                    state.log_steps.append(step)
+                    state.log_losses.append(torch.stack(windows[name]).mean().item())
+                    windows[name] = []
+                bar.set_postfix({n: f"{s.log_losses[-1]:.3f}" for n, s in states.items()})
+            if step % first.ckpt_every == 0 or step == first.steps or step in keep:
+                saved = _save_group(states, configs, checkpoints, stream, step, first, keep, saved)
+    except KeyboardInterrupt:
+        bar.close()
+        raise training_interrupted(next(iter(states.values())).step, saved,
+                           list(checkpoints.values())) from None
     results = {}
     for name, state in states.items():
         state.model.eval()

@@ -69,7 +69,7 @@ def test_load_models_names_rows_per_model_and_checks_the_name(files, tmp_path, c
     assert f"model 'full': loaded {files['full']} (3 training steps)" in out
     with pytest.raises(CheckpointError, match="holds a 'full' model, not 'argmax_only'"):
         benchcli.load_models([("argmax_only", files["full"])])
-    with pytest.raises(FileNotFoundError, match="model file not found: .*missing.pt"):
+    with pytest.raises(FileNotFoundError, match="model file '.*missing.pt' does not exist"):
         benchcli.load_models([("full", tmp_path / "missing.pt")])
     other = tmp_path / "a.pt"
     other.write_bytes(files["full"].read_bytes())

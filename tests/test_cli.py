@@ -107,10 +107,10 @@ def test_expected_errors_are_one_line_exit_2(tmp_path, capsys, monkeypatch):
         (["predict", "missing.jpg"], "image file 'missing.jpg' does not exist"),
         (["predict", "notanimage.jpg"], "could not read image file 'notanimage.jpg'"),
         (["evaluate", "--checkpoint", "garbage.pt"], "garbage.pt is corrupt or not a DiffPose"),
-        (["evaluate", "--checkpoint", "missing.pt"], "model file not found: missing.pt"),
+        (["evaluate", "--checkpoint", "missing.pt"], "model file 'missing.pt' does not exist"),
         (["export", "garbage.pt", "out.pt"], "garbage.pt is corrupt"),
         (["train", "--checkpoint", str(shipped_file("full"))], "is a shipped model"),
-        (["bench", "--models", "full=missing.pt", "--skip-speed"], "not found: missing.pt"),
+        (["bench", "--models", "full=missing.pt", "--skip-speed"], "'missing.pt' does not exist"),
     ]
     for argv, match in cases:
         assert main(argv) == 2, argv

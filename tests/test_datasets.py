@@ -340,3 +340,34 @@ def test_protocol_mean_and_actions():
     assert normalize_action(b"TakingPhoto") == "Photo" and normalize_action("WalkingDog 2") == "WalkDog"
     with pytest.raises(ValueError, match="unknown Human3.6M action 'Juggling'"):
         normalize_action("Juggling")
+
+
+class _Payload:
+    """Unpickling this calls ``pathlib.Path.touch(marker)``: what a crafted file would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_videopose3d_refuses_a_pickle_payload(tmp_path):
+    """A crafted .npz whose pickle calls a function is refused, and the function never runs
+    (with np.load(..., allow_pickle=True) the marker file would appear)."""
+    marker = tmp_path / "pwned"
+    for where in ("positions_3d", "metadata"):
+        payload = {"S1": {"Walking": _Payload(marker)}} if where == "positions_3d" else _Payload(marker)
+        good = {"S1": {"Walking": np.zeros((5, 32, 3))}}
+        arrays = {"positions_3d": payload} if where == "positions_3d" else {"positions_3d": good,
+                                                                            "metadata": payload}
+        path = tmp_path / f"evil_{where}.npz"
+        np.savez(path, **{k: np.array(v, dtype=object) for k, v in arrays.items()})
+        with pytest.raises(ValueError, match=rf"evil_{where}\.npz.*cannot be read safely: it names .*refused"):
+            load_videopose3d(path)
+        assert not marker.exists()
+    # the same payload does run under allow_pickle=True: the test can fail
+    with np.load(tmp_path / "evil_positions_3d.npz", allow_pickle=True) as z:
+        z["positions_3d"]
+    assert marker.exists()

@@ -6,7 +6,7 @@ import torch
 
 from dphelpers.heatmaps import simulate_heatmaps
 from dphelpers.sampling import (
-    SamplingConfig, candidates_to_pixels, pixels_to_coords, sample_candidates, validate_heatmaps,
+    HEATMAP_MAX, SamplingConfig, candidates_to_pixels, pixels_to_coords, sample_candidates, validate_heatmaps,
 )
 
 
@@ -160,11 +160,16 @@ def test_validate_heatmaps_names_first_bad_joint(value):
     assert validate_heatmaps(torch.zeros(1, 16, 64, 64, dtype=torch.float64)).dtype == torch.float32
 
 
-def test_validate_accepts_huge_finite_values_and_names_inf():
-    """The fast finite check (one sum) must not reject finite maps whose sum overflows."""
+def test_validate_refuses_huge_finite_values_and_names_inf():
+    """Finite maps whose sum overflows are not called NaN/inf (the fast check is one sum), but
+    values far beyond a detector's range are refused (they made NaN poses), and a map at the
+    limit passes."""
     hm = torch.zeros(2, 16, 64, 64)
-    hm[:, :, 0, 0] = 3e38  # the float32 sum overflows to inf, every value is finite
+    hm[:, :, 0, 0] = HEATMAP_MAX
     assert validate_heatmaps(hm) is not None
+    hm[:, :, 0, 0] = 3e38  # the float32 sum overflows to inf, every value is finite
+    with pytest.raises(ValueError, match="reach 3e\\+38, far outside"):
+        validate_heatmaps(hm)
     hm[1, 5, 3, 3] = float("inf")
     with pytest.raises(ValueError, match="sample 1, joint 5"):
         validate_heatmaps(hm)

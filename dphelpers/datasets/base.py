@@ -23,6 +23,7 @@ import torch
 from einops import rearrange
 
 from ..cameras import crop_boxes, to_heatmap_px
+from ..files import require_file
 from ..heatmaps import HeatmapConfig, fit_gaussian_sigma, h36ma_ambiguous, simulate_heatmaps
 from ..pipeline import SampleBatch
 from ..skeleton import H36M_TO_MPII, N_H36M, N_MPII
@@ -32,10 +33,7 @@ __all__ = ["LoadedSet", "as_points", "check_file", "pick_key", "check_lengths", 
 
 def check_file(path) -> Path:
     """``path`` as a :class:`Path`; ``FileNotFoundError`` naming it if it is not a file."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"dataset file not found: {p}")
-    return p
+    return require_file(path, "dataset file")
 
 
 def pick_key(keys, aliases: tuple[str, ...], file, field_name: str, required: bool = True) -> str | None:

@@ -47,24 +47,73 @@ class WorldPoses:
         return self.poses_m.shape[0]
 
 
-def _load_pickled(path, key: str):
-    """``np.load(path)[key]`` as a Python object.
+#: What a VideoPose3D pickle may name: ndarrays (numpy 1 and 2 module paths) and dtypes.
+#: Dicts, lists, tuples, strings and numbers need no name; anything else is refused.
+_SAFE_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+})
 
-    allow_pickle=True because this format *is* a pickled dict inside the .npz; unpickling
-    can run arbitrary code, so only load files you made or trust.
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles only plain containers, numbers, strings and numpy arrays: a crafted file
+    that names any other callable (``os.system``, ``builtins.eval``, ...) is refused before
+    anything runs."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it names {module}.{name}, which is not a plain container "
+                                     "or array (refused: unpickling it could run code)")
+
+
+def _read_member(zf: zipfile.ZipFile, path, key: str):
+    """One ``key.npy`` member of the npz: an array, or the object an object array holds,
+    unpickled with :class:`_PlainUnpickler`."""
+    with zf.open(f"{key}.npy") as fp:
+        version = np.lib.format.read_magic(fp)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(fp)
+        if not dtype.hasobject:
+            count = int(np.prod(shape))
+            data = np.frombuffer(fp.read(count * dtype.itemsize), dtype=dtype, count=count)
+            return data.reshape(shape, order="F" if fortran else "C")
+        obj = _PlainUnpickler(fp).load()
+    return obj
+
+
+def _load_pickled(path, key: str):
+    """``np.load(path)[key]`` as a Python object, without running code from the file.
+
+    This format *is* a pickled dict inside the .npz; instead of ``allow_pickle=True`` (which
+    runs whatever the pickle names) it is unpickled with :class:`_PlainUnpickler`, which
+    accepts dicts, lists, strings, numbers and numpy arrays and refuses the rest.
     """
     try:
-        with np.load(path, allow_pickle=True) as z:
-            if key not in z.files:
-                raise KeyError(f"{path}: no key {key!r}; keys present: {sorted(z.files)}")
-            obj = z[key]
-            meta = z["metadata"].item() if "metadata" in z.files else None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+        with zipfile.ZipFile(path) as zf:
+            keys = sorted(n[:-4] for n in zf.namelist() if n.endswith(".npy"))
+            if key not in keys:
+                raise KeyError(f"{path}: no key {key!r}; keys present: {keys}")
+            obj = _read_member(zf, path, key)
+            meta = _read_member(zf, path, "metadata") if "metadata" in keys else None
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path}: key {key!r} cannot be read safely: {e}") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from None
-    if obj.dtype != object or obj.shape != () or not isinstance(obj.item(), dict):
-        raise ValueError(f"{path}: key {key!r} has dtype {obj.dtype} shape {obj.shape}, "
-                         f"expected a pickled dict subject -> action -> array")
-    return obj.item(), meta
+    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
+        obj = obj.item()
+    if isinstance(meta, np.ndarray) and meta.dtype == object and meta.shape == ():
+        meta = meta.item()
+    if not isinstance(obj, dict):
+        what = (f"dtype {obj.dtype} shape {obj.shape}" if isinstance(obj, np.ndarray)
+                else type(obj).__name__)
+        raise ValueError(f"{path}: key {key!r} holds {what}, expected a pickled dict "
+                         "subject -> action -> array")
+    if meta is not None and not isinstance(meta, dict):
+        raise ValueError(f"{path}: key 'metadata' holds {type(meta).__name__}, expected a dict")
+    return obj, meta
 
 
 def _array(a, path, key: str, joints: tuple[int, ...], dims: int) -> np.ndarray:

@@ -40,6 +40,7 @@ import torch
 from scipy import ndimage
 
 from .blazepose import PersonBox, blazepose_heatmaps, detect_person
+from ..files import require_file
 from ..skeleton import N_MPII
 
 __all__ = ["DetectorConfig", "Detection", "load_image", "crop_person", "mpii_from_blazepose",
@@ -88,12 +89,25 @@ class Detection:
     timings_ms: dict = field(default_factory=dict)
 
 
+def _refuse_truncated(path: Path) -> None:
+    """OpenCV decodes a cut-off JPEG or PNG without an error (grey below the cut, a warning
+    on stderr); Pillow's full decode notices.  A truncated file is refused, naming it."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except UnidentifiedImageError:
+        return                                      # a format only OpenCV reads: trust it
+    except (OSError, SyntaxError) as err:
+        raise ValueError(f"image file {str(path)!r} is truncated or damaged ({err}): the "
+                         "picture below the damage would be grey") from None
+
+
 def load_image(image, min_side_px: int = 32) -> np.ndarray:
     """A path or array -> ``(h, w, 3)`` uint8 RGB (see the module docstring for what is accepted)."""
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image file {str(path)!r} does not exist")
+        path = require_file(image, "image file")
+        _refuse_truncated(path)                 # before OpenCV, which warns on stderr
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f"could not read image file {str(path)!r} (not an image cv2 can decode)")
@@ -206,7 +220,15 @@ def detect_heatmaps(image, config: DetectorConfig = DetectorConfig(),
         work = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
     sx, sy = work.shape[1] / rgb.shape[1], work.shape[0] / rgb.shape[0]
     t1 = time.perf_counter()
-    person = detect_person(work, config.min_score, config.iou_threshold, config.roi_scale)
+    try:
+        person = detect_person(work, config.min_score, config.iou_threshold, config.roi_scale)
+    except ValueError as err:                   # name the user's image size, not ours
+        if scale < 1.0 and "no person found" in str(err):
+            raise ValueError(str(err).replace(
+                f"image of {work.shape[1]}x{work.shape[0]} px",
+                f"image of {rgb.shape[1]}x{rgb.shape[0]} px (searched at {work.shape[1]}x"
+                f"{work.shape[0]})")) from None
+        raise
     t2 = time.perf_counter()
     crop, affine_work = crop_person(work, person.box)
     heatmaps33, landmarks33 = blazepose_heatmaps(crop)

@@ -250,4 +250,15 @@ def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, ex
     html = book_dir / "_build" / "html"
     if not (html / "index.html").is_file():
         raise RuntimeError(f"jupyter-book build finished but {html / 'index.html'} is missing")
+    _icon_on_redirect(html / "index.html")
     return html
+
+
+def _icon_on_redirect(index: Path) -> None:
+    """Jupyter Book's ``index.html`` is a bare redirect to the first page, without the icon
+    link the pages carry: a browser opening it asks for ``/favicon.ico`` (a 404).  Give it the
+    same link (``html.favicon`` in ``_config.yml``, copied to ``_static/``)."""
+    text = index.read_text()
+    link = '<link rel="icon" href="_static/favicon.svg" />'
+    if link not in text and (index.parent / "_static" / "favicon.svg").is_file():
+        index.write_text(link + "\n" + text)

@@ -22,14 +22,15 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError
+from ..files import FileLocked, check_destination
 from ..modelfiles import MODEL_NAMES, SHIPPED_NAMES
 from ..train import DEFAULT_STEPS, PRECISIONS, TrainConfig
 
 __all__ = ["main", "build_parser", "EXPECTED_ERRORS", "one_line"]
 
 #: What a user can cause; everything else is a programming error and keeps its traceback.
-EXPECTED_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, CheckpointError,
-                   ValueError)
+EXPECTED_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError,
+                   PermissionError, CheckpointError, ValueError, KeyError, FileLocked)
 
 DESCRIPTION = """\
 DiffPose on the command line: evaluate the shipped models, train new ones, benchmark
@@ -63,8 +64,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def one_line(err: BaseException) -> str:
-    """An exception's message on one line."""
-    return " ".join(str(err).split()) or type(err).__name__
+    """An exception's message on one line (a KeyError's without the quotes ``str`` adds)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(text.split()) or type(err).__name__
 
 
 def _positive(text: str) -> int:
@@ -85,6 +87,15 @@ def _device(text: str) -> str:
                                          "cuda:1)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available on this machine")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: Apple's MPS is not available on this machine")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the models run on cpu or cuda (or mps), "
+                                         f"not on {device.type!r}")
+    if device.type == "cuda" and device.index is not None \
+            and device.index >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has "
+                                         f"{torch.cuda.device_count()} CUDA device(s)")
     return text
 
 
@@ -186,6 +197,10 @@ def _add_train(sub) -> None:
                         f"(here: {d.precision})")
     p.add_argument("--ckpt-every", type=_positive, default=d.ckpt_every,
                    help="steps between checkpoint writes")
+    p.add_argument("--force", action="store_true",
+                   help="resume a checkpoint even though it was trained with another batch "
+                        "size, seed, learning rate or precision (default: refuse, naming the "
+                        "field)")
     p.add_argument("--keep-at", type=_step_list, default=(),
                    help="comma-separated steps whose state is also kept in a file of its own "
                         "(CHECKPOINT.stepN.pt), e.g. 5000,10000,20000 for a learning curve")
@@ -267,6 +282,9 @@ def _add_tools(sub) -> None:
     p.add_argument("source", type=Path, help="training checkpoint (or model file) to read")
     p.add_argument("dest", type=Path,
                    help="model file to write, e.g. data/checkpoints/diffpose_full.pt")
+    p.add_argument("--force", action="store_true",
+                   help="replace DEST even when it is a training checkpoint, another model or "
+                        "not a model file (default: only an earlier export of the same model)")
     p = _verb(sub, "book", "execute the notebooks once (papermill) and build the HTML book",
               "Execute the chapter notebooks once with papermill and build the Jupyter Book "
               "(book/_build/html) from the executed copies.")
@@ -298,7 +316,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: per verb: (attribute, what it is, True for an output folder / False for an output file)
+_DESTINATIONS = {
+    "run": [("out", "--out", True)], "evaluate": [("out", "--out", True)],
+    "predict": [("out", "--out", True)], "sweep": [("out", "--out", True)],
+    "bench": [("out", "--out", False)], "train": [("checkpoint", "--checkpoint", False)],
+    "export": [("dest", "DEST", False)], "book": [("executed_dir", "--executed-dir", True)],
+}
+
+
+def check_arguments(args) -> None:
+    """What the parser cannot see, checked before any work: every output path is writable as
+    what it is (a folder, or a file), and the options asked for make sense together."""
+    for attr, what, folder in _DESTINATIONS.get(args.verb, []):
+        if getattr(args, attr, None) is not None:
+            check_destination(getattr(args, attr), what, folder=folder)
+    if args.verb == "bench" and args.skip_speed and args.skip_accuracy:
+        raise ValueError("bench: --skip-speed and --skip-accuracy together leave nothing to "
+                         "measure: drop one of them")
+
+
 def _dispatch(args) -> int:
+    check_arguments(args)
     if args.verb == "book":
         import time
 
@@ -334,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:        # Ctrl-C: what was kept, in one line, no traceback
+        if args.debug:
+            raise
+        print(f"error: interrupted{': ' + one_line(err) if str(err) else ''}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,10 +29,16 @@ import re
 import time
 from pathlib import Path
 
+from ..files import require_file
 from ..tables import format_cell, table
 
-__all__ = ["expand_grid", "run_notebook", "sweep", "default_metric", "results_table",
-           "sweep_figure", "parse_value", "parse_grid", "add_sweep_parser", "run_sweep_cli"]
+__all__ = ["SCHEDULER_TIMEOUT_S", "expand_grid", "check_grid", "run_notebook", "sweep",
+           "default_metric", "results_table", "sweep_figure", "parse_value", "parse_grid",
+           "add_sweep_parser", "run_sweep_cli"]
+
+
+#: seconds to wait for a ``--scheduler`` to answer before giving up
+SCHEDULER_TIMEOUT_S = 10
 
 
 def expand_grid(grid: dict[str, list]) -> list[dict]:
@@ -118,10 +124,9 @@ def sweep(notebook: str | Path, grid: dict[str, list], out_dir: str | Path,
     from distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
-    notebook = Path(notebook).resolve()
-    if not notebook.is_file():
-        raise FileNotFoundError(f"notebook not found: {notebook}")
+    notebook = require_file(notebook, "notebook").resolve()
     points = expand_grid(grid)
+    check_grid(notebook, grid)
     out_dir = Path(out_dir).resolve()
     cluster = None
     if scheduler is None:
@@ -132,7 +137,12 @@ def sweep(notebook: str | Path, grid: dict[str, list], out_dir: str | Path,
                                processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
+        except (OSError, TimeoutError, ValueError) as err:
+            raise ValueError(f"--scheduler {scheduler!r}: no Dask scheduler answered within "
+                             f"{SCHEDULER_TIMEOUT_S} s ({type(err).__name__}: "
+                             f"{' '.join(str(err).split())[:200]})") from None
     results: list[dict | None] = [None] * len(points)
     try:
         futures = {client.submit(run_notebook, notebook, p, out_dir, kernel, pure=False,
@@ -257,6 +267,50 @@ def parse_value(text: str):
     return text
 
 
+def _type_of_default(text: str):
+    """The Python type of a parameter's default as written in the cell (None: unknown)."""
+    import ast
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    return None if value is None else type(value)
+
+
+def check_grid(notebook: str | Path, grid: dict[str, list]) -> dict[str, dict]:
+    """Refuse a grid the notebook cannot take, before anything runs: a name that is not one of
+    its parameters (a misspelling would silently run the defaults), or a value whose type does
+    not fit the parameter's default (``N_HYPO=a`` where the default is ``200``).  Returns the
+    notebook's parameters (papermill's ``inspect_notebook``)."""
+    import papermill as pm
+    from papermill.exceptions import PapermillException
+
+    notebook = Path(notebook)
+    try:
+        params = pm.inspect_notebook(str(notebook))
+    except (PapermillException, ValueError, OSError) as err:
+        raise ValueError(f"notebook {notebook}: cannot read its parameters ({err})") from None
+    unknown = [k for k in grid if k not in params]
+    if unknown:
+        import difflib
+        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, params, 1))
+                 else repr(k) for k in unknown]
+        raise ValueError(f"--grid {', '.join(hints)}: not a parameter of {notebook.name}; its "
+                         f"parameters are {', '.join(params) or 'none (no parameters cell)'}")
+    for key, values in grid.items():
+        want = _type_of_default(params[key]["default"])
+        if want is None or want is str:
+            continue
+        ok = (bool,) if want is bool else (int,) if want is int else (int, float)
+        bad = [v for v in values if v is not None and (not isinstance(v, ok) or
+                                                       (want is not bool and isinstance(v, bool)))]
+        if bad:
+            raise ValueError(f"--grid {key}: value(s) {', '.join(map(repr, bad))} do not fit "
+                             f"{notebook.name}'s {key} = {params[key]['default']} (expected "
+                             f"{want.__name__} values)")
+    return params
+
+
 def parse_grid(items: list[str]) -> dict[str, list]:
     """``["N_HYPO=1,10,200", "QUICK=true"]`` -> ``{"N_HYPO": [1, 10, 200], "QUICK": [True]}``."""
     grid: dict[str, list] = {}
@@ -309,6 +363,7 @@ def run_sweep_cli(args) -> int:
     """Run the sweep; write ``sweep.json`` and ``sweep.html``, print the table; 1 if a run
     failed."""
     grid = parse_grid(args.grid)
+    check_grid(require_file(args.notebook, "notebook"), grid)     # before a cluster starts
     t0 = time.time()
     results = sweep(args.notebook, grid, args.out, scheduler=args.scheduler, n_workers=args.workers,
                     kernel=args.kernel, progress=not args.quiet)

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError, check_config, load_model, read_checkpoint, save_model
+from ..files import FileLock, check_destination
 from ..evaluate import Evaluation
 from ..tables import Table, table
 from . import modelref
@@ -139,15 +140,19 @@ def evaluate(args) -> int:
     return _evaluated(args, "evaluate", loaded, train_m, test_m, t0)
 
 
-def _resumable_step(target: Path, model) -> int:
-    """The step of the training checkpoint at ``target`` (0 if none); refuses model files."""
-    if not target.is_file():
+def _resumable_step(target: Path, model, config, force: bool) -> int:
+    """The step of the training checkpoint at ``target`` (0 if none); refuses model files and
+    checkpoints trained with other settings (unless ``force``)."""
+    from ..train import check_resume_config
+    check_destination(target, "training checkpoint")
+    if not target.exists():
         return 0
     state = read_checkpoint(target)
     if state.get("optimizer") is None:
         raise CheckpointError(f"{target} is a model file (no optimizer state), not a training "
                               "checkpoint, so it cannot be resumed: pass another --checkpoint")
     check_config(state, model.config, target)
+    check_resume_config(state, config, target, force=force)
     return int(state["step"])
 
 
@@ -157,9 +162,6 @@ def train(args) -> int:
     Several ``--model`` names train together on one stream (:func:`~dphelpers.trainmany.fit_many`).
     """
     from ..modelfiles import build_model, train_config, writing_file
-    from ..pipeline import TrainStream
-    from ..train import fit
-    from ..trainmany import fit_many
     t0 = time.time()
     names = (args.model,) if isinstance(args.model, str) else tuple(args.model)
     if len(names) > 1 and args.checkpoint is not None:
@@ -170,7 +172,19 @@ def train(args) -> int:
                                precision=args.precision, ckpt_every=args.ckpt_every,
                                threads=args.threads) for n in names}
     models = {n: build_model(n).to(args.device) for n in names}
-    starts = {n: _resumable_step(targets[n], models[n]) for n in names}   # before any work
+    with contextlib.ExitStack() as locks:         # one writer per checkpoint, checked first
+        for n in names:
+            check_destination(targets[n], "training checkpoint")
+            locks.enter_context(FileLock(targets[n], "training checkpoint"))
+        starts = {n: _resumable_step(targets[n], models[n], configs[n], args.force)
+                  for n in names}                   # before any work
+        return _train_locked(args, names, targets, configs, models, starts, t0)
+
+
+def _train_locked(args, names, targets, configs, models, starts, t0) -> int:
+    from ..pipeline import TrainStream
+    from ..train import fit
+    from ..trainmany import fit_many
     start = max(starts.values())
     train_m, _ = _splits(args.data)
     stream = TrainStream(train_m, seed=args.seed, device=args.device)
@@ -250,6 +264,29 @@ def predict(args) -> int:
     return 0
 
 
+def _check_replaceable(dest: Path, state: dict) -> None:
+    """``export`` may replace ``dest`` only when it is an earlier export of the same model
+    (a model file of the same kind and settings); anything else needs ``--force``."""
+    from ..checkpoint import config_diff
+    if not dest.exists():
+        return
+    try:
+        old = read_checkpoint(dest)
+    except (CheckpointError, ValueError, OSError):
+        raise FileExistsError(f"{dest} exists and is not a DiffPose model file: export does not "
+                              "replace it (choose another DEST, or --force)") from None
+    if old.get("optimizer") is not None:
+        raise FileExistsError(f"{dest} is a training checkpoint (weights, EMA, optimizer at step "
+                              f"{int(old['step']):,}): replacing it would lose that training; "
+                              "choose another DEST, or --force")
+    diff = config_diff(old["config"], state["config"]) if old["kind"] == state["kind"] else \
+        [f"kind: {old['kind']!r} != {state['kind']!r}"]
+    if diff:
+        raise FileExistsError(f"{dest} holds another model ({'; '.join(diff[:3])}"
+                              f"{'; ...' if len(diff) > 3 else ''}): export replaces only an "
+                              "earlier export of the same model; choose another DEST, or --force")
+
+
 def export(args) -> int:
     """Write the raw weights of ``source`` as a float16 model file ``dest`` (no optimizer, no
     EMA): the one way a shipped model is written."""
@@ -259,6 +296,8 @@ def export(args) -> int:
     if state.get("optimizer") is not None and dest.resolve() == source.resolve():
         raise ValueError(f"export would overwrite the training checkpoint {source} with a model "
                          "file (its optimizer state would be lost): choose another DEST")
+    if not getattr(args, "force", False):
+        _check_replaceable(dest, state)
     model = load_model(source, state=state)          # raw weights, as the authors evaluate
     name = modelref.model_name_of(model)
     kind = "training checkpoint" if state.get("optimizer") is not None else "model file"
