@@ -168,6 +168,37 @@ class DiffPose(nn.Module):
         with record_function("embedding"):
             return self.embedding(rearrange(cand, "b h j s c -> (b h) j s c"))
 
+    def draw_training_noise(self, heatmaps: torch.Tensor, generator: torch.Generator | None = None,
+                            validate: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Everything random in one training step but dropout, from ``generator`` in this order:
+        ``candidates: (b, 16, n_samples, 3)`` (one hypothesis per sample), ``t: (b,)`` long and
+        ``eps: (b, 48)``.  Eager on purpose: ``torch.compile`` cannot trace an explicit
+        generator, and :meth:`loss_from` (the compiled part) then holds no random draw of its
+        own.  ``validate=False`` skips the heatmap checks (they read values back from the
+        device): for the training stream's own simulated heatmaps."""
+        heatmaps = heatmaps.to(self.device)
+        b = heatmaps.shape[0]
+        with record_function("candidates"):
+            cand = sample_candidates(heatmaps, 1, self.config.sampling, generator=generator,
+                                     validate=validate)[:, 0]
+        t = torch.randint(0, self.schedule.n_steps, (b,), device=self.device, generator=generator)
+        eps = torch.randn((b, self.config.denoiser.pose_dim), device=self.device,
+                          generator=generator)
+        return cand, t, eps
+
+    def loss_from(self, candidates: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
+                  poses_3d_mm: torch.Tensor) -> torch.Tensor:
+        """p_losses given the step's random draws (:meth:`draw_training_noise`): the embedding
+        (joint and transformer dropout from the global stream), q_sample, the noise prediction
+        and the mean squared error.  No host synchronisation and no data-dependent shape, so
+        ``torch.compile(model.loss_from, fullgraph=True)`` takes it whole."""
+        x0 = poses_to_x0(poses_3d_mm.to(self.device), self.config.pose_scale)
+        with record_function("embedding"):
+            cond = self.embedding(candidates)
+        x_t = self.schedule.add_noise(x0, eps, t)
+        with record_function("denoiser"):
+            return F.mse_loss(self.denoiser(x_t, t, cond), eps)
+
     def loss(self, heatmaps: torch.Tensor, poses_3d_mm: torch.Tensor,
              generator: torch.Generator | None = None, *, t: torch.Tensor | None = None,
              eps: torch.Tensor | None = None, candidates: torch.Tensor | None = None) -> torch.Tensor:
@@ -175,31 +206,32 @@ class DiffPose(nn.Module):
 
         ``candidates: (b, 16, n_samples, 3)``, ``t: (b,)`` long and ``eps: (b, 48)``, when
         given, are used instead of being drawn (in that order) from ``generator``: a
-        multi-process step can then reproduce a single-process one exactly.
+        multi-process step can then reproduce a single-process one exactly.  The same numbers
+        as :meth:`draw_training_noise` followed by :meth:`loss_from`.
         """
-        x0 = poses_to_x0(poses_3d_mm.to(self.device), self.config.pose_scale)
-        b = x0.shape[0]
+        b = poses_3d_mm.shape[0]
         if heatmaps.shape[0] != b:
             raise ValueError(f"heatmaps batch {heatmaps.shape[0]} != poses batch {b}")
         if candidates is None:
-            cond = self.condition(heatmaps, 1, generator)
-        else:
-            if candidates.dim() != 4 or candidates.shape[0] != b:
-                raise ValueError(f"candidates must have shape (b={b}, 16, n_samples, 3), "
-                                 f"got {tuple(candidates.shape)}")
-            cond = self.embedding(candidates.to(self.device))
+            heatmaps = heatmaps.to(self.device)
+            with record_function("candidates"):
+                candidates = sample_candidates(heatmaps, 1, self.config.sampling,
+                                               generator=generator)[:, 0]
+        elif candidates.dim() != 4 or candidates.shape[0] != b:
+            raise ValueError(f"candidates must have shape (b={b}, 16, n_samples, 3), "
+                             f"got {tuple(candidates.shape)}")
         if t is None:
             t = torch.randint(0, self.schedule.n_steps, (b,), device=self.device, generator=generator)
         elif t.shape != (b,) or t.dtype != torch.long:
             raise ValueError(f"t must be a long tensor of shape ({b},), got {t.dtype} {tuple(t.shape)}")
         if eps is None:
-            eps = torch.randn(x0.shape, device=self.device, generator=generator)
-        elif eps.shape != x0.shape:
-            raise ValueError(f"eps must have shape {tuple(x0.shape)}, got {tuple(eps.shape)}")
-        t, eps = t.to(self.device), eps.to(self.device)
-        x_t = self.schedule.add_noise(x0, eps, t)
-        with record_function("denoiser"):
-            return F.mse_loss(self.denoiser(x_t, t, cond), eps)
+            eps = torch.randn((b, self.config.denoiser.pose_dim), device=self.device,
+                              generator=generator)
+        elif eps.shape != (b, self.config.denoiser.pose_dim):
+            raise ValueError(f"eps must have shape {(b, self.config.denoiser.pose_dim)}, "
+                             f"got {tuple(eps.shape)}")
+        return self.loss_from(candidates.to(self.device), t.to(self.device), eps.to(self.device),
+                              poses_3d_mm)
 
     @torch.no_grad()
     def sample(self, heatmaps: torch.Tensor, n_hypo: int = 200,

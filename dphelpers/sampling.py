@@ -97,17 +97,21 @@ def pixels_to_coords(index: torch.Tensor, size: int = 64) -> torch.Tensor:
 
 
 def sample_candidates(heatmaps: torch.Tensor, n_hypo: int, config: SamplingConfig = SamplingConfig(),
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: torch.Generator | None = None,
+                      validate: bool = True) -> torch.Tensor:
     """Draw candidates from ``heatmaps: (b, 16, 64, 64)`` -> ``(b, n_hypo, 16, n_samples, 3)``.
 
     With ``config.use_argmax`` candidate 0 is the argmax pixel (the same for every
     hypothesis, with the raw maximum as likelihood); the rest are drawn with replacement
     from the clamped map, afresh for every hypothesis, by one ``torch.multinomial`` call
     over the ``b * 16`` maps.  Runs on the heatmaps' device; ``generator`` must be on it.
+    ``validate=False`` skips :func:`validate_heatmaps` (whose value checks read back from the
+    device): for heatmaps the package made itself, e.g. the training stream's.  Nothing here
+    reads a value back, so a GPU never waits on the host.
     """
     if isinstance(n_hypo, bool) or not isinstance(n_hypo, int) or n_hypo < 1:
         raise ValueError(f"n_hypo must be an int >= 1, got {n_hypo!r}")
-    hm = validate_heatmaps(heatmaps).clamp_min(0.0)
+    hm = (validate_heatmaps(heatmaps) if validate else heatmaps.float()).clamp_min(0.0)
     b, j, size = hm.shape[0], hm.shape[1], hm.shape[-1]
     flat = rearrange(hm, "b j h w -> (b j) (h w)")
     n_random = config.n_samples - 1 if config.use_argmax else config.n_samples
@@ -118,8 +122,7 @@ def sample_candidates(heatmaps: torch.Tensor, n_hypo: int, config: SamplingConfi
         parts.append(best)
     if n_random > 0:
         empty = flat.sum(dim=1, keepdim=True) <= 0                             # (b j, 1)
-        # all-zero -> uniform; a copy of the maps only when some map is all zero
-        weights = flat + empty.to(flat.dtype) if bool(empty.any()) else flat
+        weights = flat + empty.to(flat.dtype)     # an all-zero map -> uniform; others unchanged
         drawn = torch.multinomial(weights, n_hypo * n_random, replacement=True, generator=generator)
         parts.append(rearrange(drawn, "(b j) (n s) -> b n j s", b=b, n=n_hypo))
     index = torch.cat(parts, dim=-1)                                            # (b, n, j, s)

@@ -212,7 +212,29 @@ def _train_cmd(ckpt: Path, steps: int, *extra: str) -> list[str]:
             "--threads", "1", "--quiet", *extra]
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+def _interruptible():
+    """In the child, before exec: Ctrl-C's default action.  A shell that starts a job in the
+    background (as CI may) ignores SIGINT for it, and Python keeps an inherited SIG_IGN."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _trainer(ckpt: Path, steps: int, cwd: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(_train_cmd(ckpt, steps, *extra), cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible)
+
+
+def _stop(proc: subprocess.Popen) -> tuple[str, str]:
+    """Ctrl-C, then the outputs; a process that does not end is killed (no orphan)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
     t0 = time.time()
     while not path.exists():
         assert proc.poll() is None, proc.communicate()
@@ -222,20 +244,18 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 def test_a_second_writer_of_a_checkpoint_exits_at_once(tmp_path):
     ckpt = tmp_path / "c.pt"
-    first = subprocess.Popen(_train_cmd(ckpt, 1_000_000, "--ckpt-every", "50"), cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = _trainer(ckpt, 1_000_000, tmp_path, "--ckpt-every", "50")
     try:
         _wait_for(ckpt, first)                      # it holds the lock and has written once
         second = subprocess.run(_train_cmd(ckpt, 10), cwd=tmp_path, capture_output=True,
-                                text=True, timeout=120)
+                                text=True, timeout=600)
         assert second.returncode == 2, second
         line = second.stderr.strip()
         assert len(line.splitlines()) == 1 and line.startswith("error: "), line
         assert f"is being written by process {first.pid}" in line, line
         assert first.poll() is None                   # the first run goes on
     finally:
-        first.send_signal(signal.SIGINT)
-        out, err = first.communicate(timeout=60)
+        out, err = _stop(first)
     assert first.returncode == 130, err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: interrupted: training stopped at "
@@ -252,11 +272,11 @@ def test_an_interrupted_run_resumes_exactly(tmp_path):
     whole, split = tmp_path / "whole.pt", tmp_path / "split.pt"
     subprocess.run(_train_cmd(whole, 40, "--ckpt-every", "20"), check=True, cwd=tmp_path,
                    capture_output=True)
-    proc = subprocess.Popen(_train_cmd(split, 1_000_000, "--ckpt-every", "20"), cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(split, proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    proc = _trainer(split, 1_000_000, tmp_path, "--ckpt-every", "20")
+    try:
+        _wait_for(split, proc)
+    finally:
+        _, err = _stop(proc)
     assert proc.returncode == 130, err
     step = int(read_checkpoint(split)["step"])
     assert step % 20 == 0 and step >= 20
