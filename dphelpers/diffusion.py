@@ -269,12 +269,15 @@ class DiffPose(nn.Module):
                         generator=generator)
         traj = [x] if return_trajectory else None
         for t, t_prev in pairs:
+            if steps is None:
+                noise = (torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                         if t > 0 else None)
+                with ctx:
+                    x = self.reverse_step(x, t, cond_h, noise)
+                continue
             with ctx:
                 eps = self.denoiser.forward_projected(x, t, cond_h)
-            if steps is None:
-                x = self.schedule.step(eps.float(), t, x, generator)
-            else:
-                x = self.schedule.ddim_step(eps.float(), t, t_prev, x, eta, generator)
+            x = self.schedule.ddim_step(eps.float(), t, t_prev, x, eta, generator)
             if traj is not None:
                 traj.append(x)
         poses = x0_to_poses(rearrange(x, "(b h) d -> b h d", b=b), self.config.pose_scale)
@@ -282,6 +285,15 @@ class DiffPose(nn.Module):
             return poses
         states = torch.stack([rearrange(s, "(b h) d -> b h d", b=b) for s in traj])
         return poses, x0_to_poses(states, self.config.pose_scale)
+
+    def reverse_step(self, x_t: torch.Tensor, t: int, cond_h: torch.Tensor,
+                     noise: torch.Tensor | None) -> torch.Tensor:
+        """p_sample, one ancestral step ``x_t -> x_{t-1}``: the noise estimate from
+        ``cond_h = denoiser.project_cond(cond)`` and :meth:`CosineSchedule.step` with the given
+        ``noise`` (None at t = 0).  ``x_t, noise: (n, 48)``.  No random draw and no host
+        synchronisation: ``torch.compile(fullgraph=True)`` takes it whole."""
+        eps = self.denoiser.forward_projected(x_t, t, cond_h)
+        return self.schedule.step(eps.float(), t, x_t, noise=noise)
 
     def _sampling_pairs(self, steps: int | None, eta: float) -> list[tuple[int, int]]:
         """``(t, t_prev)`` of every network call of :meth:`sample`, checking its arguments."""

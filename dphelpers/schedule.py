@@ -129,14 +129,19 @@ class CosineSchedule(nn.Module):
                 + self._coef("posterior_mean_coef2", t, x_t) * x_t)
 
     def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-        """One ancestral reverse step x_t -> x_{t-1} (p_sample); no noise is added at t = 0."""
+             generator: torch.Generator | None = None,
+             noise: torch.Tensor | None = None) -> torch.Tensor:
+        """One ancestral reverse step x_t -> x_{t-1} (p_sample); no noise is added at t = 0.
+
+        The noise is ``noise`` when given (``(b, d)``, e.g. drawn ahead so that a compiled
+        step holds no random draw), else drawn here from ``generator``."""
         if not isinstance(t, int):
             raise TypeError(f"step takes the step index as a Python int, got {type(t).__name__}")
         mean = self.posterior_mean(self.predict_x0(x_t, eps, t), x_t, t)
         if t == 0:
             return mean
-        noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        if noise is None:
+            noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
         return mean + self.posterior_std[t] * noise
 
     # --- DDIM (Song, Meng & Ermon, "Denoising Diffusion Implicit Models", ICLR 2021) ----------

@@ -25,7 +25,8 @@ from .trainstate import TrainState
 
 __all__ = ["DEFAULT_STEPS", "default_precision", "TrainConfig", "TrainResult", "train_step",
            "new_state", "fit", "snapshot_file", "TrainingInterrupted", "RESUME_FIELDS",
-           "check_resume_config", "training_interrupted"]
+           "check_resume_config", "training_interrupted", "scaled_lr", "LARGE_BATCH_WARMUP",
+           "compiled_loss"]
 
 #: The training budget every entry point uses unless told otherwise (issue: 10x the first 5k).
 DEFAULT_STEPS = 50_000
@@ -56,6 +57,13 @@ class TrainConfig:
     default is :func:`default_precision`, bf16 where the machine computes it natively.
     ``lr_decay``: the learning rate is multiplied by it every 1,000 steps (1 = constant, the
     paper's DiffPose; the lifter uses Martinez et al.'s exponential decay).
+    ``warmup_steps``: the learning rate rises linearly from ``lr / warmup_steps`` to ``lr``
+    over the first steps (0 = none, the paper's recipe at batch 64).  Large batches
+    (:func:`scaled_lr`): ``lr`` grows with the square root of the batch and a warm-up of
+    :data:`LARGE_BATCH_WARMUP` steps steadies the start.
+    ``compile``: the loss (embedding, q_sample, denoiser, MSE: :meth:`DiffPose.loss_from`) runs
+    through ``torch.compile(fullgraph=True)``, its backward too; the random draws stay eager
+    and the numbers are the same up to float rounding.
     """
 
     steps: int = DEFAULT_STEPS
@@ -69,6 +77,8 @@ class TrainConfig:
     ckpt_every: int = 1000
     log_every: int = 50
     threads: int | None = None
+    warmup_steps: int = 0
+    compile: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "ckpt_every"):
@@ -79,6 +89,16 @@ class TrainConfig:
                              f"got {self.precision!r}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"TrainConfig.lr_decay must be in (0, 1], got {self.lr_decay}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimisation step ``step`` (0-based): the warm-up ramp, then
+        ``lr`` times ``lr_decay`` per completed 1,000 steps."""
+        ramp = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        return self.lr * ramp * self.lr_decay ** (step // 1000)
 
     def replace(self, **changes) -> "TrainConfig":
         known = {f.name for f in fields(self)}
@@ -91,7 +111,7 @@ class TrainConfig:
 #: Settings a resumed run must share with the run that wrote the checkpoint: anything else
 #: would continue a different experiment under the old one's name.  ``steps`` may grow.
 RESUME_FIELDS = ("batch_size", "seed", "lr", "lr_decay", "ema_decay", "grad_clip", "precision",
-                 "log_every")
+                 "log_every", "warmup_steps")
 
 
 def check_resume_config(saved: dict, config: "TrainConfig", path: str | Path,
@@ -143,12 +163,18 @@ def train_step(state: TrainState, batch: SampleBatch, config: TrainConfig,
     model = state.model
     device = batch.heatmaps.device
     compute = loss_module if loss_module is not None else model.loss
-    if config.lr_decay != 1.0:
+    if config.lr_decay != 1.0 or config.warmup_steps:
         for group in state.optimizer.param_groups:
-            group["lr"] = config.lr * config.lr_decay ** (state.step // 1000)
+            group["lr"] = config.lr_at(state.step)
+    pure = loss_module is None and hasattr(model, "draw_training_noise")
+    if pure:              # the draws eager, the rest (maybe compiled) reads nothing back
+        with record_function("draws"):
+            draws = model.draw_training_noise(batch.heatmaps, state.generator, validate=False)
+        compute = compiled_loss(model) if config.compile else model.loss_from
     with record_function("forward"), state.dropout.active(), \
             torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-        loss = compute(batch.heatmaps, batch.poses_3d_mm, state.generator)
+        loss = (compute(*draws, batch.poses_3d_mm) if pure else
+                compute(batch.heatmaps, batch.poses_3d_mm, state.generator))
     state.optimizer.zero_grad(set_to_none=True)
     with record_function("backward"):
         loss.backward()
@@ -164,6 +190,30 @@ def train_step(state: TrainState, batch: SampleBatch, config: TrainConfig,
         state.ema.update_parameters(model)
     state.step += 1
     return loss.detach()
+
+
+#: the warm-up that goes with a large batch (:func:`scaled_lr`)
+LARGE_BATCH_WARMUP = 500
+
+
+def scaled_lr(batch_size: int, base_lr: float = 1e-4, base_batch: int = 64) -> float:
+    """The learning rate for ``batch_size``: the paper's 1e-4 at batch 64, times the square
+    root of the batch ratio (Adam's update noise falls as 1/sqrt(batch); the linear rule of
+    SGD overshoots with Adam).  Use it with :data:`LARGE_BATCH_WARMUP` warm-up steps; the CPU
+    check at equal samples seen is ``data/results/large_batch.json``."""
+    if batch_size < 1 or base_batch < 1:
+        raise ValueError(f"batch sizes must be >= 1, got {batch_size} and {base_batch}")
+    return base_lr * (batch_size / base_batch) ** 0.5
+
+
+def compiled_loss(model: nn.Module):
+    """``torch.compile(model.loss_from, fullgraph=True)``, made once per model and kept on it
+    (dynamo sees one static shape per batch size)."""
+    fn = model.__dict__.get("_compiled_loss_from")
+    if fn is None:
+        fn = torch.compile(model.loss_from, fullgraph=True, dynamic=False)
+        model.__dict__["_compiled_loss_from"] = fn
+    return fn
 
 
 def new_state(model: nn.Module, generator: torch.Generator, config: TrainConfig,

@@ -156,12 +156,36 @@ def test_the_gpu_script_is_valid_bash_and_its_bench_flags_parse():
     line = next(ln for ln in text.splitlines() if "-m dphelpers bench" in ln)
     assert "DEVICE=${DEVICE:-cuda}" in text            # cuda there; parsed as cpu here
     cmd = line.split("-m dphelpers", 1)[1].split("2>&1")[0]
-    subs = (('"$DEVICE"', "cpu"), ("${BATCHES:-1 8 32 64 128 256}", "1 8 32 64 128 256"),
-            ('"${TRAIN_STEPS:-50}"', "50"), ('"$OUT/bench_gpu.json"', "out/bench_gpu.json"))
+    subs = (('"$DEVICE"', "cpu"), ("${BATCHES:-1 8 32 64 128 256 512}", "1 8 32 64 128 256 512"),
+            ('"${TRAIN_STEPS:-50}"', "50"), ('"$OUT/bench_gpu.json"', "out/bench_gpu.json"),
+            ("${E2E_BATCHES:-64 512 4096}", "64 512 4096"))
     for var, value in subs:
         assert var in cmd, var
         cmd = cmd.replace(var, value)
     args = shlex.split(cmd)
     ns = build_parser().parse_args(args)
     assert ns.skip_accuracy and ns.bf16 and ns.out == Path("out/bench_gpu.json")
-    assert list(ns.batches) == [1, 8, 32, 64, 128, 256] and ns.train_steps == 50
+    assert list(ns.batches) == [1, 8, 32, 64, 128, 256, 512] and ns.train_steps == 50
+    assert list(ns.e2e_batches) == [64, 512, 4096] and ns.compile
+
+
+def test_end_to_end_rows_draw_their_batches_from_the_stream():
+    """bench_end_to_end times stream + step: it advances the stream (3 warm-up + 2 timed
+    batches) and names its precision and compilation."""
+    from dphelpers.data import load_mocap, split_clips
+    from dphelpers.diffusion import DiffPose
+    from dphelpers.pipeline import TrainStream
+    from dphelpers.tools import bench
+    from dphelpers.train import TrainConfig
+    from tests.test_cli import TINY
+    stream = TrainStream(split_clips(load_mocap())[0], seed=0)
+    fresh = TrainStream(split_clips(load_mocap())[0], seed=0)
+    torch.manual_seed(0)
+    model = DiffPose(TINY)
+    before = [p.detach().clone() for p in model.parameters()]
+    row = bench.bench_end_to_end(model, stream, TrainConfig(batch_size=4, precision="fp32"), 2)
+    assert row.what == "end to end (stream + step)" and row.batch == 4 and row.per_second > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))   # a copy trained
+    for _ in range(5):
+        fresh.next_batch(4)
+    assert torch.equal(stream.generator.get_state(), fresh.generator.get_state())

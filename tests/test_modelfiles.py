@@ -58,7 +58,12 @@ def test_load_or_train(tmp_path, splits, monkeypatch):
 def test_curve_runs_parse():
     assert parse_run("bf16:1") == {"precision": "bf16", "seed": 1, "grad_clip": 1.0}
     assert parse_run("fp32:0:clip=0")["grad_clip"] == 0.0
-    for bad in ("fp16:0", "bf16", "bf16:x", "bf16:0:lr=1"):
+    assert parse_run("bf16:0:batch=512:lr=scaled:warmup=20") == {
+        "precision": "bf16", "seed": 0, "grad_clip": 1.0, "batch": 512, "lr": "scaled",
+        "warmup": 20}
+    assert parse_run("fp32:0:lr=3e-4")["lr"] == 3e-4
+    for bad in ("fp16:0", "bf16", "bf16:x", "bf16:0:momentum=1", "bf16:0:lr=fast",
+                "bf16:0:batch=1.5"):
         with pytest.raises(Exception, match="run"):
             parse_run(bad)
 

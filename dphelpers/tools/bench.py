@@ -27,7 +27,7 @@ from ..pipeline import SampleBatch
 from ..train import TrainConfig, new_state, train_step
 
 __all__ = ["sampling_flops", "training_flops", "matmul_rate", "PeakMemory", "bench_sampling",
-           "bench_training", "profile_training", "STEP_PHASES", "machine_info", "write_json"]
+           "bench_training", "bench_end_to_end", "profile_training", "STEP_PHASES", "machine_info", "write_json"]
 
 
 #: the few-step (DDIM, eta = 1) samplers ``bench`` adds rows for: accuracy of full, speed
@@ -203,8 +203,38 @@ def bench_training(model: nn.Module, batch: SampleBatch, steps: int = 20,
     return SpeedRow(name, b, 1 / best, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
 
 
+def bench_end_to_end(model: nn.Module, stream, config: TrainConfig, steps: int = 20,
+                     repeats: int = 1) -> SpeedRow:
+    """What training gets end to end: steps per second of drawing a batch from ``stream`` (a
+    :class:`~dphelpers.pipeline.TrainStream`, its generator advanced) *and* running
+    :func:`~dphelpers.train.train_step` on it (``config``: batch size, precision, compile),
+    on a COPY of ``model``.  Best of ``repeats`` timings of ``steps`` steps, after 3 warm-up
+    steps (with ``config.compile`` those include the compilation)."""
+    device = model.device
+    work = copy.deepcopy(model).train()
+    state = new_state(work, torch.Generator(device=device).manual_seed(0), config)
+    b = config.batch_size
+    for _ in range(3):
+        train_step(state, stream.next_batch(b), config)
+    _sync(device)
+    best = float("inf")
+    with PeakMemory(device) as mem:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                train_step(state, stream.next_batch(b), config)
+            _sync(device)
+            best = min(best, (time.perf_counter() - t0) / steps)
+    flops = b * training_flops(model.config) / best if hasattr(model.config, "embedding") else 0.0
+    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+    ref = matmul_rate(b, 1024, device, dtype)
+    name = ("end to end (stream + step" + (", bf16" if config.precision == "bf16" else "")
+            + (", compiled" if config.compile else "") + ")")
+    return SpeedRow(name, b, 1 / best, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
+
+
 #: the phases :func:`~dphelpers.train.train_step` and ``DiffPose.loss`` label (record_function)
-STEP_PHASES = ("forward", "candidates", "embedding", "denoiser", "backward", "clip",
+STEP_PHASES = ("draws", "forward", "candidates", "embedding", "denoiser", "backward", "clip",
                "optimizer", "ema")
 #: single operators worth naming: dropout masks, autocast's weight casts, candidate draws
 STEP_OPS = {"aten::bernoulli_": "dropout masks (bernoulli_)",
@@ -219,8 +249,8 @@ def profile_training(model: nn.Module, stream, config: TrainConfig = TrainConfig
     (a :class:`~dphelpers.pipeline.TrainStream`, its generator advanced).
 
     Rows ``{"part", "ms_per_step", "share"}``: the simulated batch (timed apart, outside the
-    step), the labelled phases (:data:`STEP_PHASES`; "forward" includes "candidates",
-    "embedding" and "denoiser"), a few named operators (:data:`STEP_OPS`, wherever they run)
+    step), the labelled phases (:data:`STEP_PHASES`; "draws" holds "candidates", "forward"
+    holds "embedding" and "denoiser"; on CUDA in GPU time), a few named operators (:data:`STEP_OPS`, wherever they run)
     and the whole step.  Shares are of data + step.
     """
     from torch.profiler import ProfilerActivity, profile
@@ -244,8 +274,12 @@ def profile_training(model: nn.Module, stream, config: TrainConfig = TrainConfig
         _sync(device)
         step_ms = (time.perf_counter() - t0) / steps * 1000
     events = prof.key_averages()
-    total = {e.key: e.cpu_time_total / 1000 / steps for e in events}     # ms per step
-    own = {e.key: e.self_cpu_time_total / 1000 / steps for e in events}
+    if device.type == "cuda":      # the labelled phases' kernels, in GPU time (CPU time ~ launches)
+        total = {e.key: getattr(e, "device_time_total", 0) / 1000 / steps for e in events}
+        own = {e.key: getattr(e, "self_device_time_total", 0) / 1000 / steps for e in events}
+    else:
+        total = {e.key: e.cpu_time_total / 1000 / steps for e in events}     # ms per step
+        own = {e.key: e.self_cpu_time_total / 1000 / steps for e in events}
     rows = [{"part": "simulated batch (data stream)", "ms_per_step": data_ms}]
     rows += [{"part": f"step: {p}", "ms_per_step": total[p]} for p in STEP_PHASES if p in total]
     rows += [{"part": f"op: {label}", "ms_per_step": own[k]} for k, label in STEP_OPS.items()

@@ -195,6 +195,16 @@ def _add_train(sub) -> None:
                    help="bf16: the forward pass under bfloat16 autocast (weights and Adam stay "
                         "float32); default: bf16 where this machine computes it natively "
                         f"(here: {d.precision})")
+    p.add_argument("--lr", type=_learning_rate, default=None,
+                   help="Adam's learning rate: a number, or 'scaled' for the large-batch rule "
+                        "1e-4 x sqrt(batch / 64) (default: the model's own, 1e-4 for DiffPose, "
+                        "1e-3 for the lifter)")
+    p.add_argument("--warmup", type=int, default=d.warmup_steps,
+                   help="steps of linear learning-rate warm-up (500 goes with --lr scaled at "
+                        "large batches)")
+    p.add_argument("--compile", action="store_true",
+                   help="run the loss and its backward through torch.compile (the random draws "
+                        "stay eager); the first steps wait for the compiler")
     p.add_argument("--ckpt-every", type=_positive, default=d.ckpt_every,
                    help="steps between checkpoint writes")
     p.add_argument("--force", action="store_true",
@@ -204,6 +214,18 @@ def _add_train(sub) -> None:
     p.add_argument("--keep-at", type=_step_list, default=(),
                    help="comma-separated steps whose state is also kept in a file of its own "
                         "(CHECKPOINT.stepN.pt), e.g. 5000,10000,20000 for a learning curve")
+
+
+def _learning_rate(text: str) -> float | str:
+    if text.strip().lower() == "scaled":
+        return "scaled"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'scaled', got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'scaled', got {text!r}")
+    return value
 
 
 def _model_list(text: str) -> tuple[str, ...]:
@@ -250,6 +272,12 @@ def _add_bench(sub) -> None:
     p.add_argument("--few-step", type=_step_list, default=FEW_STEPS,
                    help="comma-separated DDIM step counts (eta = 1) whose accuracy (full model) "
                         "and sampling speed are added; '' for none")
+    p.add_argument("--e2e-batches", type=_positive, nargs="+", default=[64],
+                   help="batch sizes of the end-to-end training rows (a batch drawn from the "
+                        "stream + the step: what `train` gets)")
+    p.add_argument("--compile", action="store_true",
+                   help="add compiled end-to-end rows (torch.compile of the loss) beside the "
+                        "eager ones, same run")
     p.add_argument("--skip-accuracy", action="store_true", help="only the speed part")
     p.add_argument("--skip-speed", action="store_true", help="only the accuracy part")
     p.add_argument("--bf16", action="store_true",

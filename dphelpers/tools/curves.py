@@ -16,30 +16,46 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["parse_run", "train_run", "summary_rows", "precision_gap", "curves_figure", "main"]
+__all__ = ["parse_run", "train_run", "summary_rows", "equal_samples_rows", "precision_gap",
+           "curves_figure", "main"]
+
+
+_RUN_OPTIONS = ("clip", "batch", "lr", "warmup")
 
 
 def parse_run(text: str) -> dict:
-    """``"bf16:0"`` or ``"fp32:1:clip=0"`` -> ``{"precision", "seed", "grad_clip"}``."""
+    """``"bf16:0"``, ``"fp32:1:clip=0"`` or ``"bf16:0:batch=512:lr=scaled:warmup=50"`` ->
+    ``{"precision", "seed", "grad_clip"}`` plus ``batch``, ``lr`` (a number or ``"scaled"``,
+    :func:`~dphelpers.train.scaled_lr`) and ``warmup`` when given."""
     parts = text.split(":")
     if len(parts) < 2 or parts[0] not in ("fp32", "bf16"):
-        raise argparse.ArgumentTypeError(f"run {text!r}: expected PRECISION:SEED[:clip=C] with "
-                                         "PRECISION fp32 or bf16, e.g. bf16:0 or fp32:1:clip=0")
+        raise argparse.ArgumentTypeError(f"run {text!r}: expected PRECISION:SEED[:KEY=VALUE...] "
+                                         "with PRECISION fp32 or bf16, e.g. bf16:0 or "
+                                         "fp32:1:clip=0 or bf16:0:batch=512:lr=scaled:warmup=50")
     try:
         run = {"precision": parts[0], "seed": int(parts[1]), "grad_clip": 1.0}
         for extra in parts[2:]:
             key, value = extra.split("=")
-            if key != "clip":
-                raise ValueError(f"unknown option {key!r}")
-            run["grad_clip"] = float(value)
+            if key not in _RUN_OPTIONS:
+                raise ValueError(f"unknown option {key!r} (known: {', '.join(_RUN_OPTIONS)})")
+            if key == "clip":
+                run["grad_clip"] = float(value)
+            elif key == "lr":
+                run["lr"] = "scaled" if value == "scaled" else float(value)
+            else:
+                run[key] = int(value)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"run {text!r}: {err}") from err
     return run
 
 
 def train_run(run: dict, steps: int, batch_size: int, out_dir: Path, model: str = "full",
-              progress: bool = True, simulator: str | None = None) -> dict:
+              progress: bool = True, simulator: str | None = None,
+              samples: int | None = None) -> dict:
     """Train one run (resuming its checkpoint) and return its log and timing.
+
+    ``samples``: train until that many samples are seen (steps = samples / the run's batch)
+    instead of ``steps``, so that runs at different batch sizes compare at equal data.
 
     ``simulator``: the heatmap preset of the training data (default: the current default);
     a resumed run must keep the preset it was started with.
@@ -50,9 +66,19 @@ def train_run(run: dict, steps: int, batch_size: int, out_dir: Path, model: str 
     from ..pipeline import TrainStream
     from ..train import fit
 
+    from ..train import scaled_lr
+    batch_size = run.get("batch", batch_size)
+    extra = {"warmup_steps": run.get("warmup", 0)}
+    if "lr" in run:
+        extra["lr"] = scaled_lr(batch_size) if run["lr"] == "scaled" else run["lr"]
+    if samples is not None:
+        steps = -(-samples // batch_size)
     cfg = train_config(model, steps=steps, batch_size=batch_size, seed=run["seed"],
-                       precision=run["precision"], grad_clip=run["grad_clip"])
+                       precision=run["precision"], grad_clip=run["grad_clip"], **extra)
     name = f"{model}_{run['precision']}_seed{run['seed']}_clip{run['grad_clip']:g}"
+    for key in ("batch", "lr", "warmup"):
+        if key in run:
+            name += f"_{key}{run[key]}"
     torch.manual_seed(run["seed"])
     net = build_model(model)
     simulator = simulator or DEFAULT_PRESET
@@ -61,8 +87,28 @@ def train_run(run: dict, steps: int, batch_size: int, out_dir: Path, model: str 
     t0 = time.perf_counter()
     res = fit(net, stream, cfg, checkpoint=out_dir / f"{name}.pt", progress=progress)
     return {**run, "name": name, "steps": res.steps, "losses": res.losses,
+            "batch_size": cfg.batch_size, "lr": cfg.lr, "warmup_steps": cfg.warmup_steps,
             "resumed_from": res.resumed_from, "seconds": time.perf_counter() - t0,
             "threads": torch.get_num_threads(), "simulator": simulator}
+
+
+def equal_samples_rows(runs: list[dict], last_samples: int) -> list[dict]:
+    """Per run: batch, learning rate, warm-up, samples seen, and the mean logged loss over the
+    last ``last_samples`` training samples of the run (the same amount of data for every batch
+    size), with its gap to the first run's."""
+    rows = []
+    for r in runs:
+        b = r.get("batch_size", 64)
+        end = r["steps"][-1]
+        window = max(1, -(-last_samples // b))
+        rows.append({"run": r["name"], "batch": b, "lr": r.get("lr", 1e-4),
+                     "warm-up steps": r.get("warmup_steps", 0), "samples seen": end * b,
+                     "seconds": r["seconds"],
+                     f"loss, last {last_samples:,} samples": _window_mean(r, end - window, end)})
+    key = f"loss, last {last_samples:,} samples"
+    for row in rows:
+        row["vs first run"] = row[key] - rows[0][key]
+    return rows
 
 
 def _window_mean(run: dict, after: int, upto: int) -> float:
@@ -139,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="full", help="model name (see dphelpers.modelfiles)")
     p.add_argument("--steps", type=int, default=5000, help="steps per run (default 5000)")
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="train each run until it has seen this many samples (steps = samples / "
+                        "its batch), instead of --steps; the summary compares the runs' loss "
+                        "over their last --last-samples samples")
+    p.add_argument("--last-samples", type=int, default=25_600,
+                   help="with --samples: the final slice of samples the loss is averaged over")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--simulator", default=None, choices=("v1", "v2"),
                    help="heatmap simulator preset of the training data (default: the current "
@@ -152,12 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     done = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
     for run in args.run:
         result = train_run(run, args.steps, args.batch_size, args.ckpt_dir, args.model,
-                           simulator=args.simulator)
+                           simulator=args.simulator, samples=args.samples)
         done["runs"] = [r for r in done["runs"] if r["name"] != result["name"]] + [result]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(done, indent=1))
         print(f"{result['name']}: last loss {result['losses'][-1]:.4f}, "
               f"{result['seconds']:.0f} s -> {args.out}", flush=True)
+    if args.samples is not None:
+        from ..tables import table
+        done["command"] = "python -m dphelpers.tools.curves " + " ".join(sys.argv[1:] if argv is
+                                                                        None else argv)
+        done["equal_samples"] = equal_samples_rows(done["runs"], args.last_samples)
+        args.out.write_text(json.dumps(done, indent=1))
+        print(table(done["equal_samples"], caption="loss at equal samples seen"))
     return 0
 
 

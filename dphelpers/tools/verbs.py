@@ -168,9 +168,15 @@ def train(args) -> int:
         raise ValueError(f"--checkpoint names one file but {len(names)} models train "
                          f"({', '.join(names)}): each writes runs/<model>.pt; leave it out")
     targets = {n: writing_file(n, args.checkpoint) for n in names}
+    from ..train import scaled_lr
+    if args.warmup < 0:
+        raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
+    extra = {"warmup_steps": args.warmup, "compile": args.compile}
+    if args.lr is not None:
+        extra["lr"] = scaled_lr(args.batch_size) if args.lr == "scaled" else args.lr
     configs = {n: train_config(n, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                                precision=args.precision, ckpt_every=args.ckpt_every,
-                               threads=args.threads) for n in names}
+                               threads=args.threads, **extra) for n in names}
     models = {n: build_model(n).to(args.device) for n in names}
     with contextlib.ExitStack() as locks:         # one writer per checkpoint, checked first
         for n in names:

@@ -1,0 +1,108 @@
+"""The training step and the sampler without host synchronisation: torch.compile takes them
+whole (fullgraph=True) on the CPU, and compiled equals eager in float32."""
+import pytest
+import torch
+
+from dphelpers.diffusion import DiffPose, DiffPoseConfig
+from dphelpers.pipeline import TrainStream
+from dphelpers.train import TrainConfig, compiled_loss, new_state, scaled_lr, train_step
+
+from tests.test_cli import TINY
+
+
+@pytest.fixture(scope="module")
+def stream():
+    from dphelpers.data import load_mocap, split_clips
+    train_m, _ = split_clips(load_mocap())
+    return TrainStream(train_m, seed=3)
+
+
+def _model():
+    torch.manual_seed(0)
+    return DiffPose(TINY).train()
+
+
+def test_the_pure_loss_equals_the_loss(stream):
+    """loss() = draw_training_noise + loss_from: the same draws in the same order."""
+    model = _model()
+    batch = stream.next_batch(8)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    torch.manual_seed(11)
+    a = model.loss(batch.heatmaps, batch.poses_3d_mm, g1)
+    torch.manual_seed(11)
+    b = model.loss_from(*model.draw_training_noise(batch.heatmaps, g2), batch.poses_3d_mm)
+    assert torch.equal(a, b)
+    assert torch.equal(g1.get_state(), g2.get_state())
+
+
+def test_loss_and_reverse_step_compile_whole_and_match_eager(stream):
+    """fullgraph=True fails on any graph break (a .item(), a bool(tensor), a generator); the
+    compiled loss and its gradients equal eager ones (same dropout stream)."""
+    model = _model()
+    batch = stream.next_batch(8)
+    draws = model.draw_training_noise(batch.heatmaps, torch.Generator().manual_seed(1))
+    compiled = torch.compile(model.loss_from, fullgraph=True, backend="aot_eager", dynamic=False)
+    results = []
+    for fn in (model.loss_from, compiled):
+        model.zero_grad()
+        torch.manual_seed(7)                           # dropout draws from the global stream
+        loss = fn(*draws, batch.poses_3d_mm)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (la, ga), (lb, gb) = results
+    torch.testing.assert_close(la, lb, rtol=1e-6, atol=1e-7)
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    model.eval()
+    with torch.no_grad():
+        cond_h = model.denoiser.project_cond(model.condition(batch.heatmaps[:2], 3))
+        x = torch.randn(6, 48, generator=torch.Generator().manual_seed(2))
+        noise = torch.randn(6, 48, generator=torch.Generator().manual_seed(3))
+        step = torch.compile(model.reverse_step, fullgraph=True, backend="aot_eager")
+        torch.testing.assert_close(step(x, 12, cond_h, noise),
+                                   model.reverse_step(x, 12, cond_h, noise), rtol=1e-6, atol=1e-6)
+
+
+def test_sampling_is_unchanged_by_the_reverse_step(stream):
+    """sample() draws each step's noise ahead and calls reverse_step: the same poses as the
+    schedule's own ancestral step drawing its noise inside."""
+    model = _model().eval()
+    hm = stream.next_batch(2).heatmaps
+    poses = model.sample(hm, 5, generator=torch.Generator().manual_seed(4), autocast_dtype=None)
+    gen = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        cond_h = model.denoiser.project_cond(model.condition(hm, 5, gen))
+        x = torch.randn(10, 48, generator=gen)
+        for t in reversed(range(model.schedule.n_steps)):
+            eps = model.denoiser.forward_projected(x, t, cond_h)
+            x = model.schedule.step(eps, t, x, gen)
+    from dphelpers.diffusion import x0_to_poses
+    assert torch.equal(poses, x0_to_poses(x.reshape(2, 5, 48), model.config.pose_scale))
+
+
+def test_a_compiled_training_step_matches_the_eager_one(stream):
+    """train_step with config.compile (inductor, random ops as in eager) against the eager
+    step: the same loss and weights after two steps, in float32."""
+    import torch._inductor.config as inductor_config
+    losses, weights = [], []
+    for use_compile in (False, True):
+        model = _model()
+        config = TrainConfig(batch_size=4, precision="fp32", compile=use_compile)
+        state = new_state(model, torch.Generator().manual_seed(9), config)
+        s = TrainStream(stream.poses.numpy(), seed=2)
+        with inductor_config.patch(fallback_random=True):
+            out = [train_step(state, s.next_batch(4), config) for _ in range(2)]
+        losses.append(torch.stack(out))
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(weights[0], weights[1], rtol=1e-4, atol=1e-6)
+    assert compiled_loss(model) is compiled_loss(model)          # compiled once per model
+
+
+def test_warmup_and_the_large_batch_rule():
+    c = TrainConfig(lr=2e-4, warmup_steps=4, precision="fp32")
+    assert [c.lr_at(s) for s in range(5)] == pytest.approx([5e-5, 1e-4, 1.5e-4, 2e-4, 2e-4])
+    assert TrainConfig(precision="fp32").lr_at(123_456) == 1e-4
+    assert scaled_lr(64) == 1e-4 and scaled_lr(256) == pytest.approx(2e-4)
+    with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
+        TrainConfig(warmup_steps=-1, precision="fp32")
