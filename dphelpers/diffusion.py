@@ -274,10 +274,10 @@ class DiffPose(nn.Module):
                          if t > 0 else None)
                 with ctx:
                     x = self.reverse_step(x, t, cond_h, noise)
-                continue
-            with ctx:
-                eps = self.denoiser.forward_projected(x, t, cond_h)
-            x = self.schedule.ddim_step(eps.float(), t, t_prev, x, eta, generator)
+            else:
+                with ctx:
+                    eps = self.denoiser.forward_projected(x, t, cond_h)
+                x = self.schedule.ddim_step(eps.float(), t, t_prev, x, eta, generator)
             if traj is not None:
                 traj.append(x)
         poses = x0_to_poses(rearrange(x, "(b h) d -> b h d", b=b), self.config.pose_scale)

@@ -103,12 +103,20 @@ def make_batch(poses_m: torch.Tensor, generator: torch.Generator,
 
 
 class TrainStream:
-    """An endless, seeded stream of training batches drawn from ``poses_m: (n, 17, 3)``."""
+    """An endless, seeded stream of training batches drawn from ``poses_m: (n, 17, 3)``.
+
+    ``chunk``: batches simulated together in one call (one set of kernels for ``chunk``
+    batches, then handed out one by one), so the simulator's fixed cost per call is paid once
+    per chunk: on a GPU that cost is kernel launches.  ``chunk=1`` is the stream every shipped
+    model was trained on; another chunk is another stream of batches (the same distribution,
+    other draws), so a run keeps its chunk (``TrainConfig.stream_chunk``) and resumes exactly
+    only from a chunk boundary (:func:`~dphelpers.train.fit` checks that checkpoints fall on one).
+    """
 
     def __init__(self, poses_m: np.ndarray | torch.Tensor, seed: int = 0,
                  camera_config: CameraConfig = CameraConfig(),
                  heatmap_config: HeatmapConfig = HeatmapConfig(),
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", chunk: int = 1) -> None:
         poses = torch.as_tensor(np.asarray(poses_m), dtype=torch.float32)
         if poses.dim() != 3 or poses.shape[1:] != (17, 3) or poses.shape[0] == 0:
             raise ValueError(f"poses_m must have shape (n>0, 17, 3), got {tuple(poses.shape)}")
@@ -116,11 +124,36 @@ class TrainStream:
         self.poses = poses.to(self.device)
         self.camera_config, self.heatmap_config = camera_config, heatmap_config
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.set_chunk(chunk)
+
+    def set_chunk(self, chunk: int) -> None:
+        """Simulate ``chunk`` batches per call from now on (drops batches not yet handed out)."""
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
+        self.chunk = chunk
+        self._buffer: SampleBatch | None = None
+        self._handed = 0
+
+    @property
+    def at_chunk_boundary(self) -> bool:
+        """True when every simulated batch has been handed out (the state a checkpoint keeps)."""
+        return self._buffer is None or self._handed == self.chunk
 
     def next_batch(self, batch_size: int) -> SampleBatch:
-        idx = torch.randint(0, self.poses.shape[0], (batch_size,), generator=self.generator,
-                            device=self.device)
-        return make_batch(self.poses[idx], self.generator, self.camera_config, self.heatmap_config)
+        if self.chunk == 1:
+            idx = torch.randint(0, self.poses.shape[0], (batch_size,), generator=self.generator,
+                                device=self.device)
+            return make_batch(self.poses[idx], self.generator, self.camera_config,
+                              self.heatmap_config)
+        if self.at_chunk_boundary or len(self._buffer) != self.chunk * batch_size:
+            idx = torch.randint(0, self.poses.shape[0], (self.chunk * batch_size,),
+                                generator=self.generator, device=self.device)
+            self._buffer = make_batch(self.poses[idx], self.generator, self.camera_config,
+                                      self.heatmap_config)
+            self._handed = 0
+        start = self._handed * batch_size
+        self._handed += 1
+        return self._buffer.subset(slice(start, start + batch_size))
 
 
 def make_test_set(poses_m: np.ndarray | torch.Tensor, n: int | None = None, seed: int = 1234,

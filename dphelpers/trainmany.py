@@ -42,7 +42,7 @@ def _check(models: dict, configs: dict, checkpoints: dict) -> None:
         if set(d) != set(models):
             raise ValueError(f"fit_many: {what} name {sorted(d)} but the models are "
                              f"{sorted(models)}")
-    for key in ("steps", "batch_size", "ckpt_every"):
+    for key in ("steps", "batch_size", "ckpt_every", "stream_chunk"):
         values = {name: getattr(c, key) for name, c in configs.items()}
         if len(set(values.values())) > 1:
             raise ValueError(f"fit_many: the models share one stream, so TrainConfig.{key} must "
@@ -109,12 +109,16 @@ def fit_many(models: dict[str, nn.Module], stream: TrainStream,
     first = next(iter(configs.values()))
     if first.threads:
         torch.set_num_threads(first.threads)
+    keep = {int(k) for k in keep_at}
+    if any(k % first.stream_chunk for k in keep | {first.steps}):
+        raise ValueError(f"fit_many: steps {first.steps} and keep_at {sorted(keep)} must be "
+                         f"multiples of stream_chunk={first.stream_chunk}")
+    stream.set_chunk(first.stream_chunk)
     states = {}
     for name, model in models.items():
         gen = torch.Generator(device=next(model.parameters()).device).manual_seed(loss_seed(configs[name].seed, name))
         states[name] = new_state(model, gen, configs[name])
     start = _resume(states, checkpoints, stream)
-    keep = {int(k) for k in keep_at}
     for model in models.values():
         model.train()
     windows: dict[str, list[torch.Tensor]] = {name: [] for name in models}

@@ -129,7 +129,7 @@ def test_speed_times_training_in_both_precisions_side_by_side(files, splits, cap
     assert calls == [(64, "fp32", 3), (64, "bf16", 3), (32, "fp32", 3), (32, "bf16", 3)]
     assert [(r["what"], r["batch"]) for r in out["speed"]] == [
         ("sample", 1), ("sample 5 DDIM eta=1", 1), ("train step", 64), ("train step (bf16)", 64), ("train step", 32),
-        ("train step (bf16)", 32)]
+        ("train step (bf16)", 32), ("end to end (stream + step)", 64)]
     assert out["training_bf16_over_fp32"] == {"64": 2.0, "32": 2.0}
     assert out["speed_model"] == "full (a.pt)"
     assert "batch 64 2.00x, batch 32 2.00x" in capsys.readouterr().out

@@ -106,3 +106,36 @@ def test_warmup_and_the_large_batch_rule():
     assert scaled_lr(64) == 1e-4 and scaled_lr(256) == pytest.approx(2e-4)
     with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
         TrainConfig(warmup_steps=-1, precision="fp32")
+
+
+def test_a_chunked_stream_resumes_exactly_and_refuses_misaligned_checkpoints(tmp_path, stream):
+    """stream_chunk=4: 8 steps in one go equal 4 steps + resume; checkpoints must fall between
+    chunks."""
+    from dphelpers.checkpoint import read_checkpoint
+    from dphelpers.train import fit
+    poses = stream.poses.numpy()
+    config = TrainConfig(steps=8, batch_size=4, precision="fp32", ckpt_every=4, stream_chunk=4)
+    whole = fit(_model(), TrainStream(poses, seed=1), config, tmp_path / "a.pt", progress=False)
+    fit(_model(), TrainStream(poses, seed=1), config.replace(steps=4), tmp_path / "b.pt",
+        progress=False)
+    resumed = fit(_model(), TrainStream(poses, seed=1), config, tmp_path / "b.pt", progress=False)
+    assert resumed.resumed_from == 4
+    a, b = read_checkpoint(tmp_path / "a.pt"), read_checkpoint(tmp_path / "b.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    unchunked = fit(_model(), TrainStream(poses, seed=1), config.replace(stream_chunk=1),
+                    progress=False)
+    assert not torch.equal(next(whole.model.parameters()), next(unchunked.model.parameters()))
+    with pytest.raises(ValueError, match="stream_chunk must be >= 1 and divide ckpt_every"):
+        config.replace(stream_chunk=3)
+    with pytest.raises(ValueError, match="must be multiples of stream_chunk=4"):
+        fit(_model(), TrainStream(poses, seed=1), config.replace(steps=6), progress=False)
+
+
+def test_a_chunk_hands_out_slices_of_one_simulation(stream):
+    poses = stream.poses.numpy()
+    chunked, plain = TrainStream(poses, seed=5, chunk=3), TrainStream(poses, seed=5)
+    parts = [chunked.next_batch(2) for _ in range(3)]
+    assert chunked.at_chunk_boundary
+    one = plain.next_batch(6)                      # the same draws: one batch of 3 x 2
+    assert torch.equal(torch.cat([p.heatmaps for p in parts]), one.heatmaps)
+    assert torch.equal(chunked.generator.get_state(), plain.generator.get_state())

@@ -176,10 +176,12 @@ def bench_sampling(model: DiffPose, heatmaps: torch.Tensor, batch: int, n_hypo: 
 
 
 def bench_training(model: nn.Module, batch: SampleBatch, steps: int = 20,
-                   config: TrainConfig = TrainConfig(), repeats: int = 1) -> SpeedRow:
+                   config: TrainConfig | None = None, repeats: int = 1) -> SpeedRow:
     """Training steps per second of :func:`dphelpers.train.train_step` (forward, backward,
-    clipping, Adam, EMA; ``config.precision``) on one pre-built batch, on a COPY of ``model``
-    (the caller's weights are untouched).  Best of ``repeats`` timings of ``steps`` steps."""
+    clipping, Adam, EMA; ``config.precision``, default :class:`TrainConfig`'s) on one
+    pre-built batch, on a COPY of ``model`` (the caller's weights are untouched).  Best of
+    ``repeats`` timings of ``steps`` steps."""
+    config = TrainConfig() if config is None else config
     device = model.device
     work = copy.deepcopy(model).train()
     state = new_state(work, torch.Generator(device=device).manual_seed(0), config)
@@ -242,7 +244,7 @@ STEP_OPS = {"aten::bernoulli_": "dropout masks (bernoulli_)",
             "aten::multinomial": "candidate draws (multinomial)"}
 
 
-def profile_training(model: nn.Module, stream, config: TrainConfig = TrainConfig(),
+def profile_training(model: nn.Module, stream, config: TrainConfig | None = None,
                      steps: int = 10, batch_size: int = 64) -> list[dict]:
     """Where one training step's time goes: ``torch.profiler`` over ``steps`` steps of
     :func:`~dphelpers.train.train_step` on a COPY of ``model``, batches drawn from ``stream``
@@ -254,6 +256,7 @@ def profile_training(model: nn.Module, stream, config: TrainConfig = TrainConfig
     and the whole step.  Shares are of data + step.
     """
     from torch.profiler import ProfilerActivity, profile
+    config = TrainConfig() if config is None else config
     device = model.device
     work = copy.deepcopy(model).train()
     state = new_state(work, torch.Generator(device=device).manual_seed(0), config)

@@ -20,6 +20,9 @@ Steps of :func:`build_book`:
    (``book/_config.yml``), so nothing runs twice; the site is ``book/_build/html``.
 
 The site works offline: every script it loads lives in ``book/static_js/`` or ``_build/plotly_js``.
+The "Try it" page's model (``export_onnx``, int8) and samples are written at every build into
+``_build/tryit_static/tryit_model/`` (:func:`dphelpers.tools.tryit.write_tryit_assets`), served
+as ``_static/tryit_model/``.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ BOOK_DIR = ROOT / "book"
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 #: markdown pages (without ``.md``) of the book's source, before and after the chapters
-FRONT_PAGES: tuple[str, ...] = ("install", "batches")
+FRONT_PAGES: tuple[str, ...] = ("install", "tryit", "batches")
 BACK_PAGES: tuple[str, ...] = ("references",)
 _CHAPTERS = "chapters"
 #: the generated results page, relative to the book's folder (without ``.md``)
@@ -246,19 +249,10 @@ def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, ex
         raise FileNotFoundError(f"results_file {src} does not exist")
     write_toc([nb.stem for nb in executed], book_dir, results=src.is_file())
     copy_plotly_js(book_dir)
+    from .tryit import write_tryit_assets    # the Try it page's model and samples (_static/)
+    write_tryit_assets(book_dir / "_build" / "tryit_static" / "tryit_model")
     _jupyter_book(book_dir, book_dir / "_build" / "book_build.log")
     html = book_dir / "_build" / "html"
     if not (html / "index.html").is_file():
         raise RuntimeError(f"jupyter-book build finished but {html / 'index.html'} is missing")
-    _icon_on_redirect(html / "index.html")
     return html
-
-
-def _icon_on_redirect(index: Path) -> None:
-    """Jupyter Book's ``index.html`` is a bare redirect to the first page, without the icon
-    link the pages carry: a browser opening it asks for ``/favicon.ico`` (a 404).  Give it the
-    same link (``html.favicon`` in ``_config.yml``, copied to ``_static/``)."""
-    text = index.read_text()
-    link = '<link rel="icon" href="_static/favicon.svg" />'
-    if link not in text and (index.parent / "_static" / "favicon.svg").is_file():
-        index.write_text(link + "\n" + text)

@@ -205,6 +205,9 @@ def _add_train(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="run the loss and its backward through torch.compile (the random draws "
                         "stay eager); the first steps wait for the compiler")
+    p.add_argument("--stream-chunk", type=_positive, default=d.stream_chunk,
+                   help="batches simulated per call of the data stream (1: the shipped models' "
+                        "stream; e.g. 16 on a GPU; must divide --ckpt-every and --steps)")
     p.add_argument("--ckpt-every", type=_positive, default=d.ckpt_every,
                    help="steps between checkpoint writes")
     p.add_argument("--force", action="store_true",
@@ -341,7 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_predict(sub)
     _add_tools(sub)
+    _add_export_onnx(sub)
     return parser
+
+
+def _add_export_onnx(sub) -> None:
+    """``export-onnx`` and ``serve``: the book's in-browser model (:mod:`~dphelpers.tools.tryit`)."""
+    from .tryit import add_parsers
+    add_parsers(sub, formatter_class=_Formatter)
 
 
 #: per verb: (attribute, what it is, True for an output folder / False for an output file)
@@ -378,6 +388,9 @@ def _dispatch(args) -> int:
     if args.verb == "sweep":
         from .sweep import run_sweep_cli
         return run_sweep_cli(args)
+    if args.verb in ("export-onnx", "serve"):
+        from .tryit import run_cli
+        return run_cli(args)
     from . import verbs
     if args.verb == "export":
         return verbs.export(args)

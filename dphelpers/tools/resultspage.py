@@ -175,13 +175,37 @@ def _curve_text(study: dict) -> str:
     return text
 
 
+def _mechanism_table(mech: dict):
+    from ..mechanism import headline_table
+    return headline_table(mech["rows"])
+
+
+def _mechanism_text(mech: dict) -> str:
+    from ..mechanism import headline_sentence
+    setup = mech.get("setup", {})
+    text = ("P1 averages 17 joints; sampling the heatmaps can only act on the joints whose "
+            "argmax is wrong. On the study's test set where every argmax failure keeps a "
+            f"weaker mode at the truth ({setup.get('n_test', '?'):,} samples x "
+            f"{setup.get('n_hypo', '?')} hypotheses), each joint is scored on its own: its "
+            "best-of-N error (each joint takes its own best hypothesis), its median error and "
+            "the share of hypotheses within 100 mm, for joints whose argmax fails PCKh@0.5 "
+            "(*failed*) and the others (notebook 05, section 7).")
+    if {"full", "argmax_only"} <= set(mech["rows"]):
+        text += " " + headline_sentence(mech["rows"])
+    if mech.get("command"):
+        text += f" Made with `{mech['command']}`."
+    return text
+
+
 def results_markdown(res: dict, source: str = "data/results/bench.json",
                      study: dict | None = None, curve: dict | None = None,
-                     authors: dict | None = None) -> str:
+                     authors: dict | None = None, mechanism: dict | None = None) -> str:
     """The results page as MyST Markdown (tables as pipe tables in the page's source);
     ``study`` and ``curve``: study files (:func:`dphelpers.results.load_study`) whose tables
     the page shows too; ``authors``: the side-by-side timing of the authors' code
-    (``authors_speed.json``), shown when ``res`` itself times no authors' rows."""
+    (``authors_speed.json``), shown when ``res`` itself times no authors' rows;
+    ``mechanism``: the per-joint study of the failed joints (``mechanism.json``,
+    :mod:`dphelpers.tools.mechanism`)."""
     note = R.settings_note(res)
     parts = ["# Results", "",
              f"Generated when the book was built, from `{source}` "
@@ -201,6 +225,9 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
                       "P1 min (mm) on the failed-limb samples of the three test sets, which "
                       "share their poses, cameras and failures and differ only in how many "
                       "failures keep a weaker mode at the truth.", ""])
+    if mechanism is not None and mechanism.get("rows"):
+        section("The mechanism, measured where it acts", _mechanism_table(mechanism),
+                _mechanism_text(mechanism))
     if curve is not None and curve.get("learning_curve", {}).get("points"):
         section("Training longer", R.curve_table(curve), _curve_text(curve))
     if res.get("coverage"):
@@ -241,7 +268,9 @@ def write_results_page(path: str | Path, results_file: str | Path | None = None)
     curve = R.load_study(curve_file) if curve_file.is_file() else None
     authors_file = src.with_name("authors_speed.json")
     authors = json.loads(authors_file.read_text()) if authors_file.is_file() else None
+    mech_file = src.with_name("mechanism.json")
+    mech = json.loads(mech_file.read_text()) if mech_file.is_file() else None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(results_markdown(res, shown, study, curve, authors))
+    path.write_text(results_markdown(res, shown, study, curve, authors, mech))
     return path

@@ -171,7 +171,8 @@ def train(args) -> int:
     from ..train import scaled_lr
     if args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
-    extra = {"warmup_steps": args.warmup, "compile": args.compile}
+    extra = {"warmup_steps": args.warmup, "compile": args.compile,
+             "stream_chunk": args.stream_chunk}
     if args.lr is not None:
         extra["lr"] = scaled_lr(args.batch_size) if args.lr == "scaled" else args.lr
     configs = {n: train_config(n, steps=args.steps, batch_size=args.batch_size, seed=args.seed,

@@ -1,0 +1,332 @@
+"""Pose augmentation that stays a plausible human pose (issue 25, item 2; no notebook yet).
+
+Ideas from PoseAug (Gong et al., CVPR 2021: change joint angles, bone lengths and the body's
+global orientation) and the usual practice of lifting networks (swap body parts between
+poses), written for this project.  One entry point, called once per training batch::
+
+    poses_m = augment_poses(poses_m, generator, AugmentConfig(enabled=True))
+
+``poses_m: (b, 17, 3)`` world metres, Z up, pelvis at the hip midpoint (the mocap files'
+convention).  Pure torch, batch-vectorised, on the poses' device with no host sync; every
+random number comes from ``generator`` (on that device).  ``enabled=False`` (the default, so
+today's models stay reproducible) returns the input tensor itself and draws nothing.
+
+Transforms, in this order, each applied per pose with its probability:
+
+1. **joint angles**: the subtree below a shoulder, elbow, hip, knee, the spine or the neck
+   turns about that joint by a random rotation (angle ~ N(0, angle_std_deg), cut at
+   angle_max_deg): bone lengths stay exactly;
+2. **body swap**: the upper body (spine and up) of another pose of the batch, carried over in
+   the pelvis frame; **limb swap**: one arm (thorax frame) or leg (pelvis frame) of another;
+3. **bones**: body proportions (legs, arms, torso, head scaled apart, left = right) and a
+   little per-bone jitter; every bone length is then clamped into :data:`BONE_RANGE_M`;
+4. **global rotation**: a lean (tilt about a random horizontal axis through the pelvis,
+   up to lean_max_deg) or, with p_lie, lying (a tilt of 75-105 degrees).
+
+A proposal is kept only where the result passes :func:`within_limits`, else that pose keeps
+its previous state: a pose that starts within the limits ends within them.  The limits
+(:data:`LIMITS_DEG`) are anatomical ranges of motion, widened where the embedded training data
+(all 10,882 training frames, mirrored) goes further, so that every training pose passes.
+Wider cameras: :func:`wide_camera_config` (CameraConfig already has elevation and roll).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+
+from .cameras import CameraConfig
+from .skeleton import H36M_PARENTS, L_HIP, N_H36M, R_HIP
+
+__all__ = ["AugmentConfig", "BONE_RANGE_M", "LIMITS_DEG", "augment_poses", "bone_lengths",
+           "within_bone_range", "joint_angles", "within_limits", "wide_camera_config"]
+
+_PARENTS = list(H36M_PARENTS[1:])
+#: Per bone (bone k ends at joint k + 1), the (min, max) length in metres over the embedded
+#: training split (``split_clips(load_mocap())``: CMU, boxing, holosoma climb, DeepMimic),
+#: rounded outward to 0.1 mm; the test split lies within it too.
+BONE_RANGE_M: tuple[tuple[float, float], ...] = (
+    (0.0752, 0.1201), (0.3725, 0.4223), (0.4098, 0.4535), (0.0752, 0.1201), (0.3725, 0.4223),
+    (0.4098, 0.4535), (0.1836, 0.3270), (0.2029, 0.2664), (0.0997, 0.1618), (0.0999, 0.1701),
+    (0.1343, 0.2447), (0.2559, 0.3205), (0.1942, 0.2590), (0.1343, 0.2447), (0.2559, 0.3205),
+    (0.1942, 0.2590))
+#: Largest allowed angle (degrees) of each measure of :func:`joint_angles`: the larger of an
+#: anatomical range of motion (AAOS normal values: elbow flexion 150, knee flexion 150, hip
+#: flexion 140, hip extension 30, trunk flexion 80, neck flexion/extension 70, trunk rotation
+#: 45) and the training data's maximum plus 5 degrees (knee 162.6, hip flexion 165.8 in the
+#: DeepMimic and climbing clips, hip extension 29.3, spine 74.9, twist 59.6), rounded up.
+LIMITS_DEG: dict[str, float] = {
+    "elbow_flexion": 150.0, "knee_flexion": 168.0, "hip_flexion": 171.0,
+    "hip_extension": 35.0, "spine_bend": 80.0, "neck_bend": 70.0, "torso_twist": 65.0}
+# joint -> the joints that turn with it (its subtree); the rotation centre is the joint
+_SUBTREES = {11: (12, 13), 14: (15, 16), 12: (13,), 15: (16,), 1: (2, 3), 4: (5, 6),
+             2: (3,), 5: (6,), 7: (8, 9, 10, 11, 12, 13, 14, 15, 16), 8: (9, 10)}
+_UPPER = (7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+_LIMBS = ((11, 12, 13), (14, 15, 16), (1, 2, 3), (4, 5, 6))     # shoulder/hip, mid, end
+# bone groups for proportions (bone index = child joint - 1): legs, arms, torso, head
+_BONE_GROUP = (0, 0, 0, 0, 0, 0, 2, 2, 3, 3, 2, 1, 1, 2, 1, 1)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Probabilities (per pose) and ranges of the transforms; ``enabled=False``: identity."""
+
+    enabled: bool = False
+    p_angles: float = 0.5
+    angle_std_deg: float = 15.0
+    angle_max_deg: float = 35.0
+    p_swap_body: float = 0.2
+    p_swap_limb: float = 0.2
+    p_bones: float = 0.5
+    proportion_range: tuple[float, float] = (0.85, 1.15)
+    bone_jitter: float = 0.03
+    p_lean: float = 0.3
+    lean_max_deg: float = 45.0
+    p_lie: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f"AugmentConfig.enabled must be True or False, got {self.enabled!r}")
+        for f in fields(self):
+            if f.name.startswith("p_") and not 0.0 <= getattr(self, f.name) <= 1.0:
+                raise ValueError(f"AugmentConfig.{f.name} must be in [0, 1], "
+                                 f"got {getattr(self, f.name)}")
+        lo, hi = self.proportion_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"AugmentConfig.proportion_range must be (lo, hi) with "
+                             f"0 < lo <= hi, got {self.proportion_range}")
+        if self.p_lean + self.p_lie > 1.0:
+            raise ValueError(f"AugmentConfig: p_lean + p_lie must be <= 1, got "
+                             f"{self.p_lean} + {self.p_lie}")
+        for name in ("angle_std_deg", "angle_max_deg", "bone_jitter", "lean_max_deg"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"AugmentConfig.{name} must be >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AugmentConfig":
+        """From ``asdict(config)``; an unknown key is an error."""
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"AugmentConfig has no field(s) {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def _check(poses_m: torch.Tensor, fn: str) -> None:
+    if not isinstance(poses_m, torch.Tensor) or poses_m.ndim != 3 \
+            or poses_m.shape[1:] != (N_H36M, 3) or not poses_m.is_floating_point():
+        shape = tuple(poses_m.shape) if isinstance(poses_m, torch.Tensor) else type(poses_m)
+        raise ValueError(f"{fn}: poses_m must be a float tensor (b, {N_H36M}, 3) in world "
+                         f"metres, got {shape}")
+
+
+def bone_lengths(poses_m: torch.Tensor) -> torch.Tensor:
+    """``(b, 17, 3) -> (b, 16)`` metres; bone k ends at joint k + 1."""
+    _check(poses_m, "bone_lengths")
+    return torch.linalg.vector_norm(poses_m[:, 1:] - poses_m[:, _PARENTS], dim=-1)
+
+
+def within_bone_range(poses_m: torch.Tensor, tol_m: float = 1e-5) -> torch.Tensor:
+    """``(b,)`` bool: every bone within :data:`BONE_RANGE_M` (+- ``tol_m``)."""
+    rng = torch.tensor(BONE_RANGE_M, dtype=poses_m.dtype, device=poses_m.device)
+    lengths = bone_lengths(poses_m)
+    return ((lengths >= rng[:, 0] - tol_m) & (lengths <= rng[:, 1] + tol_m)).all(dim=1)
+
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    return v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(1e-9)
+
+
+def _angle(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Degrees between vectors ``(..., 3)``."""
+    cos = (_unit(u) * _unit(v)).sum(-1).clamp(-1.0, 1.0)
+    return torch.rad2deg(torch.acos(cos))
+
+
+def _frame(poses: torch.Tensor, left: int, right: int, low: int, high: int) -> torch.Tensor:
+    """``(b, 3, 3)``, columns: left (from right to left joint), forward, up (low -> high,
+    made orthogonal to left)."""
+    x = _unit(poses[:, left] - poses[:, right])
+    up = poses[:, high] - poses[:, low]
+    z = _unit(up - (up * x).sum(-1, keepdim=True) * x)
+    return torch.stack([x, torch.linalg.cross(x, z), z], dim=-1)
+
+
+def _pelvis_frame(poses: torch.Tensor) -> torch.Tensor:
+    return _frame(poses, L_HIP, R_HIP, 0, 7)
+
+
+def _thorax_frame(poses: torch.Tensor) -> torch.Tensor:
+    return _frame(poses, 11, 14, 7, 8)
+
+
+def joint_angles(poses_m: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The measures :data:`LIMITS_DEG` bounds, degrees, ``(b, 2)`` (left, right) or ``(b,)``.
+
+    elbow/knee flexion: angle between the two bones; hip flexion: thigh against the pelvis'
+    down axis; hip extension: thigh behind the pelvis' coronal plane (0 when in front);
+    spine bend: pelvis->spine against spine->thorax; neck bend: spine->thorax against
+    thorax->head; torso twist: shoulder line against hip line, seen along the trunk.
+    """
+    _check(poses_m, "joint_angles")
+    p = poses_m
+    frame = _pelvis_frame(p)
+    fwd, down = frame[..., 1], -frame[..., 2]
+    thighs = torch.stack([p[:, 5] - p[:, 4], p[:, 2] - p[:, 1]], dim=1)         # (b, 2, 3)
+    shins = torch.stack([p[:, 6] - p[:, 5], p[:, 3] - p[:, 2]], dim=1)
+    upper = torch.stack([p[:, 12] - p[:, 11], p[:, 15] - p[:, 14]], dim=1)
+    fore = torch.stack([p[:, 13] - p[:, 12], p[:, 16] - p[:, 15]], dim=1)
+    behind = -(_unit(thighs) * fwd[:, None]).sum(-1).clamp(-1.0, 1.0)
+    trunk = _unit(p[:, 8] - p[:, 0])
+    hip_line, sh_line = p[:, L_HIP] - p[:, R_HIP], p[:, 11] - p[:, 14]
+    flat = [v - (v * trunk).sum(-1, keepdim=True) * trunk for v in (hip_line, sh_line)]
+    return {"elbow_flexion": _angle(upper, fore), "knee_flexion": _angle(thighs, shins),
+            "hip_flexion": _angle(thighs, down[:, None]),
+            "hip_extension": torch.rad2deg(torch.asin(behind)).clamp_min(0.0),
+            "spine_bend": _angle(p[:, 7] - p[:, 0], p[:, 8] - p[:, 7]),
+            "neck_bend": _angle(p[:, 8] - p[:, 7], p[:, 10] - p[:, 8]),
+            "torso_twist": _angle(*flat)}
+
+
+def within_limits(poses_m: torch.Tensor, limits: dict[str, float] | None = None
+                  ) -> torch.Tensor:
+    """``(b,)`` bool: every measure of :func:`joint_angles` at most its limit."""
+    limits = LIMITS_DEG if limits is None else limits
+    ok = torch.ones(poses_m.shape[0], dtype=torch.bool, device=poses_m.device)
+    for name, value in joint_angles(poses_m).items():
+        ok &= (value <= limits[name]).reshape(value.shape[0], -1).all(dim=1)
+    return ok
+
+
+def _rotation(axis: torch.Tensor, angle_rad: torch.Tensor) -> torch.Tensor:
+    """Rodrigues: unit ``axis (b, 3)``, ``angle_rad (b,)`` -> ``(b, 3, 3)``."""
+    k = _unit(axis)
+    zero = torch.zeros_like(angle_rad)
+    kx = torch.stack([torch.stack([zero, -k[:, 2], k[:, 1]], -1),
+                      torch.stack([k[:, 2], zero, -k[:, 0]], -1),
+                      torch.stack([-k[:, 1], k[:, 0], zero], -1)], dim=1)
+    s, c = angle_rad.sin()[:, None, None], angle_rad.cos()[:, None, None]
+    eye = torch.eye(3, dtype=axis.dtype, device=axis.device).expand_as(kx)
+    return eye + s * kx + (1 - c) * (kx @ kx)
+
+
+def _accept(old: torch.Tensor, new: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
+    """``new`` where ``apply`` and the result is within limits and bone range, else ``old``."""
+    ok = apply & within_limits(new) & within_bone_range(new)
+    return torch.where(ok[:, None, None], new, old)
+
+
+def _turn(poses: torch.Tensor, joint: int, rot: torch.Tensor) -> torch.Tensor:
+    sub = list(_SUBTREES[joint])
+    centre = poses[:, joint:joint + 1]
+    out = poses.clone()
+    out[:, sub] = centre + torch.einsum("bij,bkj->bki", rot, poses[:, sub] - centre)
+    return out
+
+
+def _angles_step(p, cfg, gen, b):
+    """Turn the subtree below each joint of ``_SUBTREES`` by a small random rotation."""
+    apply = torch.rand(b, generator=gen, device=gen.device) < cfg.p_angles
+    for joint in _SUBTREES:
+        axis = torch.randn(b, 3, generator=gen, device=gen.device, dtype=p.dtype)
+        ang = torch.randn(b, generator=gen, device=gen.device, dtype=p.dtype)
+        ang = torch.deg2rad((ang * cfg.angle_std_deg).clamp(-cfg.angle_max_deg,
+                                                            cfg.angle_max_deg))
+        p = _accept(p, _turn(p, joint, _rotation(axis, ang)), apply)
+    return p
+
+
+def _carry(p: torch.Tensor, src: torch.Tensor, joints: tuple[int, ...], frame_fn
+           ) -> torch.Tensor:
+    """The bones ending at ``joints`` (parents first) taken from ``src``, turned from src's
+    frame into p's (``frame_fn``), hung from p's joints: ``(b, 17, 3)``."""
+    rel = frame_fn(p) @ frame_fn(src).transpose(1, 2)                       # (b, 3, 3)
+    out = p.clone()
+    for j in joints:                                   # H36M order: parents come first
+        parent = H36M_PARENTS[j]
+        out[:, j] = out[:, parent] + torch.einsum("bij,bj->bi", rel, src[:, j] - src[:, parent])
+    return out
+
+
+def _swap_step(p, cfg, gen, b):
+    """Upper body, then one limb, from another pose of the batch (shifted by a random k)."""
+    dev = gen.device
+    shift = torch.randint(1, max(b, 2), (1,), generator=gen, device=dev)
+    src = p[(torch.arange(b, device=dev) + shift) % b]
+    body = torch.rand(b, generator=gen, device=dev) < cfg.p_swap_body
+    p = _accept(p, _carry(p, src, _UPPER, _pelvis_frame), body)
+    limb = torch.rand(b, generator=gen, device=dev) < cfg.p_swap_limb
+    which = torch.randint(0, len(_LIMBS), (b,), generator=gen, device=dev)
+    for k, (_, mid, end) in enumerate(_LIMBS):
+        frame_fn = _thorax_frame if k < 2 else _pelvis_frame
+        p = _accept(p, _carry(p, src, (mid, end), frame_fn), limb & (which == k))
+    return p
+
+
+def _bones_step(p, cfg, gen, b):
+    """Proportions (4 groups) times per-bone jitter, clamped into ``BONE_RANGE_M``."""
+    dev = gen.device
+    apply = torch.rand(b, generator=gen, device=dev) < cfg.p_bones
+    lo, hi = cfg.proportion_range
+    groups = lo + (hi - lo) * torch.rand(b, 4, generator=gen, device=dev, dtype=p.dtype)
+    jitter = 1 + cfg.bone_jitter * torch.randn(b, N_H36M - 1, generator=gen, device=dev,
+                                               dtype=p.dtype)
+    for right, left in ((1, 4), (2, 5), (3, 6), (14, 11), (15, 12), (16, 13)):
+        jitter[:, left - 1] = jitter[:, right - 1]                 # left and right bones equal
+    scale = groups[:, list(_BONE_GROUP)] * jitter
+    rng = torch.tensor(BONE_RANGE_M, dtype=p.dtype, device=p.device)
+    bones = p[:, 1:] - p[:, _PARENTS]
+    length = torch.linalg.vector_norm(bones, dim=-1)
+    target = (length * scale).clamp(rng[:, 0], rng[:, 1])
+    bones = bones * (target / length.clamp_min(1e-9))[..., None]
+    joints = [p[:, 0]]
+    for child in range(1, N_H36M):
+        joints.append(joints[H36M_PARENTS[child]] + bones[:, child - 1])
+    return _accept(p, torch.stack(joints, dim=1), apply)
+
+
+def _global_step(p, cfg, gen, b):
+    """Lean or lie: a tilt about a random horizontal axis through the pelvis."""
+    dev, dt = gen.device, p.dtype
+    lean = torch.deg2rad(cfg.lean_max_deg * torch.rand(b, generator=gen, device=dev, dtype=dt))
+    lie = torch.deg2rad(75.0 + 30.0 * torch.rand(b, generator=gen, device=dev, dtype=dt))
+    heading = 2 * math.pi * torch.rand(b, generator=gen, device=dev, dtype=dt)
+    which = torch.rand(b, generator=gen, device=dev)
+    angle = torch.where(which < cfg.p_lie, lie, torch.where(
+        which < cfg.p_lie + cfg.p_lean, lean, torch.zeros_like(lean)))
+    axis = torch.stack([heading.cos(), heading.sin(), torch.zeros_like(heading)], dim=-1)
+    centre = p[:, :1]
+    return centre + torch.einsum("bij,bkj->bki", _rotation(axis, angle), p - centre)
+
+
+def augment_poses(poses_m: torch.Tensor, generator: torch.Generator,
+                  config: AugmentConfig = AugmentConfig()) -> torch.Tensor:
+    """Augmented poses ``(b, 17, 3) -> (b, 17, 3)``, world metres, Z up, same dtype and device.
+
+    Disabled: returns ``poses_m`` itself and draws nothing.  Enabled: a fixed number of draws
+    from ``generator`` per call (whatever the probabilities), so a seed gives the same poses;
+    the pelvis stays where it was and equals the hip midpoint; bones stay within
+    :data:`BONE_RANGE_M`, angles within :data:`LIMITS_DEG` (for inputs within them).
+    """
+    _check(poses_m, "augment_poses")
+    if not isinstance(config, AugmentConfig):
+        raise ValueError(f"augment_poses: config must be an AugmentConfig, "
+                         f"got {type(config).__name__}")
+    if not config.enabled:
+        return poses_m
+    if generator.device.type != poses_m.device.type:
+        raise ValueError(f"augment_poses: generator on {generator.device}, poses on "
+                         f"{poses_m.device}: put them on one device")
+    b = poses_m.shape[0]
+    p = poses_m
+    for step in (_angles_step, _swap_step, _bones_step, _global_step):
+        p = step(p, config, generator, b)
+    pelvis = 0.5 * (p[:, L_HIP] + p[:, R_HIP])
+    return torch.cat([pelvis[:, None], p[:, 1:]], dim=1)
+
+
+def wide_camera_config(base: CameraConfig = CameraConfig(), elevation_deg=(-30.0, 70.0),
+                       roll_deg=(-20.0, 20.0)) -> CameraConfig:
+    """``base`` with a wider camera elevation and roll (for training with augmentation)."""
+    from dataclasses import replace
+    return replace(base, elevation_deg=tuple(elevation_deg), roll_deg=tuple(roll_deg))
