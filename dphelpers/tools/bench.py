@@ -175,6 +175,31 @@ def bench_sampling(model: DiffPose, heatmaps: torch.Tensor, batch: int, n_hypo: 
     return SpeedRow(name, batch, hyp_s, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
 
 
+def _time_training(model: nn.Module, config: TrainConfig, next_batch, b: int, name: str,
+                   steps: int, repeats: int) -> SpeedRow:
+    """Steps per second of ``train_step(state, next_batch(), config)`` on a COPY of ``model``:
+    3 warm-up steps, then the best of ``repeats`` timings of ``steps`` steps, as a row with the
+    step's GFLOP/s against a same-shape matrix product at batch ``b``."""
+    device = model.device
+    work = copy.deepcopy(model).train()
+    state = new_state(work, torch.Generator(device=device).manual_seed(0), config)
+    for _ in range(3):
+        train_step(state, next_batch(), config)
+    _sync(device)
+    best = float("inf")
+    with PeakMemory(device) as mem:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                train_step(state, next_batch(), config)
+            _sync(device)
+            best = min(best, (time.perf_counter() - t0) / steps)
+    flops = b * training_flops(model.config) / best if hasattr(model.config, "embedding") else 0.0
+    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+    ref = matmul_rate(b, 1024, device, dtype)
+    return SpeedRow(name, b, 1 / best, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
+
+
 def bench_training(model: nn.Module, batch: SampleBatch, steps: int = 20,
                    config: TrainConfig | None = None, repeats: int = 1) -> SpeedRow:
     """Training steps per second of :func:`dphelpers.train.train_step` (forward, backward,
@@ -182,27 +207,9 @@ def bench_training(model: nn.Module, batch: SampleBatch, steps: int = 20,
     pre-built batch, on a COPY of ``model`` (the caller's weights are untouched).  Best of
     ``repeats`` timings of ``steps`` steps."""
     config = TrainConfig() if config is None else config
-    device = model.device
-    work = copy.deepcopy(model).train()
-    state = new_state(work, torch.Generator(device=device).manual_seed(0), config)
-    batch = batch.to(device)
-    for _ in range(3):
-        train_step(state, batch, config)
-    _sync(device)
-    best = float("inf")
-    with PeakMemory(device) as mem:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                train_step(state, batch, config)
-            _sync(device)
-            best = min(best, (time.perf_counter() - t0) / steps)
-    b = len(batch)
-    flops = b * training_flops(model.config) / best if hasattr(model.config, "embedding") else 0.0
-    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
-    ref = matmul_rate(b, 1024, device, dtype)
+    batch = batch.to(model.device)
     name = "train step" + (" (bf16)" if config.precision == "bf16" else "")
-    return SpeedRow(name, b, 1 / best, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
+    return _time_training(model, config, lambda: batch, len(batch), name, steps, repeats)
 
 
 def bench_end_to_end(model: nn.Module, stream, config: TrainConfig, steps: int = 20,
@@ -212,27 +219,10 @@ def bench_end_to_end(model: nn.Module, stream, config: TrainConfig, steps: int =
     :func:`~dphelpers.train.train_step` on it (``config``: batch size, precision, compile),
     on a COPY of ``model``.  Best of ``repeats`` timings of ``steps`` steps, after 3 warm-up
     steps (with ``config.compile`` those include the compilation)."""
-    device = model.device
-    work = copy.deepcopy(model).train()
-    state = new_state(work, torch.Generator(device=device).manual_seed(0), config)
     b = config.batch_size
-    for _ in range(3):
-        train_step(state, stream.next_batch(b), config)
-    _sync(device)
-    best = float("inf")
-    with PeakMemory(device) as mem:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                train_step(state, stream.next_batch(b), config)
-            _sync(device)
-            best = min(best, (time.perf_counter() - t0) / steps)
-    flops = b * training_flops(model.config) / best if hasattr(model.config, "embedding") else 0.0
-    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
-    ref = matmul_rate(b, 1024, device, dtype)
     name = ("end to end (stream + step" + (", bf16" if config.precision == "bf16" else "")
             + (", compiled" if config.compile else "") + ")")
-    return SpeedRow(name, b, 1 / best, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
+    return _time_training(model, config, lambda: stream.next_batch(b), b, name, steps, repeats)
 
 
 #: the phases :func:`~dphelpers.train.train_step` and ``DiffPose.loss`` label (record_function)
