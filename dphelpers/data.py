@@ -20,8 +20,8 @@ from .files import require_file
 from .skeleton import H36M_FLIP_PAIRS, H36M_PARENTS, N_H36M
 
 __all__ = [
-    "Clip", "SplitConfig", "default_data_path", "load_mocap", "split_clips", "mirror_poses",
-    "scale_bones", "random_bone_scales", "N_BONES",
+    "Clip", "SplitConfig", "default_data_path", "load_mocap", "hold_out_clips", "split_clips",
+    "mirror_poses", "scale_bones", "random_bone_scales", "N_BONES",
 ]
 
 #: One bone per non-pelvis joint: bone ``k`` ends at joint ``k + 1`` (parent
@@ -113,6 +113,30 @@ def load_mocap(path: str | os.PathLike | None = None) -> list[Clip]:
              fps=float(arrays["clip_fps"][c]), poses_m=poses[arrays["clip_index"] == c])
         for c in range(arrays["clip_names"].shape[0])
     ]
+
+
+def hold_out_clips(clips: list[Clip], names: tuple[str, ...] | list[str]
+                   ) -> tuple[list[Clip], list[Clip]]:
+    """``(kept, held)``: the clips named in ``names`` held out whole (an unseen-motion test).
+
+    A name matches a clip of that name or every clip whose name starts with ``name + "_"``
+    (``"deepmimic"``: all 15 DeepMimic clips; ``"holosoma_climb"``: the five climbing
+    subjects).  A name that matches nothing is an error naming the clips there are; holding
+    out every clip is one too (nothing would be left to train on).
+    """
+    names = tuple(names)
+    def matches(name: str, clip: Clip) -> bool:
+        return clip.name == name or clip.name.startswith(name + "_")
+    for name in names:
+        if not any(matches(name, c) for c in clips):
+            raise ValueError(f"hold-out name {name!r} matches no clip; the clips are "
+                             f"{', '.join(c.name for c in clips)} (a prefix such as 'deepmimic' "
+                             "matches all clips named deepmimic_*)")
+    held = [c for c in clips if any(matches(n, c) for n in names)]
+    kept = [c for c in clips if c not in held]
+    if not kept:
+        raise ValueError(f"holding out {', '.join(names)} leaves no clip to train on")
+    return kept, held
 
 
 @dataclass(frozen=True)

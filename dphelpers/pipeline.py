@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .augment import AugmentConfig, augment_poses
 from .cameras import CameraConfig, make_views
 from .data import random_bone_scales
 from .heatmaps import HeatmapConfig, h36ma_ambiguous, simulate_heatmaps
@@ -111,12 +112,16 @@ class TrainStream:
     model was trained on; another chunk is another stream of batches (the same distribution,
     other draws), so a run keeps its chunk (``TrainConfig.stream_chunk``) and resumes exactly
     only from a chunk boundary (:func:`~dphelpers.train.fit` checks that checkpoints fall on one).
+    ``augment``: an enabled :class:`~dphelpers.augment.AugmentConfig` changes every batch's
+    poses (:func:`~dphelpers.augment.augment_poses`, same generator) before its camera and
+    heatmaps are drawn; ``None`` or disabled draws nothing extra (the shipped models' stream).
     """
 
     def __init__(self, poses_m: np.ndarray | torch.Tensor, seed: int = 0,
                  camera_config: CameraConfig = CameraConfig(),
                  heatmap_config: HeatmapConfig = HeatmapConfig(),
-                 device: torch.device | str = "cpu", chunk: int = 1) -> None:
+                 device: torch.device | str = "cpu", chunk: int = 1,
+                 augment: AugmentConfig | None = None) -> None:
         poses = torch.as_tensor(np.asarray(poses_m), dtype=torch.float32)
         if poses.dim() != 3 or poses.shape[1:] != (17, 3) or poses.shape[0] == 0:
             raise ValueError(f"poses_m must have shape (n>0, 17, 3), got {tuple(poses.shape)}")
@@ -124,6 +129,10 @@ class TrainStream:
         self.poses = poses.to(self.device)
         self.camera_config, self.heatmap_config = camera_config, heatmap_config
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        if augment is not None and not isinstance(augment, AugmentConfig):
+            raise ValueError(f"augment must be an AugmentConfig or None, got "
+                             f"{type(augment).__name__}")
+        self.augment = augment if augment is not None else AugmentConfig()
         self.set_chunk(chunk)
 
     def set_chunk(self, chunk: int) -> None:
@@ -139,16 +148,19 @@ class TrainStream:
         """True when every simulated batch has been handed out (the state a checkpoint keeps)."""
         return self._buffer is None or self._handed == self.chunk
 
+    def _poses(self, idx: torch.Tensor) -> torch.Tensor:
+        return augment_poses(self.poses[idx], self.generator, self.augment)
+
     def next_batch(self, batch_size: int) -> SampleBatch:
         if self.chunk == 1:
             idx = torch.randint(0, self.poses.shape[0], (batch_size,), generator=self.generator,
                                 device=self.device)
-            return make_batch(self.poses[idx], self.generator, self.camera_config,
+            return make_batch(self._poses(idx), self.generator, self.camera_config,
                               self.heatmap_config)
         if self.at_chunk_boundary or len(self._buffer) != self.chunk * batch_size:
             idx = torch.randint(0, self.poses.shape[0], (self.chunk * batch_size,),
                                 generator=self.generator, device=self.device)
-            self._buffer = make_batch(self.poses[idx], self.generator, self.camera_config,
+            self._buffer = make_batch(self._poses(idx), self.generator, self.camera_config,
                                       self.heatmap_config)
             self._handed = 0
         start = self._handed * batch_size

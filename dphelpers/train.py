@@ -68,6 +68,11 @@ class TrainConfig:
     ``compile``: the loss (embedding, q_sample, denoiser, MSE: :meth:`DiffPose.loss_from`) runs
     through ``torch.compile(fullgraph=True)``, its backward too; the random draws stay eager
     and the numbers are the same up to float rounding.
+    ``augment``: every training batch's poses go through
+    :func:`~dphelpers.augment.augment_poses` with ``AugmentConfig(enabled=True)`` before the
+    camera and heatmaps are simulated (off: the shipped models' stream, unchanged).
+    ``hold_out``: clip names (or name prefixes) left out of the training data whole
+    (:func:`~dphelpers.data.hold_out_clips`), so they can test motion the model never saw.
     """
 
     steps: int = DEFAULT_STEPS
@@ -84,6 +89,8 @@ class TrainConfig:
     warmup_steps: int = 0
     compile: bool = False
     stream_chunk: int = 1
+    augment: bool = False
+    hold_out: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "ckpt_every"):
@@ -101,6 +108,12 @@ class TrainConfig:
         if self.stream_chunk < 1 or self.ckpt_every % self.stream_chunk:
             raise ValueError(f"TrainConfig.stream_chunk must be >= 1 and divide ckpt_every "
                              f"({self.ckpt_every}), got {self.stream_chunk}")
+        if not isinstance(self.augment, bool):
+            raise ValueError(f"TrainConfig.augment must be True or False, got {self.augment!r}")
+        if isinstance(self.hold_out, str) or not all(isinstance(n, str) for n in self.hold_out):
+            raise ValueError("TrainConfig.hold_out must be a tuple of clip names, "
+                             f"got {self.hold_out!r}")
+        object.__setattr__(self, "hold_out", tuple(self.hold_out))
 
     def lr_at(self, step: int) -> float:
         """The learning rate of optimisation step ``step`` (0-based): the warm-up ramp, then
@@ -119,7 +132,11 @@ class TrainConfig:
 #: Settings a resumed run must share with the run that wrote the checkpoint: anything else
 #: would continue a different experiment under the old one's name.  ``steps`` may grow.
 RESUME_FIELDS = ("batch_size", "seed", "lr", "lr_decay", "ema_decay", "grad_clip", "precision",
-                 "log_every", "warmup_steps", "stream_chunk")
+                 "log_every", "warmup_steps", "stream_chunk", "augment", "hold_out")
+
+
+def _plain(value):
+    return tuple(value) if isinstance(value, list) else value
 
 
 def check_resume_config(saved: dict, config: "TrainConfig", path: str | Path,
@@ -128,7 +145,7 @@ def check_resume_config(saved: dict, config: "TrainConfig", path: str | Path,
     training settings than it was written with, naming each field; ``force`` allows it."""
     stored = saved.get("train_config") or {}
     diff = [f"{k}: {stored[k]!r} in the file, {getattr(config, k)!r} now" for k in RESUME_FIELDS
-            if k in stored and stored[k] != getattr(config, k)]
+            if k in stored and _plain(stored[k]) != _plain(getattr(config, k))]
     if diff and not force:
         raise ValueError(f"{path} was trained with other settings ({'; '.join(diff)}): resume it "
                          "with the same ones, write another --checkpoint, or pass --force to "

@@ -297,3 +297,19 @@ def test_truncated_and_garbage(tmp_path):
     junk.write_text("not an archive")
     with pytest.raises(ValueError, match="junk.npz"):
         data.load_mocap(junk)
+
+
+def test_hold_out_clips_by_name_and_prefix():
+    clips = data.load_mocap()
+    kept, held = data.hold_out_clips(clips, ("boxing", "deepmimic"))
+    assert {c.name for c in held} == {"boxing"} | {c.name for c in clips
+                                                   if c.name.startswith("deepmimic_")}
+    assert len(held) == 16 and len(kept) + len(held) == len(clips)
+    train_m, test_m = data.split_clips(kept)
+    seen = {p.tobytes() for p in np.concatenate([train_m, test_m])}
+    held_frames = np.concatenate([c.poses_m for c in held]).astype(np.float32)
+    assert not any(p.tobytes() in seen for p in held_frames)     # no held-out frame leaks
+    with pytest.raises(ValueError, match="'boxin' matches no clip.*boxing"):
+        data.hold_out_clips(clips, ("boxin",))
+    with pytest.raises(ValueError, match="leaves no clip"):
+        data.hold_out_clips(clips, tuple(c.name for c in clips))

@@ -71,3 +71,16 @@ def test_sample_batch_without_flags_computes_failures(splits):
     b = SampleBatch(**shifted)                          # as a set with stored heatmaps builds it
     assert b.failed_joints.all() and not b.kept_true_mode.any() and not b.truncated_joints.any()
     assert torch.equal(SampleBatch(**core).failed_joints, t.failed_joints)
+
+
+def test_stream_augmentation_changes_poses_and_only_when_enabled(splits):
+    from dphelpers.augment import AugmentConfig
+    plain = TrainStream(splits[0], seed=3).next_batch(32)
+    off = TrainStream(splits[0], seed=3, augment=AugmentConfig()).next_batch(32)
+    assert torch.equal(off.heatmaps, plain.heatmaps)          # disabled: the same stream
+    on_a = TrainStream(splits[0], seed=3, augment=AugmentConfig(enabled=True)).next_batch(32)
+    on_b = TrainStream(splits[0], seed=3, augment=AugmentConfig(enabled=True)).next_batch(32)
+    assert torch.equal(on_a.heatmaps, on_b.heatmaps)          # seeded
+    assert not torch.allclose(on_a.poses_3d_mm, plain.poses_3d_mm)
+    with pytest.raises(ValueError, match="AugmentConfig or None"):
+        TrainStream(splits[0], augment={"enabled": True})

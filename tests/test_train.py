@@ -162,3 +162,20 @@ def test_the_default_precision_is_bf16_exactly_where_it_is_native(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert T.default_precision() == "fp32" and TrainConfig().precision == "fp32"
     assert TrainConfig(precision="bf16").precision == "bf16"      # a choice always wins
+
+
+def test_augment_and_hold_out_are_checked_and_kept_on_resume(tmp_path):
+    from dataclasses import asdict
+    from dphelpers.train import TrainConfig, check_resume_config
+    cfg = TrainConfig(augment=True, hold_out=["boxing"])
+    assert cfg.hold_out == ("boxing",)
+    with pytest.raises(ValueError, match="hold_out must be a tuple of clip names"):
+        TrainConfig(hold_out="boxing")
+    with pytest.raises(ValueError, match="augment must be True or False"):
+        TrainConfig(augment=1)
+    saved = {"train_config": {**asdict(cfg), "hold_out": ["boxing"]}}   # as a file may hold it
+    check_resume_config(saved, cfg, tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="augment: True in the file, False now"):
+        check_resume_config(saved, cfg.replace(augment=False), tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="hold_out"):
+        check_resume_config(saved, cfg.replace(hold_out=()), tmp_path / "c.pt")

@@ -210,6 +210,12 @@ def _add_train(sub) -> None:
                         "stream; e.g. 16 on a GPU; must divide --ckpt-every and --steps)")
     p.add_argument("--ckpt-every", type=_positive, default=d.ckpt_every,
                    help="steps between checkpoint writes")
+    p.add_argument("--augment", action="store_true",
+                   help="pose augmentation (dphelpers.augment: joint angles, body and limb "
+                        "swaps, proportions, leaning and lying) on every training batch")
+    p.add_argument("--hold-out", type=_name_list, default=(),
+                   help="comma-separated clip names or prefixes left out of training whole "
+                        "(e.g. boxing,deepmimic): the unseen-motion test of `heldout`")
     p.add_argument("--force", action="store_true",
                    help="resume a checkpoint even though it was trained with another batch "
                         "size, seed, learning rate or precision (default: refuse, naming the "
@@ -239,6 +245,13 @@ def _model_list(text: str) -> tuple[str, ...]:
                                          f"choose from {', '.join(MODEL_NAMES)}")
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"a model is named twice in {text!r}")
+    return names
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated clip names, got {text!r}")
     return names
 
 

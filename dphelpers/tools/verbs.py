@@ -68,9 +68,12 @@ def _native_info_dropped():
             sys.stderr.write("".join(kept))
 
 
-def _splits(data: Path | None):
-    from ..data import load_mocap, split_clips
-    return split_clips(load_mocap(data))
+def _splits(data: Path | None, hold_out: tuple[str, ...] = ()):
+    from ..data import hold_out_clips, load_mocap, split_clips
+    clips = load_mocap(data)
+    if hold_out:
+        clips = hold_out_clips(clips, hold_out)[0]
+    return split_clips(clips)
 
 
 def _write_json(path: Path, payload: dict) -> Path:
@@ -172,7 +175,8 @@ def train(args) -> int:
     if args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
     extra = {"warmup_steps": args.warmup, "compile": args.compile,
-             "stream_chunk": args.stream_chunk}
+             "stream_chunk": args.stream_chunk, "augment": args.augment,
+             "hold_out": args.hold_out}
     if args.lr is not None:
         extra["lr"] = scaled_lr(args.batch_size) if args.lr == "scaled" else args.lr
     configs = {n: train_config(n, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
@@ -189,17 +193,21 @@ def train(args) -> int:
 
 
 def _train_locked(args, names, targets, configs, models, starts, t0) -> int:
+    from ..augment import AugmentConfig
     from ..pipeline import TrainStream
     from ..train import fit
     from ..trainmany import fit_many
     start = max(starts.values())
-    train_m, _ = _splits(args.data)
-    stream = TrainStream(train_m, seed=args.seed, device=args.device)
     config = configs[names[0]]
+    train_m, _ = _splits(args.data, config.hold_out)
+    stream = TrainStream(train_m, seed=args.seed, device=args.device,
+                         augment=AugmentConfig(enabled=True) if config.augment else None)
     what = ", ".join(f"{n!r} -> {targets[n]}" for n in names)
     resumed = f", resuming at step {start:,}" if start else ""
+    data = (f"; holding out {', '.join(config.hold_out)}" if config.hold_out else "") + (
+        "; pose augmentation on" if config.augment else "")
     print(f"train: model {what}: {config.steps:,} steps at batch {config.batch_size}, "
-          f"{config.precision}{resumed} (checkpoint every {config.ckpt_every:,} steps)")
+          f"{config.precision}{resumed} (checkpoint every {config.ckpt_every:,} steps{data})")
     if start >= config.steps:
         print(f"train: already at step {start:,} >= --steps {config.steps:,}; nothing to do "
               "(raise --steps to train on)")
