@@ -32,11 +32,12 @@ Wider cameras: :func:`wide_camera_config` (CameraConfig already has elevation an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 
 from .cameras import CameraConfig
+from .configs import from_dict
 from .skeleton import H36M_PARENTS, L_HIP, N_H36M, R_HIP
 
 __all__ = ["AugmentConfig", "BONE_RANGE_M", "LIMITS_DEG", "augment_poses", "bone_lengths",
@@ -105,11 +106,9 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "AugmentConfig":
-        """From ``asdict(config)``; an unknown key is an error."""
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"AugmentConfig has no field(s) {unknown}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        """From ``asdict(config)``; an unknown key is an error naming it
+        (:func:`~dphelpers.configs.from_dict`)."""
+        return from_dict(cls, d)
 
 
 def _check(poses_m: torch.Tensor, fn: str) -> None:
@@ -300,7 +299,7 @@ def _global_step(p, cfg, gen, b):
 
 
 def augment_poses(poses_m: torch.Tensor, generator: torch.Generator,
-                  config: AugmentConfig = AugmentConfig()) -> torch.Tensor:
+                  config: AugmentConfig | None = None) -> torch.Tensor:
     """Augmented poses ``(b, 17, 3) -> (b, 17, 3)``, world metres, Z up, same dtype and device.
 
     Disabled: returns ``poses_m`` itself and draws nothing.  Enabled: a fixed number of draws
@@ -309,6 +308,7 @@ def augment_poses(poses_m: torch.Tensor, generator: torch.Generator,
     :data:`BONE_RANGE_M`, angles within :data:`LIMITS_DEG` (for inputs within them).
     """
     _check(poses_m, "augment_poses")
+    config = AugmentConfig() if config is None else config
     if not isinstance(config, AugmentConfig):
         raise ValueError(f"augment_poses: config must be an AugmentConfig, "
                          f"got {type(config).__name__}")
@@ -325,8 +325,9 @@ def augment_poses(poses_m: torch.Tensor, generator: torch.Generator,
     return torch.cat([pelvis[:, None], p[:, 1:]], dim=1)
 
 
-def wide_camera_config(base: CameraConfig = CameraConfig(), elevation_deg=(-30.0, 70.0),
+def wide_camera_config(base: CameraConfig | None = None, elevation_deg=(-30.0, 70.0),
                        roll_deg=(-20.0, 20.0)) -> CameraConfig:
-    """``base`` with a wider camera elevation and roll (for training with augmentation)."""
-    from dataclasses import replace
-    return replace(base, elevation_deg=tuple(elevation_deg), roll_deg=tuple(roll_deg))
+    """``base`` (default ``CameraConfig()``) with a wider camera elevation and roll (for
+    training with augmentation)."""
+    return replace(CameraConfig() if base is None else base, elevation_deg=tuple(elevation_deg),
+                   roll_deg=tuple(roll_deg))

@@ -22,7 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .configs import config_diff
+from .diffusion import DiffPose, DiffPoseConfig
 from .files import atomic_write, require_file
+from .lifter import Lifter, LifterConfig
 
 __all__ = ["CheckpointError", "FORMAT", "KINDS", "write_checkpoint", "save_model", "read_checkpoint",
            "config_diff", "check_config", "model_kind", "build_model", "load_model"]
@@ -35,28 +38,12 @@ class CheckpointError(ValueError):
     """A model file that cannot be used: corrupt, truncated, foreign, or built differently."""
 
 
-def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Fields that differ between two nested config dicts, as 'path: a != b'."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key, "<missing>"), b.get(key, "<missing>")
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += config_diff(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.append(f"{prefix}{key}: {va!r} != {vb!r}")
-    return out
-
-
 KINDS = ("diffpose", "lifter")
 
 
 def _classes(kind: str) -> tuple[type, type]:
-    """(model class, config class) of a kind, imported when needed."""
-    if kind == "diffpose":
-        from .diffusion import DiffPose, DiffPoseConfig
-        return DiffPose, DiffPoseConfig
-    from .lifter import Lifter, LifterConfig
-    return Lifter, LifterConfig
+    """(model class, config class) of a kind."""
+    return (DiffPose, DiffPoseConfig) if kind == "diffpose" else (Lifter, LifterConfig)
 
 
 def model_kind(model: nn.Module) -> str:

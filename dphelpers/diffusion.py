@@ -11,20 +11,21 @@ those 16 joints and multiplied by ``pose_scale`` (REFERENCE.md "Targets").
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import torch
-from einops import rearrange, repeat
+from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 from torch.profiler import record_function
 
-from .checkpoint import config_diff
+from .configs import config_diff, from_dict
 from .denoiser import Denoiser, DenoiserConfig
 from .embedding import EmbeddingConfig, PoseEmbedding
+from .precision import resolve_autocast
 from .sampling import SamplingConfig, sample_candidates
 from .schedule import CosineSchedule, ScheduleConfig
-from .skeleton import L_HIP, N_H36M, R_HIP
+from .targets import poses_to_x0, x0_to_poses
 
 __all__ = ["DiffPoseConfig", "DiffPose", "poses_to_x0", "x0_to_poses", "config_diff", "resolve_autocast",
            "SAMPLE_BYTES_PER_HYPO", "check_sampling_memory"]
@@ -48,23 +49,9 @@ class DiffPoseConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DiffPoseConfig":
-        """Inverse of ``to_dict``; an unknown key anywhere is an error naming it."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise KeyError(f"unknown DiffPoseConfig key(s): {sorted(unknown)}; known: {sorted(known)}")
-        kwargs = {}
-        for name, value in d.items():
-            if name in _SUB:
-                sub = _SUB[name]
-                sub_known = {f.name for f in fields(sub)}
-                bad = set(value) - sub_known
-                if bad:
-                    raise KeyError(f"unknown {sub.__name__} key(s): {sorted(bad)}")
-                kwargs[name] = sub(**value)
-            else:
-                kwargs[name] = value
-        return cls(**kwargs)
+        """Inverse of ``to_dict``; an unknown key anywhere is an error naming it
+        (:func:`~dphelpers.configs.from_dict`)."""
+        return from_dict(cls, d, nested=_SUB)
 
     @classmethod
     def ablation(cls, name: str) -> "DiffPoseConfig":
@@ -82,39 +69,6 @@ class DiffPoseConfig:
         if name not in table:
             raise ValueError(f"unknown ablation {name!r}; choose from {sorted(table)}")
         return table[name]
-
-
-def poses_to_x0(poses_3d_mm: torch.Tensor, pose_scale: float = 10.0) -> torch.Tensor:
-    """``(b, 17, 3)`` mm -> network targets ``(b, 48)``: 16 non-pelvis joints, metres,
-    centred per axis over those joints, times ``pose_scale``."""
-    if poses_3d_mm.dim() != 3 or poses_3d_mm.shape[1:] != (N_H36M, 3):
-        raise ValueError(f"poses_3d_mm must have shape (b, 17, 3), got {tuple(poses_3d_mm.shape)}")
-    p = poses_3d_mm[:, 1:] / 1000.0
-    p = p - p.mean(dim=1, keepdim=True)
-    return rearrange(p * pose_scale, "b j c -> b (j c)")
-
-
-def x0_to_poses(x0: torch.Tensor, pose_scale: float = 10.0) -> torch.Tensor:
-    """``(..., 48)`` -> ``(..., 17, 3)`` mm, pelvis re-inserted at the hips' midpoint = origin."""
-    p = rearrange(x0, "... (j c) -> ... j c", c=3) / pose_scale * 1000.0
-    pelvis = 0.5 * (p[..., R_HIP - 1, :] + p[..., L_HIP - 1, :])
-    p = p - pelvis.unsqueeze(-2)
-    return torch.cat([torch.zeros_like(p[..., :1, :]), p], dim=-2)
-
-
-def resolve_autocast(autocast_dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype | None:
-    """``"auto"`` -> bfloat16 where ``device`` computes it natively (CUDA with bf16 support, a CPU
-    with AVX-512 BF16/AMX through oneDNN), else None (float32); a dtype or None passes through."""
-    if autocast_dtype is None or autocast_dtype in (torch.bfloat16, torch.float16):
-        return autocast_dtype
-    if autocast_dtype != "auto":
-        raise ValueError(f"autocast_dtype must be None (float32), 'auto', torch.bfloat16 or "
-                         f"torch.float16, got {autocast_dtype!r}")
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu":
-        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
-    return None
 
 
 #: Peak memory of :meth:`DiffPose.sample` per hypothesis, rounded up from a measurement on the
@@ -147,9 +101,9 @@ def check_sampling_memory(b: int, n_hypo: int, device: torch.device) -> None:
 class DiffPose(nn.Module):
     """The whole model.  The device is read from the schedule's buffers."""
 
-    def __init__(self, config: DiffPoseConfig = DiffPoseConfig()) -> None:
+    def __init__(self, config: DiffPoseConfig | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.config = config = DiffPoseConfig() if config is None else config
         self.embedding = PoseEmbedding(config.embedding)
         self.denoiser = Denoiser(config.denoiser)
         self.schedule = CosineSchedule(config.schedule)
@@ -244,54 +198,94 @@ class DiffPose(nn.Module):
         (``schedule.step``); ``steps=k`` runs DDIM (``schedule.ddim_step``) over the k
         timesteps of ``schedule.ddim_timesteps(k)``, k network calls instead of 25, with noise
         ``eta`` (0 = deterministic given the initial noise and candidates; 1 over all 25 steps
-        = the ancestral sampler).  ``eta`` applies only with ``steps``; ``eta`` must lie in
-        [0, 1] (above 1 the first step from pure noise would need more than the noise there
-        is).  With ``return_trajectory`` also returns the denoised poses after every network
-        call, ``(n_calls + 1, b, n_hypo, 17, 3)`` (first = pure noise; n_calls = 25 or k).
-        ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the networks under autocast;
-        ``None`` keeps float32; ``"auto"`` (the default) picks bfloat16 where the device
-        computes it natively (:func:`resolve_autocast`): on 600 test samples x 200 hypotheses
-        it moved P1 min by 0.05 mm and sampled 3.5x faster on this CPU.
+        = the ancestral sampler, up to float rounding).  ``eta`` applies only with ``steps``;
+        ``eta`` must lie in [0, 1] (above 1 the first step from pure noise would need more
+        than the noise there is).  With ``return_trajectory`` also returns the denoised poses
+        after every network call (:meth:`sample_trajectory`).  ``autocast_dtype`` (e.g.
+        ``torch.bfloat16``) runs the networks under autocast; ``None`` keeps float32;
+        ``"auto"`` (the default) picks bfloat16 where the device computes it natively
+        (:func:`resolve_autocast`): on 600 test samples x 200 hypotheses it moved P1 min by
+        0.05 mm and sampled 3.5x faster on this CPU.
         """
+        if return_trajectory:
+            return self.sample_trajectory(heatmaps, n_hypo, generator, autocast_dtype, steps, eta)
+        for x in self._denoise(heatmaps, n_hypo, generator, autocast_dtype, steps, eta):
+            pass                                     # keep only the last state
+        return self._to_poses(x, heatmaps.shape[0])
+
+    @torch.no_grad()
+    def sample_trajectory(self, heatmaps: torch.Tensor, n_hypo: int = 200,
+                          generator: torch.Generator | None = None,
+                          autocast_dtype: torch.dtype | str | None = "auto",
+                          steps: int | None = None, eta: float = 1.0):
+        """:meth:`sample`'s poses and every state on the way: ``(poses, trajectory)`` with
+        ``trajectory: (n_calls + 1, b, n_hypo, 17, 3)`` mm (first = pure noise; n_calls = 25
+        or ``steps``), the same draws as :meth:`sample`."""
+        states = list(self._denoise(heatmaps, n_hypo, generator, autocast_dtype, steps, eta))
+        b = heatmaps.shape[0]
+        return self._to_poses(states[-1], b), self._to_poses(torch.stack(states), b)
+
+    def _to_poses(self, x: torch.Tensor, b: int) -> torch.Tensor:
+        """``x: (..., b * n_hypo, 48)`` -> ``(..., b, n_hypo, 17, 3)`` mm."""
+        return x0_to_poses(rearrange(x, "... (b h) d -> ... b h d", b=b), self.config.pose_scale)
+
+    def _denoise(self, heatmaps: torch.Tensor, n_hypo: int, generator: torch.Generator | None,
+                 autocast_dtype: torch.dtype | str | None, steps: int | None, eta: float):
+        """The reverse process: yields ``x: (b * n_hypo, 48)``, first pure noise, then after
+        every :meth:`step` over the ``(t, t_prev)`` pairs.  Random draws from ``generator`` in
+        this order: candidates, the initial noise, then each step's noise (drawn ahead)."""
         pairs = self._sampling_pairs(steps, eta)
+        ancestral = steps is None
         autocast_dtype = resolve_autocast(autocast_dtype, self.device)
         if isinstance(n_hypo, bool) or not isinstance(n_hypo, int) or n_hypo < 1:
             raise ValueError(f"n_hypo must be an int >= 1, got {n_hypo!r}")
         b = heatmaps.shape[0]
         check_sampling_memory(max(b, 1), n_hypo, self.device)
-        ctx = (torch.autocast(self.device.type, dtype=autocast_dtype)
-               if autocast_dtype is not None
-               else torch.autocast(self.device.type, enabled=False))
-        with ctx:
-            cond = self.condition(heatmaps, n_hypo, generator)
-            cond_h = self.denoiser.project_cond(cond)
+        with self._autocast(autocast_dtype):
+            cond_h = self.denoiser.project_cond(self.condition(heatmaps, n_hypo, generator))
         x = torch.randn((b * n_hypo, self.config.denoiser.pose_dim), device=self.device,
                         generator=generator)
-        traj = [x] if return_trajectory else None
+        yield x
         for t, t_prev in pairs:
-            if steps is None:
-                noise = (torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-                         if t > 0 else None)
-                with ctx:
-                    x = self.reverse_step(x, t, cond_h, noise)
-            else:
-                with ctx:
-                    eps = self.denoiser.forward_projected(x, t, cond_h)
-                x = self.schedule.ddim_step(eps.float(), t, t_prev, x, eta, generator)
-            if traj is not None:
-                traj.append(x)
-        poses = x0_to_poses(rearrange(x, "(b h) d -> b h d", b=b), self.config.pose_scale)
-        if traj is None:
-            return poses
-        states = torch.stack([rearrange(s, "(b h) d -> b h d", b=b) for s in traj])
-        return poses, x0_to_poses(states, self.config.pose_scale)
+            noise = (torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                     if self._step_adds_noise(t, t_prev, None if ancestral else eta) else None)
+            x = self.step(x, t, t_prev, cond_h, noise, None if ancestral else eta, autocast_dtype)
+            yield x
+
+    def _autocast(self, dtype: torch.dtype | None):
+        """Autocast to ``dtype`` on the model's device; ``None``: explicitly off (float32)."""
+        if dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    @staticmethod
+    def _step_adds_noise(t: int, t_prev: int, eta: float | None) -> bool:
+        """Whether the step ``t -> t_prev`` adds noise: the ancestral one (``eta=None``) all
+        but the last; DDIM only with ``eta > 0`` and not into x0 (``t_prev = -1``)."""
+        return t > 0 if eta is None else (t_prev >= 0 and eta != 0)
+
+    def step(self, x_t: torch.Tensor, t: int, t_prev: int, cond_h: torch.Tensor,
+             noise: torch.Tensor | None, eta: float | None = None,
+             autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """p_sample, one reverse step ``x_t -> x_{t_prev}``: the network's noise estimate from
+        ``cond_h = denoiser.project_cond(cond)`` (under autocast to ``autocast_dtype`` if
+        given), then the schedule's update with the given ``noise`` (None where the step adds
+        none): ancestral (:meth:`CosineSchedule.step`, ``t_prev = t - 1``) when ``eta`` is
+        None, else DDIM (:meth:`CosineSchedule.ddim_step`) with that ``eta``.  The two agree
+        for ``eta = 1`` and ``t_prev = t - 1`` up to float rounding, not bit for bit, so the
+        default sampler keeps its own formula.  ``x_t, noise: (n, 48)``."""
+        with self._autocast(autocast_dtype):
+            eps = self.denoiser.forward_projected(x_t, t, cond_h)
+        if eta is None:
+            if t_prev != t - 1:
+                raise ValueError(f"the ancestral step goes from t to t - 1, got {t} -> {t_prev}")
+            return self.schedule.step(eps.float(), t, x_t, noise=noise)
+        return self.schedule.ddim_step(eps.float(), t, t_prev, x_t, eta, noise=noise)
 
     def reverse_step(self, x_t: torch.Tensor, t: int, cond_h: torch.Tensor,
                      noise: torch.Tensor | None) -> torch.Tensor:
-        """p_sample, one ancestral step ``x_t -> x_{t-1}``: the noise estimate from
-        ``cond_h = denoiser.project_cond(cond)`` and :meth:`CosineSchedule.step` with the given
-        ``noise`` (None at t = 0).  ``x_t, noise: (n, 48)``.  No random draw and no host
-        synchronisation: ``torch.compile(fullgraph=True)`` takes it whole."""
+        """The ancestral :meth:`step` ``x_t -> x_{t-1}`` in float32.  No random draw and no
+        host synchronisation: ``torch.compile(fullgraph=True)`` takes it whole."""
         eps = self.denoiser.forward_projected(x_t, t, cond_h)
         return self.schedule.step(eps.float(), t, x_t, noise=noise)
 

@@ -15,7 +15,7 @@ from . import metrics
 from .diffusion import DiffPose
 from .pipeline import SampleBatch
 
-__all__ = ["Evaluation", "evaluate", "mean_pose", "evaluate_fixed", "results_table",
+__all__ = ["Evaluation", "evaluate", "mean_pose", "evaluate_fixed",
            "training_mean_pose", "table_rows"]
 
 
@@ -140,17 +140,5 @@ def evaluate_fixed(poses_mm: torch.Tensor, test: SampleBatch) -> Evaluation:
 
 
 def table_rows(name: str, ev: Evaluation) -> dict[str, dict[str, float]]:
-    """``{"NAME (full)": summary, "NAME (ambiguous)": summary}`` rows for :func:`results_table`."""
+    """``{"NAME (full)": summary, "NAME (ambiguous)": summary}`` rows (one per subset) of a metrics table."""
     return {f"{name} ({subset})": row for subset, row in ev.table().items()}
-
-
-def results_table(rows: dict[str, dict[str, float]], keys=("n", "P1_min", "P1_median", "P2_min",
-                                                            "PCK", "CPS", "ECE")) -> str:
-    """A plain-text table: one row per name, one column per metric."""
-    head = f"{'':28s}" + "".join(f"{k:>10s}" for k in keys)
-    lines = [head]
-    for name, row in rows.items():
-        cells = "".join(f"{row[k]:>10d}" if isinstance(row.get(k), int) else f"{row.get(k, float('nan')):>10.2f}"
-                        for k in keys)
-        lines.append(f"{name:28s}{cells}")
-    return "\n".join(lines)

@@ -23,19 +23,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from .skeleton import MPII_FLIP_PAIRS, N_MPII
 
-if TYPE_CHECKING:                                   # only for the annotation
-    from .heatmaps import HeatmapConfig
 
 __all__ = [
     "GROUPS", "JOINT_GROUP", "KS_SIGMA", "MPII_PARTNER", "NO_FAILURE", "INVERTED", "JITTERED",
-    "MISSED", "POSEFIX_RATES", "Failures", "by_group", "scaled_rates", "person_scale_px",
-    "ks_radius_px", "failure_probabilities", "draw_failures",
+    "MISSED", "POSEFIX_RATES", "FailureSettings", "Failures", "by_group", "scaled_rates",
+    "person_scale_px", "failure_probabilities", "draw_failures",
 ]
 
 #: Joint groups of MPII's PCKh table, plus the centre joints it does not report.
@@ -91,6 +89,22 @@ def scaled_rates(scales: tuple[float, ...]) -> dict[str, tuple[float, ...]]:
             for kind, rates in POSEFIX_RATES.items()}
 
 
+class FailureSettings(Protocol):
+    """The settings failures are drawn from: the failure fields of
+    :class:`~dphelpers.heatmaps.HeatmapConfig` (which owns their defaults and checks).
+    ``p_invert``, ``p_jitter``, ``p_miss``: one rate per joint group of :data:`GROUPS`."""
+
+    size: int
+    p_invert: tuple[float, ...]
+    p_jitter: tuple[float, ...]
+    p_miss: tuple[float, ...]
+    occluded_rate_scale: float
+    few_visible_rate_scale: tuple[float, float]
+    max_failure_rate: float
+    p_keep_true_mode: float
+    kept_mode_weight: tuple[float, float]
+
+
 @dataclass
 class Failures:
     """Drawn failures, all ``(b, 16)``: ``kind`` long (NO_FAILURE, INVERTED, JITTERED, MISSED),
@@ -110,18 +124,7 @@ def person_scale_px(joints_hm: torch.Tensor) -> torch.Tensor:
     return (0.5 * wh[:, 0] * wh[:, 1]).clamp_min(1.0).sqrt()
 
 
-def ks_radius_px(ks: float, joints_hm: torch.Tensor) -> torch.Tensor:
-    """Distance ``(b, 16)`` in heatmap px at which a joint's keypoint similarity drops to ``ks``.
-
-    ``k_j s sqrt(-2 ln ks)`` with ``k_j = 2 * KS_SIGMA[j]`` and ``s`` = :func:`person_scale_px`.
-    """
-    if not 0.0 < ks < 1.0:
-        raise ValueError(f"ks must be in (0, 1), got {ks}")
-    kappa = 2.0 * torch.tensor(KS_SIGMA, dtype=joints_hm.dtype, device=joints_hm.device)
-    return kappa * person_scale_px(joints_hm)[:, None] * math.sqrt(-2.0 * math.log(ks))
-
-
-def failure_probabilities(config: "HeatmapConfig", occluded: torch.Tensor,
+def failure_probabilities(config: FailureSettings, occluded: torch.Tensor,
                           truncated: torch.Tensor) -> torch.Tensor:
     """Per-joint probabilities ``(b, 16, 3)`` of (inverted, jittered, missed).
 
@@ -156,7 +159,7 @@ def _annulus(lo: torch.Tensor, hi: torch.Tensor, u_rad: torch.Tensor,
 
 
 def draw_failures(joints_hm: torch.Tensor, occluded: torch.Tensor, truncated: torch.Tensor,
-                  config: "HeatmapConfig", generator: torch.Generator | None = None) -> Failures:
+                  config: FailureSettings, generator: torch.Generator | None = None) -> Failures:
     """Draw each joint's failure kind and wrong peak location.
 
     ``joints_hm: (b, 16, 2)`` true joints (x, y) in heatmap px; ``occluded, truncated: (b, 16)``.

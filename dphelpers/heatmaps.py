@@ -20,10 +20,11 @@ The H36MA rule (:func:`fit_gaussian_sigma`, :func:`h36ma_ambiguous`) lives in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import torch
 
+from .configs import from_dict
 from .failures import (GROUPS, INVERTED, JITTERED, MISSED, MPII_PARTNER, NO_FAILURE, by_group,
                        draw_failures, scaled_rates)
 from .h36ma import fit_gaussian_sigma, h36ma_ambiguous
@@ -114,11 +115,7 @@ class HeatmapConfig:
         """The named preset (``"v1"`` or ``"v2"``, see :data:`PRESETS`), with ``overrides``."""
         if name not in PRESETS:
             raise ValueError(f"unknown heatmap preset {name!r}; expected one of {sorted(PRESETS)}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"HeatmapConfig has no field(s) {unknown}")
-        return replace(cls(**PRESETS[name]), **overrides)
+        return from_dict(cls, {**PRESETS[name], **overrides})
 
     @property
     def has_failures(self) -> bool:
@@ -225,7 +222,7 @@ def _uniform(rng: Range, shape, gen, device) -> torch.Tensor:
 
 
 def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = None,
-                      config: HeatmapConfig = HeatmapConfig(),
+                      config: HeatmapConfig | None = None,
                       generator: torch.Generator | None = None) -> SimulatedHeatmaps:
     """Detector-like heatmaps for 2D joints: ``joints_hm: (b, 16, 2)`` (x, y) in heatmap px.
 
@@ -236,7 +233,8 @@ def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = N
     failure rates) the draws and maps are exactly those of the first simulator.
     """
     _check_points(joints_hm, depth_mm)
-    cfg, gen, dev = config, generator, joints_hm.device
+    cfg = HeatmapConfig() if config is None else config
+    gen, dev = generator, joints_hm.device
     pts = joints_hm.float()
     b, j = pts.shape[:2]
     occluded = (occlusion_mask(pts, depth_mm) if depth_mm is not None

@@ -29,26 +29,30 @@ Choices, each a :class:`LifterConfig` field:
   Kaiming-initialised 1024 x 1024 matrix ~45x and make Adam's ~1e-3 steps as large as its
   entries, hence rows.  Weights are Kaiming-normal (fan-in, ReLU) with zero biases, then
   projected once, so the constraint holds from step 0.
-- Learning rate: Adam 1e-3 decayed continuously by ``lr_decay_per_1k_steps`` = 0.96 per
-  1,000 steps (:meth:`LifterConfig.lr_at`): 0.13x after our ~50k steps, the same overall
-  decay as the authors' 0.96 per 100k steps over their ~4.9M (200 epochs of ~1.56M poses
-  at batch 64); their rate itself would be a negligible 0.98x here.
+- Learning rate: Adam 1e-3 multiplied by ``lr_decay_per_1k_steps`` = 0.96 after every
+  1,000 steps (a staircase: :func:`dphelpers.modelfiles.train_config` hands both to
+  :class:`~dphelpers.train.TrainConfig`, whose ``lr_at`` the training step applies): 0.13x
+  after our ~50k steps, the same overall decay as the authors' 0.96 per 100k steps over
+  their ~4.9M (200 epochs of ~1.56M poses at batch 64); their rate itself would be a
+  negligible 0.98x here.
 
 Dropout draws its masks from ``generator`` when given (else the global RNG), so a seeded
 training step is reproducible.  Notebook: none yet (meant for 05, beside DiffPose's evaluation).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from einops import rearrange, repeat
 from torch import nn
 from torch.nn import functional as F
 
-from .diffusion import poses_to_x0, resolve_autocast, x0_to_poses
+from .configs import from_dict
+from .precision import resolve_autocast
 from .sampling import pixels_to_coords, validate_heatmaps
 from .skeleton import N_MPII
+from .targets import poses_to_x0, x0_to_poses
 
 __all__ = ["LIFTER_INPUT_MPII", "LifterConfig", "Lifter", "argmax_joints"]
 
@@ -71,7 +75,7 @@ class LifterConfig:
     max_norm: float | None = 1.0            # per-row L2 bound of every Linear weight; None: off
     pose_scale: float = 10.0                # network units = metres x pose_scale (as DiffPose)
     lr: float = 1e-3
-    lr_decay_per_1k_steps: float = 0.96     # lr_at(step) = lr * decay ** (step / 1000)
+    lr_decay_per_1k_steps: float = 0.96     # lr x this after every 1,000 steps (TrainConfig.lr_decay)
 
     def __post_init__(self) -> None:
         for name, low in (("hidden", 1), ("n_blocks", 0)):
@@ -94,19 +98,9 @@ class LifterConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LifterConfig":
-        """Inverse of ``to_dict``; an unknown key is a ``KeyError`` naming it."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise KeyError(f"unknown LifterConfig key(s): {sorted(unknown)}; "
-                           f"known: {sorted(known)}")
-        return cls(**d)
-
-    def lr_at(self, step: int) -> float:
-        """Learning rate for optimizer step ``step`` (0-based): ``lr * decay ** (step / 1000)``."""
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}")
-        return self.lr * self.lr_decay_per_1k_steps ** (step / 1000.0)
+        """Inverse of ``to_dict``; an unknown key is an error naming it
+        (:func:`~dphelpers.configs.from_dict`)."""
+        return from_dict(cls, d)
 
 
 def argmax_joints(heatmaps: torch.Tensor) -> torch.Tensor:
@@ -164,14 +158,14 @@ class Lifter(nn.Module):
     ``loss`` and ``sample`` take the same heatmaps and poses as
     :class:`~dphelpers.diffusion.DiffPose`; ``sample`` repeats the single prediction
     ``n_hypo`` times.  The training loop should call :meth:`after_step` after each
-    optimizer step and may set the learning rate from ``config.lr_at(step)``.
+    optimizer step (:func:`~dphelpers.train.train_step` does).
     """
 
     kind = "lifter"
 
-    def __init__(self, config: LifterConfig = LifterConfig()) -> None:
+    def __init__(self, config: LifterConfig | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.config = config = LifterConfig() if config is None else config
         self.register_buffer("input_joints", torch.tensor(LIFTER_INPUT_MPII), persistent=False)
         d_in, d_out = 2 * N_MPII, 3 * N_MPII
         self.stem = (_Unit(d_in, config.hidden, config) if config.stem_block

@@ -21,7 +21,7 @@ from .skeleton import CPS_JOINTS, L_HIP, N_H36M, NON_PELVIS, PCK_JOINTS, R_HIP
 
 __all__ = [
     "root_relative", "mpjpe", "per_joint_error", "procrustes_align", "p1", "p2",
-    "best_hypothesis", "pck", "cps", "quantiles", "reliability", "ece", "reliability_from_quantiles", "ece_from_quantiles",
+    "best_hypothesis", "pck", "cps", "quantiles", "reliability", "reliability_from_quantiles", "ece_from_quantiles",
 ]
 
 
@@ -221,8 +221,3 @@ def ece_from_quantiles(q: Tensor, n_levels: int = 21) -> float:
 def reliability(pred: Tensor, gt: Tensor, n_levels: int = 21) -> tuple[Tensor, Tensor]:
     """Reliability curve of hypotheses ``pred`` against ``gt`` (see :func:`reliability_from_quantiles`)."""
     return reliability_from_quantiles(quantiles(pred, gt), n_levels)
-
-
-def ece(pred: Tensor, gt: Tensor, n_levels: int = 21) -> float:
-    """Expected calibration error (see :func:`ece_from_quantiles`)."""
-    return ece_from_quantiles(quantiles(pred, gt), n_levels)

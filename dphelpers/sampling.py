@@ -2,7 +2,7 @@
 
 Each joint's heatmap, clamped at 0, is an unnormalised distribution over its 64x64
 pixels.  Per joint we keep the argmax plus ``n_samples - 1`` pixels drawn with
-replacement, each with its raw heatmap value as its likelihood, and redraw them for
+replacement, each with its clamped heatmap value as its likelihood, and redraw them for
 every hypothesis so that each hypothesis sees its own condition (REFERENCE.md).
 
 ``candidates: (b, n_hypo, 16, n_samples, 3)`` float32 with ``[..., 0] = x = col/32 - 1``,
@@ -14,7 +14,8 @@ uniformly over the grid, all with likelihood exactly 0; its argmax candidate is 
 likelihood, such a joint looks missing, like a joint dropped out in training.
 
 :func:`validate_heatmaps` checks the model's input contract (``(b, 16, 64, 64)`` float,
-finite); :mod:`dphelpers.diffusion` uses it too.
+finite, at most :data:`HEATMAP_MAX`); :func:`sample_candidates` runs it on every call (unless
+told not to) and the lifter (:mod:`dphelpers.lifter`) on its own input.
 """
 from __future__ import annotations
 
@@ -96,21 +97,22 @@ def pixels_to_coords(index: torch.Tensor, size: int = 64) -> torch.Tensor:
     return index.float() / (size / 2) - 1.0
 
 
-def sample_candidates(heatmaps: torch.Tensor, n_hypo: int, config: SamplingConfig = SamplingConfig(),
+def sample_candidates(heatmaps: torch.Tensor, n_hypo: int, config: SamplingConfig | None = None,
                       generator: torch.Generator | None = None,
                       validate: bool = True) -> torch.Tensor:
     """Draw candidates from ``heatmaps: (b, 16, 64, 64)`` -> ``(b, n_hypo, 16, n_samples, 3)``.
 
     With ``config.use_argmax`` candidate 0 is the argmax pixel (the same for every
-    hypothesis, with the raw maximum as likelihood); the rest are drawn with replacement
+    hypothesis, with the clamped maximum as likelihood); the rest are drawn with replacement
     from the clamped map, afresh for every hypothesis, by one ``torch.multinomial`` call
     over the ``b * 16`` maps.  Runs on the heatmaps' device; ``generator`` must be on it.
     ``validate=False`` skips :func:`validate_heatmaps` (whose value checks read back from the
-    device): for heatmaps the package made itself, e.g. the training stream's.  Nothing here
-    reads a value back, so a GPU never waits on the host.
+    device): for heatmaps the package made itself, e.g. the training stream's.  Beyond that
+    check nothing here reads a value back, so a GPU never waits on the host.
     """
     if isinstance(n_hypo, bool) or not isinstance(n_hypo, int) or n_hypo < 1:
         raise ValueError(f"n_hypo must be an int >= 1, got {n_hypo!r}")
+    config = SamplingConfig() if config is None else config
     hm = (validate_heatmaps(heatmaps) if validate else heatmaps.float()).clamp_min(0.0)
     b, j, size = hm.shape[0], hm.shape[1], hm.shape[-1]
     flat = rearrange(hm, "b j h w -> (b j) (h w)")
@@ -137,7 +139,8 @@ def candidates_to_pixels(candidates: torch.Tensor, size: int = 64) -> tuple[torc
     """Pixel indices ``(ix, iy)`` (long, shape ``candidates.shape[:-1]``) of ``candidates: (..., 3)``.
 
     The exact inverse of ``x = i / (size/2) - 1``: ``i = round((x + 1) * size/2)``, clamped
-    to ``[0, size - 1]``; used by the embedding's table look-up (fast path).
+    to ``[0, size - 1]`` (the embedding's table look-up snaps candidates to pixels the same
+    way).
     """
     if not isinstance(candidates, torch.Tensor) or candidates.ndim < 1 or candidates.shape[-1] != 3:
         got = tuple(candidates.shape) if isinstance(candidates, torch.Tensor) else type(candidates).__name__

@@ -55,9 +55,9 @@ class CosineSchedule(nn.Module):
     clean), ``alphas_cumprod[T-1]`` nearly 0 (pure noise).
     """
 
-    def __init__(self, config: ScheduleConfig = ScheduleConfig()) -> None:
+    def __init__(self, config: ScheduleConfig | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.config = config = ScheduleConfig() if config is None else config
         f = cosine_alphas_cumprod(config.n_steps, config.s)
         betas = (1 - f[1:] / f[:-1]).clamp(max=config.max_beta)
         alphas = 1 - betas
@@ -182,12 +182,14 @@ class CosineSchedule(nn.Module):
         return eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)).clamp_min(0).sqrt()
 
     def ddim_step(self, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
-                  eta: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+                  eta: float = 0.0, generator: torch.Generator | None = None,
+                  noise: torch.Tensor | None = None) -> torch.Tensor:
         """One DDIM step x_t -> x_{t_prev} (Song et al. eq. 12); ``t_prev = -1`` means "to x0".
 
         x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) eps' + sigma z, with x0 the
         *clipped* predicted pose (:meth:`predict_x0`), sigma from :meth:`ddim_sigma` and z ~
-        N(0, I) drawn from ``generator`` (only when sigma > 0, so eta = 0 draws nothing).
+        N(0, I): ``noise`` when given (drawn ahead), else drawn from ``generator`` (only when
+        eta > 0 and ``t_prev >= 0``, so eta = 0 draws nothing).
 
         The noise direction eps' is recomputed from the clipped x0 (:meth:`predict_eps`), not
         the network's ``eps``: (x0, eps') then still satisfy x_t = sqrt(abar_t) x0 +
@@ -221,5 +223,6 @@ class CosineSchedule(nn.Module):
         x_prev = ab_prev.sqrt() * x0 + dir_var.clamp_min(0).sqrt() * eps_x0
         if eta == 0:
             return x_prev
-        noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        if noise is None:
+            noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
         return x_prev + sigma * noise

@@ -1,17 +1,20 @@
 """Training: one step, one loop, checkpoints and exact resume (notebook 04).
 
-:func:`train_step` is *the* optimisation step, used by :func:`fit` here, by the
-multi-process loop (:mod:`dphelpers.tools.ddp`) and by the benchmark
+:func:`train_step` is *the* optimisation step, used by the loop here and by the benchmark
 (:mod:`dphelpers.tools.bench`): the loss under the dropout stream (and bfloat16 autocast if
 asked), backward, optional gradient clipping, Adam, the model's own post-step hook (the
-lifter's max-norm), the EMA update.  :func:`fit` streams batches through it with a progress
-bar, logs the mean loss every ``log_every`` steps and writes the whole
-:class:`~dphelpers.trainstate.TrainState` every ``ckpt_every`` steps; given that file it
-resumes exactly where it stopped.  Which file to write is :mod:`dphelpers.modelfiles`' rule.
+lifter's max-norm), the EMA update.  :func:`fit_group` is *the* loop, for one model
+(:func:`fit`), several on one stream (:func:`dphelpers.trainmany.fit_many`) and several
+processes (:mod:`dphelpers.tools.ddp`, through a :class:`Replicas` of its own): it streams
+batches through the step with a progress bar, logs the mean loss every ``log_every`` steps
+and writes the whole :class:`~dphelpers.trainstate.TrainState` every ``ckpt_every`` steps;
+given those files it resumes exactly where it stopped.  Which file to write is
+:mod:`dphelpers.modelfiles`' rule; the settings are :mod:`dphelpers.trainconfig`'s.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import zlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -19,138 +22,17 @@ from torch import nn
 from torch.profiler import record_function
 from tqdm.auto import tqdm
 
-from .checkpoint import check_config, read_checkpoint, write_checkpoint
+from .checkpoint import CheckpointError, check_config, read_checkpoint, write_checkpoint
 from .pipeline import SampleBatch, TrainStream
+from .precision import default_precision
+from .trainconfig import (DEFAULT_STEPS, LARGE_BATCH_WARMUP, PRECISIONS, RESUME_FIELDS, TrainConfig,
+                          check_resume_config, scaled_lr)
 from .trainstate import TrainState
 
-__all__ = ["DEFAULT_STEPS", "default_precision", "TrainConfig", "TrainResult", "train_step",
+__all__ = ["DEFAULT_STEPS", "PRECISIONS", "default_precision", "TrainConfig", "TrainResult", "train_step",
            "new_state", "fit", "snapshot_file", "TrainingInterrupted", "RESUME_FIELDS",
            "check_resume_config", "training_interrupted", "scaled_lr", "LARGE_BATCH_WARMUP",
-           "compiled_loss"]
-
-#: The training budget every entry point uses unless told otherwise (issue: 10x the first 5k).
-DEFAULT_STEPS = 50_000
-PRECISIONS = ("fp32", "bf16")
-
-
-def default_precision() -> str:
-    """The training precision by default: ``"bf16"`` where this machine computes bfloat16
-    natively (a CPU with AVX-512 BF16 or AMX through oneDNN, or a CUDA GPU that supports it),
-    else ``"fp32"``; ``data/results/training_curves.json`` (notebook 04) is the evidence that
-    bf16 trains as well as fp32, ``bench`` that it is faster where it is native."""
-    from .diffusion import resolve_autocast          # the sampler's own "native bf16" rule
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    native = any(resolve_autocast("auto", torch.device(d)) is not None for d in devices)
-    return "bf16" if native else "fp32"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """REFERENCE.md "Training": Adam 1e-4, EMA 0.995, batch 64 (the paper's figure).
-
-    ``grad_clip``: max global gradient norm, 0 disables.  A choice of ours: REFERENCE.md has
-    none.  Measured (``data/results/training_curves.json``, full model, bf16, seed 0): the mean
-    loss over steps 1,501-2,000 is 0.2954 with clipping at 1.0 and 0.2944 without, inside the
-    seed-to-seed spread (0.2954 vs 0.2923 for seeds 0 and 1); kept so that the shipped models'
-    recipe stays the default.  ``precision``: ``"bf16"`` runs the forward pass
-    under bfloat16 autocast (CPU and CUDA; weights, gradients and Adam stay float32); the
-    default is :func:`default_precision`, bf16 where the machine computes it natively.
-    ``lr_decay``: the learning rate is multiplied by it every 1,000 steps (1 = constant, the
-    paper's DiffPose; the lifter uses Martinez et al.'s exponential decay).
-    ``warmup_steps``: the learning rate rises linearly from ``lr / warmup_steps`` to ``lr``
-    over the first steps (0 = none, the paper's recipe at batch 64).  Large batches
-    (:func:`scaled_lr`): ``lr`` grows with the square root of the batch and a warm-up of
-    :data:`LARGE_BATCH_WARMUP` steps steadies the start.
-    ``stream_chunk``: batches the stream simulates per call
-    (:class:`~dphelpers.pipeline.TrainStream`); 1 is the shipped models' stream, another value
-    another stream of batches (``ckpt_every`` must be a multiple, so checkpoints fall between
-    chunks and resume exactly).
-    ``compile``: the loss (embedding, q_sample, denoiser, MSE: :meth:`DiffPose.loss_from`) runs
-    through ``torch.compile(fullgraph=True)``, its backward too; the random draws stay eager
-    and the numbers are the same up to float rounding.
-    ``augment``: every training batch's poses go through
-    :func:`~dphelpers.augment.augment_poses` with ``AugmentConfig(enabled=True)`` before the
-    camera and heatmaps are simulated (off: the shipped models' stream, unchanged).
-    ``hold_out``: clip names (or name prefixes) left out of the training data whole
-    (:func:`~dphelpers.data.hold_out_clips`), so they can test motion the model never saw.
-    """
-
-    steps: int = DEFAULT_STEPS
-    batch_size: int = 64
-    lr: float = 1e-4
-    lr_decay: float = 1.0
-    ema_decay: float = 0.995
-    grad_clip: float = 1.0
-    precision: str = field(default_factory=default_precision)
-    seed: int = 0
-    ckpt_every: int = 1000
-    log_every: int = 50
-    threads: int | None = None
-    warmup_steps: int = 0
-    compile: bool = False
-    stream_chunk: int = 1
-    augment: bool = False
-    hold_out: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "ckpt_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, "
-                             f"got {self.precision!r}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"TrainConfig.lr_decay must be in (0, 1], got {self.lr_decay}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
-        if self.stream_chunk < 1 or self.ckpt_every % self.stream_chunk:
-            raise ValueError(f"TrainConfig.stream_chunk must be >= 1 and divide ckpt_every "
-                             f"({self.ckpt_every}), got {self.stream_chunk}")
-        if not isinstance(self.augment, bool):
-            raise ValueError(f"TrainConfig.augment must be True or False, got {self.augment!r}")
-        if isinstance(self.hold_out, str) or not all(isinstance(n, str) for n in self.hold_out):
-            raise ValueError("TrainConfig.hold_out must be a tuple of clip names, "
-                             f"got {self.hold_out!r}")
-        object.__setattr__(self, "hold_out", tuple(self.hold_out))
-
-    def lr_at(self, step: int) -> float:
-        """The learning rate of optimisation step ``step`` (0-based): the warm-up ramp, then
-        ``lr`` times ``lr_decay`` per completed 1,000 steps."""
-        ramp = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
-        return self.lr * ramp * self.lr_decay ** (step // 1000)
-
-    def replace(self, **changes) -> "TrainConfig":
-        known = {f.name for f in fields(self)}
-        unknown = set(changes) - known
-        if unknown:
-            raise KeyError(f"unknown TrainConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
-        return TrainConfig(**{**asdict(self), **changes})
-
-
-#: Settings a resumed run must share with the run that wrote the checkpoint: anything else
-#: would continue a different experiment under the old one's name.  ``steps`` may grow.
-RESUME_FIELDS = ("batch_size", "seed", "lr", "lr_decay", "ema_decay", "grad_clip", "precision",
-                 "log_every", "warmup_steps", "stream_chunk", "augment", "hold_out")
-
-
-def _plain(value):
-    return tuple(value) if isinstance(value, list) else value
-
-
-def check_resume_config(saved: dict, config: "TrainConfig", path: str | Path,
-                        force: bool = False) -> None:
-    """Refuse to resume the checkpoint at ``path`` (its ``train_config``: ``saved``) with other
-    training settings than it was written with, naming each field; ``force`` allows it."""
-    stored = saved.get("train_config") or {}
-    diff = [f"{k}: {stored[k]!r} in the file, {getattr(config, k)!r} now" for k in RESUME_FIELDS
-            if k in stored and _plain(stored[k]) != _plain(getattr(config, k))]
-    if diff and not force:
-        raise ValueError(f"{path} was trained with other settings ({'; '.join(diff)}): resume it "
-                         "with the same ones, write another --checkpoint, or pass --force to "
-                         "continue with the new ones")
-
+           "compiled_loss", "loss_seed", "Replicas", "fit_group"]
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`fit`: the message says at which step training stopped and which
@@ -217,22 +99,6 @@ def train_step(state: TrainState, batch: SampleBatch, config: TrainConfig,
     return loss.detach()
 
 
-#: the warm-up that goes with a large batch (:func:`scaled_lr`)
-LARGE_BATCH_WARMUP = 500
-
-
-def scaled_lr(batch_size: int, base_lr: float = 1e-4, base_batch: int = 64) -> float:
-    """The learning rate for ``batch_size``: the paper's 1e-4 at batch 64, times the square
-    root of the batch ratio (Adam's update noise falls as 1/sqrt(batch); the linear rule of
-    SGD overshoots with Adam).  Use it with :data:`LARGE_BATCH_WARMUP` warm-up steps.  The CPU
-    check at equal samples seen (``data/results/large_batch.json``, fp32, 102,400 samples) does
-    NOT yet support it at that budget: batch 512 at 2.8e-4 with 20 warm-up steps ended at a
-    mean loss of 0.380 over its last 25,600 samples against 0.318 for batch 64 at 1e-4."""
-    if batch_size < 1 or base_batch < 1:
-        raise ValueError(f"batch sizes must be >= 1, got {batch_size} and {base_batch}")
-    return base_lr * (batch_size / base_batch) ** 0.5
-
-
 def compiled_loss(model: nn.Module):
     """``torch.compile(model.loss_from, fullgraph=True)``, made once per model and kept on it
     (dynamo sees one static shape per batch size)."""
@@ -250,23 +116,210 @@ def new_state(model: nn.Module, generator: torch.Generator, config: TrainConfig,
                           dropout_seed=config.seed * 1_000_003 + 7919 * (rank + 1))
 
 
-def resume(state: TrainState, checkpoint: Path, rank: int = 0) -> None:
-    """Load a training checkpoint into ``state`` after checking that its settings match."""
-    saved = read_checkpoint(checkpoint)
-    check_config(saved, state.model.config, checkpoint)
-    state.load_state_dict(saved, rank)
-
-
 def snapshot_file(checkpoint: str | Path, step: int) -> Path:
     """Where :func:`fit` keeps the state at ``step``: ``runs/x.pt`` -> ``runs/x.step5000.pt``."""
     checkpoint = Path(checkpoint)
     return checkpoint.with_name(f"{checkpoint.stem}.step{step}{checkpoint.suffix}")
 
 
+def loss_seed(seed: int, name: str) -> int:
+    """The seed of model ``name``'s own loss stream in a group (stable across runs and machines)."""
+    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2 ** 63)
+
+
+class Replicas:
+    """How one training run is spread over processes; this class: one process.
+
+    :func:`fit_group` asks it for the three things multi-process training changes
+    (:class:`dphelpers.tools.ddp.DistributedReplicas` answers for DistributedDataParallel):
+    the loss module that averages gradients, the mean of a loss window over all processes,
+    and every process's random streams for the checkpoint, which only the main process writes.
+    """
+
+    rank, world_size, is_main = 0, 1, True
+
+    def local_batch(self, batch_size: int) -> int:
+        return batch_size
+
+    def loss_module(self, model: nn.Module) -> nn.Module | None:
+        """What :func:`train_step` computes the loss with (None: ``model``'s own)."""
+        return None
+
+    def mean(self, window: list[torch.Tensor]) -> float:
+        return torch.stack(window).mean().item()
+
+    def rank_rngs(self, state: TrainState) -> list[dict] | None:
+        """Every process's random streams (None: this one's, :meth:`TrainState.state_dict`)."""
+        return None
+
+    def payload(self) -> dict:
+        """Extra entries of every checkpoint."""
+        return {}
+
+    def check_resume(self, saved: dict, path: Path) -> None:
+        """Refuse a checkpoint this set of processes cannot continue exactly."""
+
+    def logged(self, step: int, steps: int, loss: float, bar_shown: bool) -> None:
+        """Called after every logged window (the progress bar shows it already)."""
+
+
+def _check_group(models: dict, configs: dict, checkpoints: dict, own_streams: bool) -> None:
+    if not models:
+        raise ValueError("fit: no models given")
+    if not own_streams and len(models) != 1:
+        raise ValueError("fit: models that share the stream's generator train one at a time")
+    for what, d in (("configs", configs), ("checkpoints", checkpoints)):
+        if set(d) != set(models):
+            raise ValueError(f"fit: {what} name {sorted(d)} but the models are {sorted(models)}")
+    for key in ("steps", "batch_size", "ckpt_every", "stream_chunk"):
+        values = {name: getattr(c, key) for name, c in configs.items()}
+        if len(set(values.values())) > 1:
+            raise ValueError(f"fit: the models share one stream, so TrainConfig.{key} must be the "
+                             f"same for all, got {values}")
+    paths = [Path(p).resolve() for p in checkpoints.values() if p is not None]
+    if len(set(paths)) != len(paths):
+        raise ValueError(f"fit: two models would write the same checkpoint: {checkpoints}")
+
+
+def _resume_group(states: dict, checkpoints: dict, stream: TrainStream, own_streams: bool,
+                  replicas: Replicas) -> int:
+    """Load every existing checkpoint (all or none, all at one step; with ``own_streams`` the
+    shared batch stream too); returns the step they hold (0: none)."""
+    files = {n: Path(p) for n, p in checkpoints.items() if p is not None}
+    present = {n: p for n, p in files.items() if p.is_file()}
+    if not present:
+        return 0
+    if len(present) != len(files):
+        missing = sorted(set(files) - set(present))
+        raise CheckpointError(f"fit: checkpoints exist for {sorted(present)} but not for "
+                              f"{missing}: the models share one stream and resume together; "
+                              "move the existing files away to start afresh")
+    saved = {n: read_checkpoint(p) for n, p in present.items()}
+    steps = {n: int(s["step"]) for n, s in saved.items()}
+    if len(set(steps.values())) > 1:
+        raise CheckpointError(f"fit: the checkpoints stopped at different steps {steps} "
+                              f"({ {n: str(p) for n, p in present.items()} }); they resume "
+                              "together only from one step")
+    if own_streams and any(s.get("stream_rng") is None for s in saved.values()):
+        bad = sorted(n for n, s in saved.items() if s.get("stream_rng") is None)
+        raise CheckpointError(f"fit: {[str(present[n]) for n in bad]} lack 'stream_rng': "
+                              "written by a single-model run, not by fit_many")
+    for name, state_saved in saved.items():
+        check_config(state_saved, states[name].model.config, present[name])
+        replicas.check_resume(state_saved, present[name])
+        states[name].load_state_dict(state_saved, replicas.rank)
+    if own_streams:
+        stream.generator.set_state(next(iter(saved.values()))["stream_rng"])
+    return next(iter(steps.values()))
+
+
+def fit_group(models: dict[str, nn.Module], stream: TrainStream,
+              configs: dict[str, TrainConfig], checkpoints: dict[str, str | Path | None],
+              own_streams: bool, progress: bool = True, keep_at: tuple[int, ...] = (),
+              resume_from_checkpoint: bool = True, replicas: Replicas | None = None,
+              desc: str = "train") -> dict[str, TrainResult]:
+    """*The* training loop: every model of ``models`` (name -> module, trained in place) up to
+    ``steps`` steps in all (resumed ones included), one batch of ``stream`` per step given to
+    each model's :func:`train_step` in turn.
+
+    Random streams: with ``own_streams`` every model draws its loss (candidates, t, noise) from
+    a generator of its own (:func:`loss_seed`) and each checkpoint also keeps the batch stream
+    (``"stream_rng"``): :func:`dphelpers.trainmany.fit_many`.  Without, the single model draws
+    from the stream's generator: :func:`fit` and multi-process training.
+
+    Logging: the mean loss of each window of ``log_every`` steps, logged at the steps that are
+    multiples of ``log_every``.  Checkpoints: every model's whole :class:`TrainState` in its
+    file (None: not saved) every ``ckpt_every`` steps and at the end, and in
+    :func:`snapshot_file` at the ``keep_at`` steps; existing files are resumed (all of them,
+    at one step) unless ``resume_from_checkpoint=False``.  ``replicas``: how the run is
+    spread over processes (default one, :class:`Replicas`).  Ctrl-C raises
+    :class:`TrainingInterrupted` saying which step the files keep.
+    """
+    replicas = Replicas() if replicas is None else replicas
+    _check_group(models, configs, checkpoints, own_streams)
+    first = next(iter(configs.values()))
+    keep = {int(k) for k in keep_at}
+    if keep and any(p is None for p in checkpoints.values()):
+        raise ValueError("fit: keep_at needs a checkpoint file to name the snapshots after")
+    if first.threads:
+        torch.set_num_threads(first.threads)
+    if any(k % first.stream_chunk for k in keep | {first.steps}):
+        raise ValueError(f"fit: steps {first.steps} and keep_at {sorted(keep)} must be multiples "
+                         f"of stream_chunk={first.stream_chunk} (a snapshot resumes only between "
+                         "chunks)")
+    stream.set_chunk(first.stream_chunk)
+    states = {}
+    for name, model in models.items():
+        gen = (torch.Generator(device=next(model.parameters()).device)
+               .manual_seed(loss_seed(configs[name].seed, name)) if own_streams
+               else stream.generator)
+        states[name] = new_state(model, gen, configs[name], rank=replicas.rank)
+    start = (_resume_group(states, checkpoints, stream, own_streams, replicas)
+             if resume_from_checkpoint else 0)
+    losses = {name: replicas.loss_module(model) for name, model in models.items()}
+    for model in models.values():
+        model.train()
+    windows: dict[str, list[torch.Tensor]] = {name: [] for name in models}
+    show = progress and replicas.is_main
+    bar = tqdm(range(start, first.steps), initial=start, total=first.steps, disable=not show,
+               desc=desc)
+    saved = start
+    try:
+        for _ in bar:
+            batch = stream.next_batch(replicas.local_batch(first.batch_size))
+            for name, state in states.items():
+                windows[name].append(train_step(state, batch, configs[name], losses[name]))
+            step = next(iter(states.values())).step
+            if step % first.log_every == 0:
+                for name, state in states.items():
+                    state.log_steps.append(step)
+                    state.log_losses.append(replicas.mean(windows[name]))
+                    windows[name] = []
+                bar.set_postfix({n: f"{s.log_losses[-1]:.4f}" for n, s in states.items()})
+                replicas.logged(step, first.steps, state.log_losses[-1], show)
+            regular = step % first.ckpt_every == 0 or step == first.steps
+            if regular or step in keep:
+                _save_group(states, configs, checkpoints, stream if own_streams else None,
+                            replicas, step if regular else None, step in keep)
+                saved = step if regular else saved
+    except KeyboardInterrupt:
+        bar.close()
+        raise training_interrupted(next(iter(states.values())).step, saved,
+                                   [p for p in checkpoints.values() if p is not None]) from None
+    results = {}
+    for name, state in states.items():
+        state.model.eval()
+        state.ema.module.eval()
+        results[name] = TrainResult(model=state.model, ema=state.ema.module,
+                                    steps=state.log_steps, losses=state.log_losses,
+                                    resumed_from=start)
+    return results
+
+
+def _save_group(states: dict, configs: dict, checkpoints: dict, stream: TrainStream | None,
+                replicas: Replicas, regular: int | None, snapshot: bool) -> None:
+    """Write every model's checkpoint (``regular``: the step) and/or ``snapshot`` file; every
+    process takes part (its random streams), only the main one writes."""
+    stream_rng = {} if stream is None else {"stream_rng": stream.generator.get_state()}
+    for name, state in states.items():
+        if checkpoints[name] is None:
+            continue
+        rngs = replicas.rank_rngs(state)               # every process takes part
+        if not replicas.is_main:
+            continue
+        payload = {**state.state_dict(rank_rngs=rngs), "train_config": asdict(configs[name]),
+                   **stream_rng, **replicas.payload()}
+        if regular is not None:
+            write_checkpoint(checkpoints[name], state.model, payload)
+        if snapshot:
+            write_checkpoint(snapshot_file(checkpoints[name], state.step), state.model, payload)
+
+
 def fit(model: nn.Module, stream: TrainStream, config: TrainConfig | None = None,
         checkpoint: str | Path | None = None, resume_from_checkpoint: bool = True,
         progress: bool = True, keep_at: tuple[int, ...] = ()) -> TrainResult:
-    """Train ``model`` in place up to ``config.steps`` steps in all (resumed steps included).
+    """Train ``model`` in place up to ``config.steps`` steps in all (resumed steps included):
+    :func:`fit_group` with a group of one, drawing its loss from the stream's generator.
 
     With ``checkpoint``: an existing training checkpoint there is resumed (unless
     ``resume_from_checkpoint=False``), and the state is written there every ``ckpt_every``
@@ -274,44 +327,7 @@ def fit(model: nn.Module, stream: TrainStream, config: TrainConfig | None = None
     :func:`snapshot_file` (a learning curve evaluates them later).
     """
     config = TrainConfig() if config is None else config
-    keep = set(int(k) for k in keep_at)
-    if keep and checkpoint is None:
-        raise ValueError("fit: keep_at needs a checkpoint file to name the snapshots after")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    if any(k % config.stream_chunk for k in keep | {config.steps}):
-        raise ValueError(f"fit: steps {config.steps} and keep_at {sorted(keep)} must be multiples of "
-                         f"stream_chunk={config.stream_chunk} (a snapshot resumes only between "
-                         "chunks)")
-    stream.set_chunk(config.stream_chunk)
-    state = new_state(model, stream.generator, config)
-    if checkpoint is not None and resume_from_checkpoint and Path(checkpoint).is_file():
-        resume(state, Path(checkpoint))
-    start = saved = state.step
-    model.train()
-    window: list[torch.Tensor] = []
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
-               disable=not progress, desc="train")
-    try:
-        for _ in bar:
-            window.append(train_step(state, stream.next_batch(config.batch_size), config))
-            if len(window) == config.log_every:
-                state.log_steps.append(state.step)
-                state.log_losses.append(torch.stack(window).mean().item())
-                window = []
-                bar.set_postfix(loss=f"{state.log_losses[-1]:.4f}")
-            if checkpoint is not None and (state.step % config.ckpt_every == 0
-                                           or state.step == config.steps):
-                write_checkpoint(checkpoint, model, {**state.state_dict(),
-                                                     "train_config": asdict(config)})
-                saved = state.step
-            if state.step in keep:
-                write_checkpoint(snapshot_file(checkpoint, state.step), model,
-                                 {**state.state_dict(), "train_config": asdict(config)})
-    except KeyboardInterrupt:
-        bar.close()
-        raise training_interrupted(state.step, saved, [checkpoint] if checkpoint else []) from None
-    model.eval()
-    state.ema.module.eval()
-    return TrainResult(model=model, ema=state.ema.module, steps=state.log_steps,
-                       losses=state.log_losses, resumed_from=start)
+    name = getattr(model, "kind", "model")
+    return fit_group({name: model}, stream, {name: config}, {name: checkpoint}, own_streams=False,
+                     progress=progress, keep_at=keep_at,
+                     resume_from_checkpoint=resume_from_checkpoint)[name]

@@ -4,12 +4,14 @@ Introduced in notebook 01 (skeletons) and used by every later notebook.  Every f
 returns a :class:`plotly.graph_objects.Figure` and never calls ``.show()``; use
 :func:`show` to display one.  Colours, the 3D scene convention (camera-frame mm drawn as
 (x, z, -y) in a fixed 2 m cube) and the display rules live in :mod:`dphelpers.vizcore`; the
-names a notebook needs are re-exported here (``COLORS``, ``SIDES``, ``scene_box``,
-``scene_layout``, ``figure_html``, ``show``).  Pages that combine several views (the
+names a notebook needs are re-exported here (``COLORS``, ``SIDES``, ``MAX_WIDTH_PX``,
+``scene_box``, ``scene_layout``, ``figure_html``, ``show``).  Pages that combine several views (the
 ``predict`` verb's photo + hypotheses page) are in :mod:`dphelpers.vizpages`.
 
-Legends name what a trace is ("ground truth", "hypotheses (20)"): the three side-coloured
-traces of one skeleton share one legend entry.
+Legends name what a trace is ("ground truth", "hypotheses (20)"; a caller whose poses are not
+sampled hypotheses passes its own name, e.g. "depth-flipped variants (15)"): the three
+side-coloured traces of one skeleton share one legend entry.  Every figure fits the book's
+text column (at most :data:`MAX_WIDTH_PX` wide, or as wide as the page allows).
 """
 from __future__ import annotations
 
@@ -18,19 +20,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .skeleton import MPII_NAMES, N_H36M, N_MPII
-from .vizcore import (COLORS, N_JOINTS, SIDES, as_array, as_image, bone_segments,
+from .vizcore import (COLORS, MAX_WIDTH_PX, N_JOINTS, SIDES, as_array, as_image, bone_segments,
                       display_xyz, figure_html, image_trace, none_for_nan, scene_box,
                       scene_layout, show, skeleton_name)
 
 __all__ = [
-    "COLORS", "SIDES", "skeleton_traces", "pose_figure", "heatmap_figure", "overlay_figure",
+    "COLORS", "SIDES", "MAX_WIDTH_PX", "skeleton_traces", "pose_figure", "heatmap_figure",
     "loss_figure", "reliability_figure", "pose_2d_figure", "figure_html", "show", "scene_box",
     "scene_layout",
 ]
-
-#: transparent at zero, so the crop stays visible where the heatmaps are empty
-_GLOW = [[0.0, "rgba(255,40,0,0)"], [0.3, "rgba(255,60,0,0.55)"], [1.0, "rgba(255,240,0,0.95)"]]
-
 
 # --- 3D poses -------------------------------------------------------------------------------
 def _lines_3d(poses: np.ndarray, name: str, color, opacity: float, width: float,
@@ -66,26 +64,30 @@ def skeleton_traces(pose_mm, name: str, color: str | None = None, opacity: float
 
 
 def pose_figure(gt_mm=None, hypotheses_mm=None, title: str = "",
-                max_hypotheses: int = 50) -> go.Figure:
+                max_hypotheses: int = 50, hypotheses_name: str | None = None,
+                gt_name: str = "ground truth") -> go.Figure:
     """Ground truth (bold) and hypotheses (thin, translucent) in one 3D scene.
 
     gt_mm: (17, 3) or None; hypotheses_mm: (h, 17, 3) or None, camera frame mm.  The first
     ``max_hypotheses`` hypotheses are drawn, all in one trace per side (3 traces), after
-    the ground truth's 3 traces.  The axes are a fixed cube (:func:`scene_box`) around the
-    ground truth, or around the hypotheses' per-joint median when there is none.
+    the ground truth's 3 traces.  Legend names: ``gt_name`` and ``hypotheses_name`` (default
+    ``"hypotheses (h)"``; pass an honest name when the poses are not sampled hypotheses, e.g.
+    ``"depth-flipped variants (15)"`` or ``"noised pose"``).  The axes are a fixed cube
+    (:func:`scene_box`) around the ground truth, or around the hypotheses' per-joint median
+    when there is none.
     """
     if gt_mm is None and hypotheses_mm is None:
         raise ValueError("pose_figure needs gt_mm, hypotheses_mm or both; got neither")
     fig = go.Figure()
     if gt_mm is not None:
-        fig.add_traces(skeleton_traces(gt_mm, "ground truth", width=8))
+        fig.add_traces(skeleton_traces(gt_mm, gt_name, width=8))
     hyp = None
     if hypotheses_mm is not None:
         hyp = as_array(hypotheses_mm, "hypotheses_mm", (None, N_H36M, 3))
         hyp = hyp[:max(int(max_hypotheses), 1)]
         opacity = float(np.clip(2.0 / np.sqrt(len(hyp)), 0.1, 0.5))
-        fig.add_traces(_lines_3d(hyp, f"hypotheses ({len(hyp)})", None, opacity, 2, "h36m",
-                                 markers=False))
+        name = f"hypotheses ({len(hyp)})" if hypotheses_name is None else str(hypotheses_name)
+        fig.add_traces(_lines_3d(hyp, name, None, opacity, 2, "h36m", markers=False))
     reference = as_array(gt_mm, "gt_mm", (N_H36M, 3)) if gt_mm is not None \
         else np.median(hyp, axis=0)
     fig.update_layout(**scene_layout(scene_box(reference), title))
@@ -137,33 +139,9 @@ def heatmap_figure(heatmaps, crop_image=None, joints=None, candidates=None) -> g
     for j in range(N_MPII):
         suffix = "" if j == 0 else str(j + 1)
         fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
-    fig.update_layout(height=820, width=780, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      showlegend=False)
-    return fig
-
-
-def overlay_figure(crop_image, heatmaps, reduce: str = "max") -> go.Figure:
-    """All 16 heatmaps combined (``reduce`` = 'max' or 'sum') over the crop image.
-
-    crop_image: (H, W, 3) uint8 or None (e.g. 256 x 256); heatmaps: (16, 64, 64), stretched
-    over the crop.  Traces: image (if given), heatmap.
-    """
-    hm = np.clip(as_array(heatmaps, "heatmaps", (N_MPII, 64, 64)), 0, None)
-    if reduce not in ("max", "sum"):
-        raise ValueError(f"reduce must be 'max' or 'sum', got {reduce!r}")
-    combined = (hm.max(axis=0) if reduce == "max" else hm.sum(axis=0)).astype(np.float32)
-    fig = go.Figure()
-    h, w = (256, 256)
-    if crop_image is not None:
-        img = as_image(crop_image, "crop_image")
-        h, w = img.shape[:2]
-        fig.add_trace(image_trace(img))
-    sx, sy = w / 64, h / 64
-    fig.add_trace(go.Heatmap(z=combined, x0=-0.5 + sx / 2, dx=sx, y0=-0.5 + sy / 2, dy=sy,
-                             colorscale=_GLOW, showscale=False, name=f"{reduce} of heatmaps"))
-    fig.update_xaxes(range=[-0.5, w - 0.5], showticklabels=False)
-    fig.update_yaxes(range=[h - 0.5, -0.5], showticklabels=False, scaleanchor="x")
-    fig.update_layout(width=420, height=420, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    fig.update_layout(height=720, width=MAX_WIDTH_PX, showlegend=False,
+                      margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    fig.update_annotations(font_size=12)          # the joint names above the panels
     return fig
 
 
@@ -216,10 +194,15 @@ def reliability_figure(curves: dict) -> go.Figure:
         freq = as_array(pair[1], f"curves[{name!r}] freq", (len(lev),))
         fig.add_trace(go.Scatter(x=lev, y=freq, mode="lines+markers", name=str(name),
                                  line={"color": palette[i % len(palette)]}))
-    fig.update_layout(xaxis={"title": "quantile level", "range": [0, 1]},
+    # a square plot: both axes exactly [0, 1] (constrain="domain" shrinks the plot area, never
+    # the ranges), the legend below it so that it takes no width from the plot
+    fig.update_layout(xaxis={"title": "quantile level", "range": [0, 1], "constrain": "domain",
+                             "dtick": 0.2},
                       yaxis={"title": "frequency of quantile <= level", "range": [0, 1],
-                             "scaleanchor": "x"},
-                      width=450, height=450, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+                             "scaleanchor": "x", "scaleratio": 1, "constrain": "domain",
+                             "dtick": 0.2},
+                      legend={"orientation": "h", "y": -0.18, "yanchor": "top", "x": 0},
+                      width=480, height=560, margin={"l": 60, "r": 20, "t": 30, "b": 10})
     return fig
 
 

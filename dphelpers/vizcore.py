@@ -18,8 +18,9 @@ and none at the cube's corners, so that the labels of the depth axis (which poin
 the viewer) and of the axes meeting at a corner do not overlap.
 
 Display: :func:`figure_html` gives the figure as HTML *without* plotly.js (the offline book
-loads one local ``plotly.min.js``, see REFERENCE.md).  :func:`show` chooses how to display:
-``mode`` (or env ``DPHELPERS_PLOTLY``) is ``"html"`` (that HTML through IPython),
+loads one local ``plotly.min.js`` through Sphinx's ``html_js_files``: offline, plotly's own
+renderers either drop the figure or fetch the library from a CDN).  :func:`show` chooses how
+to display: ``mode`` (or env ``DPHELPERS_PLOTLY``) is ``"html"`` (that HTML through IPython),
 ``"native"`` (``fig.show()``, for JupyterLab) or ``"auto"`` (default: ``"html"`` when env
 ``DPHELPERS_BOOK=1``, else ``"native"``).
 """
@@ -35,7 +36,7 @@ import plotly.graph_objects as go
 
 from .skeleton import H36M_BONES, MPII_BONES, N_H36M, N_MPII, side_of
 
-__all__ = ["COLORS", "SIDES", "BOX_MM", "CAMERA_EYE", "scene_box", "scene_layout",
+__all__ = ["COLORS", "SIDES", "MAX_WIDTH_PX", "BOX_MM", "CAMERA_EYE", "scene_box", "scene_layout",
            "figure_html", "show"]
 
 COLORS: dict[str, str] = {
@@ -46,10 +47,14 @@ COLORS: dict[str, str] = {
     "hypo": "#9467bd",    # candidates / single-colour hypotheses
 }
 SIDES: tuple[str, ...] = ("left", "right", "centre")
+#: the widest figure the book's text column (~688 px) shows whole; wider ones are cut off
+MAX_WIDTH_PX = 660
 #: side of the cube the 3D axes show, mm (a standing person is 1.6-1.9 m tall)
 BOX_MM = 2000.0
 #: the default view: from the front, a little from the right and above
 CAMERA_EYE = {"x": 0.7, "y": -1.8, "z": 0.35}
+#: how far back the 3D scenes' camera sits, in units of CAMERA_EYE (axis titles stay inside)
+SCENE_CAMERA_DISTANCE = 1.35
 N_JOINTS = {"h36m": N_H36M, "mpii": N_MPII}
 BONES = {"h36m": H36M_BONES, "mpii": MPII_BONES}
 _AXIS_TITLES = ("x (right) mm", "z (depth) mm", "-y (up) mm")
@@ -151,11 +156,13 @@ def _nice_step(span: float, n_ticks: int) -> float:
 
 
 def scene_layout(ranges: list[list[float]], title: str = "", height: int = 560,
-                 camera_distance: float = 1.0) -> dict:
+                 camera_distance: float = SCENE_CAMERA_DISTANCE) -> dict:
     """Layout settings of a 3D pose scene with fixed ``ranges`` (from :func:`scene_box`):
     equal scale, three ticks per axis (every quarter of the box), none at the
-    box's corners; the camera at :data:`CAMERA_EYE` times ``camera_distance`` (above 1: farther
-    back, for scenes whose nearest axis title would fall below the bottom edge)."""
+    box's corners; the camera at :data:`CAMERA_EYE` times ``camera_distance``.  The default
+    (:data:`SCENE_CAMERA_DISTANCE`) keeps the whole cube, with its axis titles, inside the
+    figure: at 1.0 the nearest corner of the cube reaches the figure's edge and the depth and
+    up axes' titles are cut off.  The margins leave room for the titles as well."""
     axes = {}
     for a, r, t, n in zip("xyz", ranges, _AXIS_TITLES, (5, 5, 5)):
         step = _nice_step(r[1] - r[0], n)
@@ -167,10 +174,11 @@ def scene_layout(ranges: list[list[float]], title: str = "", height: int = 560,
     span = np.array([r[1] - r[0] for r in ranges], dtype=float)
     ratio = span / span.max()
     return {"title": title, "height": height,
-            "margin": {"l": 0, "r": 0, "t": 40 if title else 10, "b": 0},
+            "margin": {"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
             "scene": {**axes, "aspectmode": "manual",
                       "aspectratio": {"x": ratio[0], "y": ratio[1], "z": ratio[2]},
-                      "camera": {"eye": {k: camera_distance * v for k, v in CAMERA_EYE.items()}, "up": {"x": 0, "y": 0, "z": 1}}},
+                      "camera": {"eye": {k: camera_distance * v for k, v in CAMERA_EYE.items()},
+                                 "up": {"x": 0, "y": 0, "z": 1}}},
             "legend": {"itemsizing": "constant"}, "uirevision": "keep"}
 
 

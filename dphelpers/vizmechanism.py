@@ -105,7 +105,7 @@ def failed_joint_figure(heatmap, truth_hm, hypotheses_hm: dict, errors_mm: dict,
                      title_text="y (px)")
     fig.update_xaxes(title_text="3D error of the joint (mm)", row=1, col=2)
     fig.update_yaxes(title_text="hypotheses", row=1, col=2)
-    fig.update_layout(barmode="overlay", height=430, width=900, title=title,
+    fig.update_layout(barmode="overlay", height=430, width=660, title=title,
                       margin={"l": 10, "r": 10, "t": 70, "b": 10})
     return fig
 

@@ -84,18 +84,20 @@ def prediction_figure(image, detection, poses_mm, title: str = "",
     :class:`dphelpers.detector.Detection` (``box``, ``joints_hm``; ``score`` if present);
     poses_mm: (h, 17, 3) root-relative hypotheses, camera frame mm.  Traces, in order:
     image, box, 2D joints (3 sides), hypotheses (3 sides, side colours), medoid (3, drawn bold
-    in ``COLORS["gt"]``), spread bars.
+    in ``COLORS["gt"]``), spread bars.  Nothing overlaps at any width from the book's column
+    (~680 px) up: the title, the legend and the subplot titles each have a band of the top
+    margin; the grey around the photo is beyond its border.
     """
     img = as_image(image, "image")
     poses = as_array(poses_mm, "poses_mm", (None, N_H36M, 3))
     joints = _joints_image_px(detection)
     m = medoid_index(poses)
     spread = joint_spread_mm(poses, poses[m])
-    fig = make_subplots(rows=2, cols=2, column_widths=[0.45, 0.55], row_heights=[0.7, 0.3],
+    fig = make_subplots(rows=2, cols=2, column_widths=[0.4, 0.6], row_heights=[0.7, 0.3],
                         specs=[[{"type": "xy"}, {"type": "scene"}], [{"type": "xy", "colspan": 2},
                                                                    None]],
-                        subplot_titles=["the photo (grey: beyond its border), the detected 2D joints",
-                                        f"{len(poses)} hypotheses, the medoid bold",
+                        subplot_titles=["the photo and its 2D joints",
+                                        f"{len(poses)} hypotheses, medoid bold",
                                         "spread per joint around the medoid (mm)"],
                         vertical_spacing=0.1, horizontal_spacing=0.03)
     fig.add_trace(image_trace(img), row=1, col=1)
@@ -142,14 +144,26 @@ def prediction_figure(image, detection, poses_mm, title: str = "",
     fig.update_yaxes(title="mm", row=2, col=1)
     # a little farther back than pose_figure's camera: the scene here is shorter than it is
     # wide, and the nearest axis' title would fall below its bottom edge
-    layout = scene_layout(scene_box(poses[m]), title, height=900, camera_distance=1.25)
+    layout = scene_layout(scene_box(poses[m]), title, height=_PAGE_HEIGHT, camera_distance=1.6)
     layout["scene"]["domain"] = fig.layout.scene.domain.to_plotly_json()
     fig.update_layout(**layout)
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 120 if title else 80, "b": 30},
-                      plot_bgcolor="#e5e5e5",        # around the photo: outside the picture
-                      legend={"orientation": "h", "y": 1.06, "yanchor": "bottom", "x": 0.5,
-                              "xanchor": "center"})
+    # Top to bottom, each in its own band of the top margin (pixels, whatever the width):
+    # the title, the legend (two rows when the column is narrow), the subplot titles.
+    title_px = _TITLE_PX if title else 0
+    fig.update_layout(
+        title={"text": title, "y": 1 - 8 / _PAGE_HEIGHT, "yref": "container", "yanchor": "top",
+               "x": 0.02, "xanchor": "left", "font": {"size": 16}},
+        margin={"l": 10, "r": 10, "t": title_px + _LEGEND_PX + _SUBTITLE_PX, "b": 30},
+        plot_bgcolor="#e5e5e5",        # around the photo: outside the picture
+        legend={"orientation": "h", "yref": "container", "y": 1 - (title_px + 6) / _PAGE_HEIGHT,
+                "yanchor": "top", "x": 0.0, "xanchor": "left", "font": {"size": 12}})
+    fig.update_annotations(font_size=13, yshift=2)       # the subplot titles
     return fig
+
+
+#: the prediction figure's height and the bands of its top margin, px
+_PAGE_HEIGHT = 900
+_TITLE_PX, _LEGEND_PX, _SUBTITLE_PX = 34, 50, 26
 
 
 def prediction_page(image, detection, poses_mm, title: str = "DiffPose prediction",

@@ -4,11 +4,16 @@ Builds a copy of ``book/`` in a temporary folder (the repository's ``book/_build
 alone), serves the site on 127.0.0.1 and opens every page in headless Chromium (Debian's
 ``/usr/bin/chromium``, driven by the ``playwright`` Python package; never ``playwright install``).
 
-Reader-level checks (:mod:`dphelpers.tools.bookcheck`), on every chapter: no raw Markdown table
-text, no output saying "not found", "skipped" or "Traceback", no code block wider than its
-column, at least :data:`MIN_PLOTS` plotly figures drawn; a full-page screenshot of each chapter
-is saved under the pytest tmp dir (its path is printed: run with ``-s`` to see it).  The same
-checker must catch a deliberately broken page (``test_checker_catches_a_broken_page``).
+Reader-level checks (:mod:`dphelpers.tools.bookcheck`, every check of its ``CHECKS``), on
+every executed notebook (``test_notebooks_have_no_reader_problems``) and every rendered chapter
+(``test_reader_sees_no_broken_output``): raw Markdown table text, outputs saying "not found",
+"skipped" or "Traceback", code wider than its column, MathJax errors and raw TeX, elements
+wider than the content column, overlapping or clipped plotly text, progress bars, stderr
+outputs, papermill's injected cell, mentions of files not in the repository, snake_case table
+headers, and at least :data:`MIN_PLOTS` plotly figures drawn; a full-page screenshot of each
+chapter is saved under the pytest tmp dir (its path is printed: run with ``-s`` to see it).  The
+same checker must catch a deliberately broken chapter (``test_checker_catches_a_broken_page``;
+each check alone: ``tests/test_bookcheck.py``).
 """
 from __future__ import annotations
 
@@ -56,7 +61,9 @@ def site(tmp_path_factory, executed_notebooks) -> Path:
     out = next(iter(executed_notebooks.values())).parent
     book = tmp_path_factory.mktemp("book") / "book"
     shutil.copytree(BOOK_DIR, book, ignore=shutil.ignore_patterns("_build", "chapters"))
-    return build_book(out_dir=out, execute=False, book_dir=book, progress=False)
+    # check=False: the notebooks' reader-level problems are reported by
+    # test_notebooks_have_no_reader_problems, so that the pages are still built and checked
+    return build_book(out_dir=out, execute=False, book_dir=book, progress=False, check=False)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -212,8 +219,9 @@ def _check_page(browser, url: str, shot: Path, min_plots: int = 0) -> tuple[list
 
 
 def test_reader_sees_no_broken_output(site, base_url, browser, tmp_path_factory):
-    """Every chapter: no raw table text, no 'not found' / 'skipped' / 'Traceback' output, no
-    code block wider than its column, the expected plotly figures drawn; screenshots saved."""
+    """Every chapter and the results page: no finding of any check of
+    :data:`dphelpers.tools.bookcheck.CHECKS`, the expected plotly figures drawn; screenshots
+    saved."""
     shots = tmp_path_factory.mktemp("screenshots")
     report, drawn = {}, {}
     for name in _chapters(site) + [f"{RESULTS_PAGE}.html"]:
@@ -224,6 +232,15 @@ def test_reader_sees_no_broken_output(site, base_url, browser, tmp_path_factory)
         if problems:
             report[name] = problems
     assert not report, "\n".join(f"{k}:\n  " + "\n  ".join(v) for k, v in report.items())
+
+
+def test_chapters_have_no_reader_problems(site):
+    """The build's own check (:func:`dphelpers.tools.bookcheck.notebook_problems`) on every
+    chapter notebook as the site publishes it (``book/chapters/`` of the built copy)."""
+    chapters = sorted((site.parents[1] / "chapters").glob("*.ipynb"))
+    assert chapters, f"no chapter notebooks next to {site}"
+    report = [p for nb in chapters for p in notebook_problems(nb)]
+    assert not report, "\n".join(report)
 
 
 def test_plumbing_cells_are_folded(site):
@@ -249,8 +266,10 @@ def test_favicon_is_served(site, base_url, browser):
 
 
 def _tiny_notebook(broken: bool):
-    """A hand-made *executed* chapter: clean, or with the three problems a reader must never
-    meet (a raw Markdown table output, a 'not found' output, a 120-character code line)."""
+    """A hand-made *executed* chapter: clean, or with problems a reader must never meet (a raw
+    Markdown table output, a 'not found' output, a 120-character code line, a stderr output, a
+    tqdm bar, papermill's injected cell shown, raw TeX, a misplaced '&', a mention of
+    REFERENCE.md, a snake_case table header), so that myst-nb's real HTML is checked too."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
@@ -265,14 +284,25 @@ def _tiny_notebook(broken: bool):
         return new_output("stream", name="stdout", text=text)
 
     t = table([["a", 1.5], ["b", 2.25]], columns=["name", "value"], caption="a clean table")
-    cells = [new_markdown_cell(f"# {'Broken' if broken else 'Clean'} chapter"),
+    cells = [new_markdown_cell(f"# {'Broken' if broken else 'Clean'} chapter\n\n"
+                               "The loss $\\frac{1}{2}\\lVert x \\rVert^2$, see README.md."),
              code("QUICK = True", tags=["parameters"]),
+             code("# Parameters\nQUICK = True\n",
+                  tags=["injected-parameters"] + ([] if broken else ["remove-cell"])),
              code("import numpy as np", printed("setup done\n"), tags=["hide-input"]),
              code("x = 1  # " + "a" * (111 if broken else 79), printed("ok\n"))]  # 120 / 88
     if broken:
         cells += [code("show_markdown()", new_output("display_data", data={
                       "text/markdown": "| a | b |\n|---|---|\n| 1 | 2 |", "text/plain": "md"})),
-                  code("print(msg)", printed("runs/model.pt not found: skipped\n"))]
+                  code("print(msg)", printed("runs/model.pt not found: skipped\n")),
+                  new_markdown_cell("As in REFERENCE.md, the weight \\bar{\\alpha} and\n\n"
+                                    "$$\na &= b\n$$"),
+                  code("train()", new_output("stream", name="stderr", text=(
+                      "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")),
+                      printed("100%|##########| 10/10 [00:01<00:00,  9.51it/s]\n")),
+                  code("t", new_output("execute_result", execution_count=2, data={
+                      "text/html": table([["a", 1.0]], columns=["model", "P1_min"])._repr_html_(),
+                      "text/plain": "t"}))]
     else:
         cells.append(code("t", new_output("execute_result", execution_count=1, data={
             "text/html": t._repr_html_(), "text/plain": str(t)})))
@@ -309,11 +339,16 @@ def test_checker_catches_a_broken_notebook(tiny_site):
     assert any("raw Markdown table" in p for p in found), found
     assert any("'not found'" in p for p in found), found
     assert any("120 characters" in p for p in found), found
+    for check, seen in (("stderr", "TensorFlow Lite"), ("progress", "9.51it/s"),
+                        ("injected-parameters", "QUICK = True"), ("math", "Misplaced &"),
+                        ("math", "'\\\\bar'"), ("missing-file", "'REFERENCE.md'"),
+                        ("snake-header", "'P1_min'")):
+        assert any(f": {check}: " in p and seen in p for p in found), (check, seen, found)
 
 
 def test_checker_catches_a_broken_page(tiny_site, browser, tmp_path):
-    """The browser checker used on the real book reports all three problems of the broken
-    chapter, and nothing on the clean one."""
+    """The browser checker used on the real book reports the problems of the broken chapter as
+    myst-nb renders them, and nothing on the clean one."""
     _, site = tiny_site
     handler = functools.partial(_Quiet, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -331,3 +366,9 @@ def test_checker_catches_a_broken_page(tiny_site, browser, tmp_path):
     assert any("raw Markdown table" in p for p in broken), broken
     assert any("'not found'" in p for p in broken), broken
     assert any("wider than its column" in p for p in broken), broken
+    # (the build removes the injected cell and stderr: tests/test_bookcheck.py proves those)
+    for check, seen in (("progress", "9.51it/s"), ("math", "Misplaced &"),
+                        ("math", "'\\\\bar'"), ("missing-file", "'REFERENCE.md'"),
+                        ("snake-header", "'P1_min'")):
+        assert any(p.startswith(f"chapters/02_broken.html: {check}: ") and seen in p
+                   for p in broken), (check, seen, broken)

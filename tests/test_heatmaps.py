@@ -9,7 +9,7 @@ from dphelpers.heatmaps import (
     render_gaussians, simulate_heatmaps,
 )
 from dphelpers.failures import (
-    GROUPS, KS_SIGMA, MPII_PARTNER, by_group, failure_probabilities, ks_radius_px, person_scale_px,
+    GROUPS, KS_SIGMA, MPII_PARTNER, by_group, failure_probabilities, person_scale_px,
 )
 from dphelpers.pckh import argmax_px, head_size_px, pckh_failures
 from dphelpers.skeleton import MPII_FLIP_PAIRS, MPII_NAMES
@@ -277,6 +277,13 @@ def dist_to(maps: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     return (argmax_px(maps) - xy).norm(dim=-1)
 
 
+def ks_radius_px(ks: float, joints_hm: torch.Tensor) -> torch.Tensor:
+    """The radius ``(b, 16)`` px of keypoint similarity ``ks`` (failures.py's docstring):
+    ``k_j s sqrt(-2 ln ks)``, ``k_j = 2 KS_SIGMA[j]``, ``s`` the person's OKS scale."""
+    kappa = 2.0 * torch.tensor(KS_SIGMA)
+    return kappa * person_scale_px(joints_hm)[:, None] * math.sqrt(-2.0 * math.log(ks))
+
+
 def test_inversion_puts_the_argmax_at_the_partner():
     pts = mirrored_person().expand(4, 16, 2).contiguous()
     out = simulate_heatmaps(pts, None, failing(p_invert=1.0, p_keep_true_mode=0.0),
@@ -325,15 +332,10 @@ def test_jitter_and_miss_land_between_their_ks_radii():
     assert torch.equal(jit.failed, pckh_failures(jit.heatmaps, pts, head_size_px(pts)))
 
 
-def test_ks_radius_known_value_and_errors():
+def test_person_scale_known_value_and_group_errors():
     pts = torch.zeros(1, 16, 2)
     pts[0, 0] = torch.tensor([20.0, 40.0])                           # box 20 x 40: s = sqrt(400)
     assert float(person_scale_px(pts)[0]) == pytest.approx(20.0)
-    wrist = MPII_NAMES.index("RWrist")
-    want = 2 * KS_SIGMA[wrist] * 20.0 * math.sqrt(2 * math.log(2))
-    assert float(ks_radius_px(0.5, pts)[0, wrist]) == pytest.approx(want, rel=1e-6)
-    with pytest.raises(ValueError, match=r"ks must be in \(0, 1\)"):
-        ks_radius_px(1.0, pts)
     with pytest.raises(ValueError, match="unknown joint groups"):
         by_group(neck=0.1)
 

@@ -127,7 +127,7 @@ def test_command_line_writes_rows_and_the_command(tmp_path, capsys):
     assert tool.main(["--models", f"full={files['full']}", f"lifter={files['lifter']}",
                       "--n-test", "6", "--n-hypo", "3", "--quiet", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
-    assert data["command"].startswith("python -m dphelpers.tools.mechanism --models")
+    assert data["command"].startswith("python -m dphelpers mechanism --models")
     assert set(data["rows"]) == {"full", "lifter"} and data["setup"]["n_test"] == 6
     assert data["models"]["lifter"]["n_hypo"] == 1 and data["models"]["full"]["n_hypo"] == 3
     assert "best-of-N" in capsys.readouterr().out

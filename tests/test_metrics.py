@@ -181,8 +181,8 @@ def test_quantiles_and_reliability_shapes():
 
 
 def test_ece_calibrated_vs_overconfident():
-    calibrated = metrics.ece(*_toy(30.0))
-    overconfident = metrics.ece(*_toy(3.0))
+    calibrated = metrics.ece_from_quantiles(metrics.quantiles(*_toy(30.0)))
+    overconfident = metrics.ece_from_quantiles(metrics.quantiles(*_toy(3.0)))
     assert isinstance(calibrated, float)
     assert calibrated < 0.05
     assert overconfident > 0.2
@@ -214,4 +214,4 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match=r"poses must have shape"):
         metrics.root_relative(torch.zeros(16, 3))
     with pytest.raises(ValueError, match=r"n_levels"):
-        metrics.ece(torch.zeros(2, 4, 17, 3), gt, n_levels=1)
+        metrics.reliability(torch.zeros(2, 4, 17, 3), gt, n_levels=1)

@@ -179,3 +179,33 @@ def test_augment_and_hold_out_are_checked_and_kept_on_resume(tmp_path):
         check_resume_config(saved, cfg.replace(augment=False), tmp_path / "c.pt")
     with pytest.raises(ValueError, match="hold_out"):
         check_resume_config(saved, cfg.replace(hold_out=()), tmp_path / "c.pt")
+
+
+def test_one_logging_rule_a_resumed_run_logs_at_the_same_steps(splits, tmp_path):
+    """The loss is logged at the multiples of log_every, whether the run was resumed between
+    them or not (the one loop, fit_group, for one model as for several)."""
+    from dphelpers.modelfiles import build_model
+    from dphelpers.train import Replicas, fit_group
+    cfg = TrainConfig(steps=4, batch_size=4, ckpt_every=1, log_every=2, precision="fp32")
+    def lifter():
+        torch.manual_seed(0)
+        return build_model("lifter")
+    straight = fit(lifter(), _stream(splits), cfg, checkpoint=tmp_path / "a.pt", progress=False)
+    fit(lifter(), _stream(splits), cfg.replace(steps=3), checkpoint=tmp_path / "b.pt",
+        progress=False)
+    resumed = fit(lifter(), _stream(splits), cfg, checkpoint=tmp_path / "b.pt", progress=False)
+    assert straight.steps == resumed.steps == [2, 4] and resumed.resumed_from == 3
+    assert resumed.losses[0] == straight.losses[0]      # step 4's window: step 4 alone after it
+
+    class Counting(Replicas):                     # the hook multi-process training plugs in
+        means = 0
+
+        def mean(self, window):
+            Counting.means += 1
+            return super().mean(window)
+    out = fit_group({"a": build_model("lifter")}, _stream(splits), {"a": cfg}, {"a": None},
+                    own_streams=False, progress=False, replicas=Counting())
+    assert Counting.means == 2 and out["a"].steps == [2, 4]
+    with pytest.raises(ValueError, match="one at a time"):
+        fit_group({"a": build_model("lifter"), "b": build_model("lifter")}, _stream(splits),
+                  {"a": cfg, "b": cfg}, {"a": None, "b": None}, own_streams=False)

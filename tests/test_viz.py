@@ -72,6 +72,21 @@ def test_pose_figure_traces(rng):
     assert fig.data[0].line.width > hyp_left.line.width
     assert len(viz.pose_figure(gt).data) == 3
     assert len(viz.pose_figure(None, hyp).data) == 3
+    # poses that are not sampled hypotheses get an honest legend name from the caller
+    fig = viz.pose_figure(gt, hyp[:15], hypotheses_name="depth-flipped variants (15)",
+                          gt_name="true pose")
+    assert [t.name for t in fig.data if t.showlegend] == ["true pose",
+                                                           "depth-flipped variants (15)"]
+
+
+def test_figures_fit_the_book_column(rng):
+    """The book's text column is ~688 px: a wider fixed-size figure is cut off there."""
+    hm = rng.random((16, 64, 64))
+    levels = np.linspace(0, 1, 21)
+    figs = [viz.heatmap_figure(hm), viz.reliability_figure({"a": (levels, levels)}),
+            viz.pose_2d_figure(rng.uniform(0, 64, (16, 2))), viz.pose_figure(_pose(rng))]
+    for fig in figs:
+        assert fig.layout.width is None or fig.layout.width <= viz.MAX_WIDTH_PX <= 680
 
 
 def test_heatmap_figure_traces(rng):
@@ -88,18 +103,6 @@ def test_heatmap_figure_traces(rng):
     np.testing.assert_allclose(dots.x, (cand[0, :, 0] + 1) * 32)
     sizes = np.asarray(dots.marker.size)
     assert sizes[np.argmax(cand[0, :, 2])] == pytest.approx(sizes.max())
-
-
-def test_overlay_figure(rng):
-    hm = rng.random((16, 64, 64))
-    img = rng.integers(0, 255, size=(256, 256, 3), dtype=np.uint8)
-    fig = viz.overlay_figure(img, hm)
-    assert len(fig.data) == 2 and isinstance(fig.data[0], go.Image)
-    np.testing.assert_allclose(fig.data[1].z, hm.max(axis=0), rtol=1e-6)
-    assert fig.data[1].dx == 4.0
-    fig = viz.overlay_figure(None, hm, reduce="sum")
-    assert len(fig.data) == 1
-    np.testing.assert_allclose(fig.data[0].z, hm.sum(axis=0), rtol=1e-6)
 
 
 def test_loss_figure():
@@ -120,6 +123,11 @@ def test_reliability_figure():
     assert len(fig.data) == 3
     assert list(fig.data[0].x) == [0, 1] and list(fig.data[0].y) == [0, 1]
     assert [t.name for t in fig.data[1:]] == ["ours", "flat"]
+    # both axes exactly [0, 1]: the plot area shrinks to a square, never the ranges
+    lay = fig.layout
+    assert tuple(lay.xaxis.range) == (0, 1) and tuple(lay.yaxis.range) == (0, 1)
+    assert lay.xaxis.constrain == lay.yaxis.constrain == "domain"
+    assert lay.legend.orientation == "h" and lay.width >= 400
 
 
 @pytest.mark.parametrize("skeleton,j", [("mpii", 16), ("h36m", 17)])
@@ -165,7 +173,7 @@ def test_bad_inputs_raise(rng):
     with pytest.raises(ValueError, match=r"heatmaps must have shape \(16, 64, 64\)"):
         viz.heatmap_figure(np.zeros((17, 64, 64)))
     with pytest.raises(ValueError, match="crop_image must be a \\(H, W, 3\\) uint8"):
-        viz.overlay_figure(np.zeros((256, 256, 3)), np.zeros((16, 64, 64)))
+        viz.heatmap_figure(np.zeros((16, 64, 64)), crop_image=np.zeros((256, 256, 3)))
     with pytest.raises(ValueError, match=r"candidates must have shape \(16, n, 3\)"):
         viz.heatmap_figure(np.zeros((16, 64, 64)), candidates=np.zeros((16, 5, 2)))
     with pytest.raises(ValueError, match=r"losses must have shape \(10,\)"):
@@ -258,6 +266,13 @@ def test_prediction_figure_and_page(rng, tmp_path):
     assert joints[0].x[1] == pytest.approx(px[first_left, 0])   # heatmap px -> image px
     bars = [t for t in fig.data if isinstance(t, go.Bar)][0]
     assert list(bars.x) == list(H36M_NAMES[1:])
+    # title, legend and subplot titles in separate bands above the plots (nothing overlaps)
+    lay = fig.layout
+    assert lay.title.yref == lay.legend.yref == "container"
+    title_top = (1 - lay.title.y) * lay.height              # px from the figure's top
+    legend_top = (1 - lay.legend.y) * lay.height
+    assert title_top < legend_top < lay.margin.t - 40        # >= 40 px left for subplot titles
+    assert all(len(a.text) <= 40 for a in lay.annotations)   # short enough for the column
     page = vizpages.prediction_page(img, det, poses, path=tmp_path / "p.html")
     assert (tmp_path / "p.html").read_text() == page
     assert "plotly.js v" in page and not re.search(r'<script src="https?:', page)  # inlined

@@ -11,7 +11,14 @@ Steps of :func:`build_book`:
 2. copy the executed notebooks to ``book/chapters/``, write ``book/_toc.yml`` for them, copy
    the installed plotly package's ``plotly.min.js`` to ``book/_build/plotly_js/`` (so the
    library always matches the Python package that made the figures);
-3. check every executed notebook for what a reader must never meet
+   Each chapter copy is cleaned for the reader (:func:`clean_executed`): papermill's
+   injected ``# Parameters`` cell is removed (the notebook's own parameters cell stays), and so
+   are stderr streams (library log lines: TensorFlow Lite, profilers, warnings) and frozen
+   progress-bar widgets; the chapter copies get a line of download links under their title
+   (:func:`add_download_links`): the source notebook without outputs (copied to the site's
+   ``_static/notebooks/``), the executed one (the page's own source, ``_sources/``) and, when
+   known, the repository;
+3. check every chapter copy for what a reader must never meet
    (:mod:`dphelpers.tools.bookcheck`: raw Markdown tables, outputs saying "not found",
    "skipped" or "Traceback", code lines over 88 characters): any problem fails the build;
 4. write the results page ``book/chapters/results.md`` from the results file
@@ -26,7 +33,9 @@ as ``_static/tryit_model/``.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,8 +45,9 @@ from pathlib import Path
 
 __all__ = [
     "ROOT", "BOOK_DIR", "NOTEBOOK_DIR", "NOTEBOOK_GLOB", "FRONT_PAGES", "BACK_PAGES",
-    "RESULTS_PAGE", "find_notebooks", "execute_notebooks", "check_notebooks", "write_toc",
-    "copy_plotly_js", "build_book",
+    "RESULTS_PAGE", "SOURCE_NOTEBOOKS", "find_notebooks", "execute_notebooks", "clean_executed",
+    "add_download_links", "repository_url", "check_notebooks", "write_toc", "copy_plotly_js",
+    "copy_source_notebooks", "build_book",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +61,11 @@ _CHAPTERS = "chapters"
 #: the generated results page, relative to the book's folder (without ``.md``)
 RESULTS_PAGE = f"{_CHAPTERS}/results"
 _LOG_TAIL_LINES = 60
+#: where the unexecuted chapter notebooks are offered for download, relative to the site root
+SOURCE_NOTEBOOKS = "_static/notebooks"
+#: a frozen progress bar as text: "100%|####| 160/160 [18:24<00:00, 6.72s/it]"
+_PROGRESS = re.compile(r"\d+/\d+ \[[\d:]+<[\d:?]+|\d+%\|")
+_WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def find_notebooks(notebook_dir: str | os.PathLike = NOTEBOOK_DIR) -> list[Path]:
@@ -127,6 +142,87 @@ def execute_notebooks(notebooks: Sequence[Path], out_dir: str | os.PathLike, qui
                                    f"{e.ename}: {e.evalue} (executed copy: {target})") from e
             done.append(target)
     return done
+
+
+def _is_debris(output: dict) -> bool:
+    """stderr text, or a progress-bar widget (its view has no state in the static book)."""
+    if output.get("output_type") == "stream":
+        return output.get("name") == "stderr"
+    data = output.get("data", {})
+    if _WIDGET in data:
+        text = data.get("text/plain", "")
+        return bool(_PROGRESS.search("".join(text) if isinstance(text, list) else str(text)))
+    return False
+
+
+def clean_executed(path: str | os.PathLike) -> dict[str, int]:
+    """Remove what a reader should not meet from an executed notebook, in place.
+
+    Removes papermill's injected-parameters cell (tag ``injected-parameters``), stderr stream
+    outputs and progress-bar widget outputs; returns how many of each were removed."""
+    path = Path(path)
+    nb = json.loads(path.read_text())
+    cells = [c for c in nb["cells"]
+             if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    removed = {"injected cells": len(nb["cells"]) - len(cells), "outputs": 0}
+    for c in cells:
+        if c.get("cell_type") == "code":
+            kept = [o for o in c.get("outputs", []) if not _is_debris(o)]
+            removed["outputs"] += len(c.get("outputs", [])) - len(kept)
+            c["outputs"] = kept
+    nb["cells"] = cells
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return removed
+
+
+def repository_url(book_dir: str | os.PathLike = BOOK_DIR) -> str:
+    """The repository's public address: env ``DPHELPERS_REPO_URL``, else ``repository: url``
+    of ``book_dir/_config.yml``; ``""`` when neither is set."""
+    url = os.environ.get("DPHELPERS_REPO_URL", "").strip()
+    if url:
+        return url
+    config = Path(book_dir) / "_config.yml"
+    if config.is_file():
+        import yaml
+        repo = (yaml.safe_load(config.read_text()) or {}).get("repository") or {}
+        return str(repo.get("url") or "").strip()
+    return ""
+
+
+def add_download_links(path: str | os.PathLike, repo_url: str = "") -> None:
+    """Put a line of download links under the chapter's title (its first Markdown cell), in
+    place: the source notebook (``../_static/notebooks/NAME.ipynb``, no outputs), this page as
+    executed (``../_sources/chapters/NAME.ipynb``) and ``repo_url`` when given."""
+    path = Path(path)
+    nb = json.loads(path.read_text())
+    name = path.name
+    links = [f'<a href="../{SOURCE_NOTEBOOKS}/{name}" download>the notebook</a> '
+             "(no outputs: run it yourself)",
+             f'<a href="../_sources/{_CHAPTERS}/{name}" download>this page as executed</a>']
+    if repo_url:
+        links.append(f'<a href="{repo_url}">the repository</a>')
+    line = '<p class="dp-downloads">Download: ' + " · ".join(links) + "</p>"
+    first = next((c for c in nb["cells"] if c.get("cell_type") == "markdown"), None)
+    if first is None:
+        raise ValueError(f"{name} has no Markdown cell to put the download links in")
+    src = "".join(first["source"]) if isinstance(first["source"], list) else first["source"]
+    head, sep, rest = src.partition("\n")
+    first["source"] = head + "\n\n" + line + "\n" + (sep + rest if rest else "")
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def copy_source_notebooks(sources: Sequence[Path], html_dir: str | os.PathLike) -> Path:
+    """Copy the unexecuted chapter notebooks into the built site (:data:`SOURCE_NOTEBOOKS`),
+    their outputs cleared (they are committed without outputs; this makes sure)."""
+    dest = Path(html_dir) / SOURCE_NOTEBOOKS
+    dest.mkdir(parents=True, exist_ok=True)
+    for src in sources:
+        nb = json.loads(Path(src).read_text())
+        for c in nb["cells"]:
+            if c.get("cell_type") == "code":
+                c["outputs"], c["execution_count"] = [], None
+        (dest / Path(src).name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return dest
 
 
 def check_notebooks(executed: Sequence[Path]) -> None:
@@ -231,14 +327,19 @@ def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, ex
         if missing:
             raise FileNotFoundError(f"execute=False but executed notebooks missing in {out_dir}: "
                                     f"{', '.join(missing)} (run with execute=True first)")
-    if check:
-        check_notebooks(executed)
     chapters_dir = book_dir / _CHAPTERS
     if chapters_dir.exists():
         shutil.rmtree(chapters_dir)  # generated (gitignored): no stale chapters
     chapters_dir.mkdir(parents=True)
-    for nb in executed:
-        shutil.copyfile(nb, chapters_dir / nb.name)
+    chapters = [chapters_dir / nb.name for nb in executed]
+    for nb, chapter in zip(executed, chapters):   # the executed copies stay as papermill wrote
+        shutil.copyfile(nb, chapter)
+        clean_executed(chapter)     # papermill's parameters cell, stderr, progress bars
+    if check:
+        check_notebooks(chapters)   # what the reader will see
+    repo = repository_url(book_dir)
+    for chapter in chapters:
+        add_download_links(chapter, repo)
     from .. import results as _results
     from .resultspage import write_results_page
 
@@ -255,4 +356,5 @@ def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, ex
     html = book_dir / "_build" / "html"
     if not (html / "index.html").is_file():
         raise RuntimeError(f"jupyter-book build finished but {html / 'index.html'} is missing")
+    copy_source_notebooks(sources, html)
     return html

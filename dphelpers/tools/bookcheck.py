@@ -1,32 +1,80 @@
 """What a reader of the book must never meet, checked on executed notebooks and rendered pages.
 
 Used by ``tests/test_book.py`` on the QUICK build, and by :func:`dphelpers.tools.book.build_book`
-(``check=True``) so that a broken chapter fails the build instead of being published:
+(``check=True``) so that a broken chapter fails the build instead of being published.  The
+checks, by name (:data:`CHECKS`; each finding reads ``"<page>: <check>: <what was seen>"``):
 
-- a raw Markdown table in an output (``| a | b |`` / ``|---|`` as text: myst-nb publishes
-  ``text/markdown`` outputs unrendered; use :func:`dphelpers.tables.table`);
-- an executed output saying "not found", "skipped" or "Traceback" (an error, or a section
-  that silently did not run);
-- a code line wider than the page column (:data:`MAX_CODE_LINE` characters; in the browser: a
-  ``pre`` block whose content is wider than the block, ``scrollWidth > clientWidth``);
-- fewer drawn plotly figures (``.js-plotly-plot``) than a chapter should have.
+- ``raw-table``: Markdown table syntax shown as text (``| a | b |`` / ``|---|``: myst-nb
+  publishes ``text/markdown`` outputs unrendered; use :func:`dphelpers.tables.table`);
+- ``says``: an output saying "not found", "skipped" or "Traceback"; ``error``: an error output;
+- ``long-code``: a code line over :data:`MAX_CODE_LINE` characters (page: a ``pre`` block whose
+  content is wider than the block);
+- ``math``: a MathJax error (``mjx-merror``, "Misplaced &") or raw TeX (``\\frac``, ``\\alpha``...)
+  in text outside math; in a notebook: ``&`` in math outside an environment, or TeX outside ``$``;
+- ``too-wide``: a figure, table, image, plotly figure or ``pre`` wider than the content column
+  (``article``), or sticking out of it;
+- ``plot-overlap``: title, legend, subplot titles (annotations) or axis titles of a plotly figure
+  drawn over each other; ``plot-clipped``: such a text cut by the figure's edge, or ink touching
+  the edge of a 3D scene (an axis title or the data cut off);
+- ``progress``: a progress bar (tqdm widget, ``progress`` element, "10/10 [00:01<00:00,
+  9.5it/s]" text); ``stderr``: a stderr output (log lines, warnings);
+- ``injected-parameters``: papermill's injected "# Parameters" cell shown;
+- ``missing-file``: a file name (``x.md``, ``data/results/x.json``...) that is neither in the
+  repository (tracked, or on disk under it) nor a generated path it ignores, e.g. ``REFERENCE.md``;
+- ``snake-header``: a table column header written as an identifier (``P1_min``);
+- ``plots``: fewer drawn plotly figures than a chapter should have.
 
-:func:`notebook_problems` reads an executed notebook (no browser); :func:`page_problems` runs
-in a playwright page that has finished loading (see ``tests/test_book.py``).
+:func:`notebook_problems` reads an executed notebook (no browser: every check but
+``too-wide``, ``plot-*`` and ``plots``, which need the drawn page); :func:`page_problems` runs
+in a playwright page that has finished loading (MathJax and plotly drawn; see
+``tests/test_book.py``), with every hidden-input toggle opened first.  Each check is proved on
+a page or notebook with exactly that defect in ``tests/test_bookcheck.py``.
 """
 from __future__ import annotations
 
+import functools
+import html as _html
+import io
 import os
 import re
+import subprocess
 from pathlib import Path
 
-__all__ = ["MAX_CODE_LINE", "FORBIDDEN", "output_text", "raw_table_lines", "forbidden_words",
-           "notebook_problems", "page_problems", "PAGE_SCRIPT"]
+__all__ = ["MAX_CODE_LINE", "FORBIDDEN", "CHECKS", "output_text", "raw_table_lines",
+           "forbidden_words", "tqdm_lines", "raw_tex", "file_mentions", "missing_files",
+           "snake_headers", "notebook_problems", "page_problems", "PAGE_SCRIPT"]
 
+REPO = Path(__file__).resolve().parents[2]
 MAX_CODE_LINE = 88
 #: phrases no executed output may contain (compared in lower case)
 FORBIDDEN: tuple[str, ...] = ("not found", "skipped", "traceback")
+#: (name, what it catches) of every check; findings name the check
+CHECKS: tuple[tuple[str, str], ...] = (
+    ("raw-table", "Markdown table syntax shown as text in an output"),
+    ("says", "an output saying 'not found', 'skipped' or 'Traceback'"),
+    ("error", "an error output in an executed notebook"),
+    ("long-code", f"a code line over {MAX_CODE_LINE} characters / a pre block scrolling sideways"),
+    ("math", "a MathJax error (mjx-merror, 'Misplaced &') or raw TeX outside math"),
+    ("too-wide", "a figure, table, image, plotly figure or pre wider than the content column"),
+    ("plot-overlap", "plotly title, legend, subplot titles or axis titles over each other"),
+    ("plot-clipped", "plotly text cut by the figure's edge; ink at the edge of a 3D scene"),
+    ("progress", "a progress bar (tqdm widget or text) in an output"),
+    ("stderr", "a stderr output (log lines, warnings)"),
+    ("injected-parameters", "papermill's injected '# Parameters' cell shown"),
+    ("missing-file", "a file name that is not in the repository (e.g. REFERENCE.md)"),
+    ("snake-header", "a table column header written as an identifier (P1_min)"),
+    ("plots", "fewer drawn plotly figures than the chapter should have"),
+)
 _TABLE_RULE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+_TQDM = re.compile(r"\d+%\|.*\||\d+/\d+ \[[\d:]+<[\d:?]+|[\d.?]+ ?(?:it/s|s/it)\]")
+_TEX = re.compile(r"\\[A-Za-z]+")
+_SNAKE = re.compile(r"[A-Za-z0-9]+_[A-Za-z0-9_]+")
+_FILE_EXT = "md|py|json|ipynb|pt|pth|npz|npy|yml|yaml|csv|toml|onnx|bib"
+_FILE = re.compile(rf"(?<![\w/.\-~])((?:/|\.\.?/)?(?:[\w.\-]+/)*[\w\-][\w.\-]*\.(?:{_FILE_EXT}))"
+                   rf"(?![\w/\-])")
+_URL = re.compile(r"[a-z][a-z0-9+.\-]*://\S+", re.I)
+#: what of a Markdown cell the reader does not read: HTML tags, link targets ``](...)``
+_MD_HIDDEN = re.compile(r"<[^>\n]+>|\]\([^)\s]*\)")
 
 
 def output_text(output) -> str:
@@ -53,77 +101,333 @@ def forbidden_words(text: str) -> list[str]:
     return [w for w in FORBIDDEN if w in low]
 
 
+def tqdm_lines(text: str) -> list[str]:
+    """Lines (split at ``\\r`` too) that look like a tqdm progress bar."""
+    return [ln for ln in re.split(r"[\r\n]+", text) if _TQDM.search(ln)]
+
+
+_CODE = re.compile(r"^(```|~~~).*?^\1[ \t]*$|`[^`\n]*`", re.M | re.S)
+#: $$...$$, $...$ (may wrap lines, not paragraphs), \begin{env}...\end{env}
+_MATH = re.compile(r"\$\$.+?\$\$|\$(?:[^$\n]|\n(?![ \t]*\n))+\$"
+                   r"|\\begin\{(\w+\*?)\}.*?\\end\{\1\}", re.S)
+
+
+def raw_tex(markdown: str) -> list[str]:
+    """Math trouble in Markdown source: TeX commands outside ``$...$`` / environments / code,
+    and ``&`` in a math span that holds no ``\\begin{...}`` environment ("Misplaced &")."""
+    text = _CODE.sub(" ", markdown)
+    found = []
+    for m in _MATH.finditer(text):
+        span = m.group(0)
+        if re.search(r"(?<!\\)&", span) and "\\begin{" not in span:
+            found.append(f"'&' outside an environment (MathJax: Misplaced &): {_shorten(span, 50)}")
+    found += [f"raw TeX {t!r} outside math"
+              for t in dict.fromkeys(_TEX.findall(_MATH.sub(" ", text)))]
+    return found
+
+
+def file_mentions(text: str) -> list[str]:
+    """Tokens of ``text`` that look like file names (``x.md``, ``data/results/x.json``), URLs
+    left out."""
+    return list(dict.fromkeys(_FILE.findall(_URL.sub(" ", text))))
+
+
+@functools.lru_cache(maxsize=1)
+def _tracked(root: str) -> tuple[str, ...]:
+    try:
+        out = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout
+        return tuple(out.splitlines())
+    except (OSError, subprocess.CalledProcessError):    # not a git checkout: files on disk
+        skip = {".git", ".venv", "_build", "__pycache__", "node_modules"}
+        found = []
+        for d, dirs, files in os.walk(root):
+            dirs[:] = [x for x in dirs if x not in skip]
+            found += [Path(d, f).relative_to(root).as_posix() for f in files]
+        return tuple(found)
+
+
+@functools.lru_cache(maxsize=4096)
+def _in_repo(name: str, root: str) -> bool:
+    """``name`` is a tracked file (whole path or its tail), exists under ``root`` / its
+    ``book`` or ``notebooks`` folder, or is a path git ignores (generated: runs/, _build/)."""
+    base = Path(root)
+    if name.startswith("/"):
+        p = Path(name)
+        return p.exists() and base in p.resolve().parents
+    rel = re.sub(r"^(\.\.?/)+", "", name)
+    if any(t == rel or t.endswith("/" + rel) for t in _tracked(root)):
+        return True
+    if any((d / name).exists() for d in (base, base / "book", base / "notebooks")):
+        return True
+    for cand in (rel, f"book/{rel}", f"notebooks/{rel}"):
+        try:
+            r = subprocess.run(["git", "check-ignore", "-q", "--no-index", cand], cwd=root,
+                               capture_output=True)
+        except OSError:
+            return False
+        if r.returncode == 0:
+            return True
+    return False
+
+
+def missing_files(text: str, root: str | os.PathLike = REPO) -> list[str]:
+    """File names mentioned in ``text`` that the repository at ``root`` does not have."""
+    return [f for f in file_mentions(text) if not _in_repo(f, str(root))]
+
+
+def _strip_tags(s: str) -> str:
+    return _html.unescape(re.sub(r"<[^>]+>", "", s)).strip()
+
+
+def snake_headers(html_text: str) -> list[str]:
+    """Column headers (``th`` of ``thead``, else of a table's first row) written as identifiers."""
+    heads = []
+    for table in re.findall(r"<table.*?</table>", html_text, re.S | re.I):
+        head = re.search(r"<thead.*?</thead>", table, re.S | re.I) or \
+            re.search(r"<tr.*?</tr>", table, re.S | re.I)
+        if head:
+            heads += [_strip_tags(c) for c in re.findall(r"<th\b[^>]*>(.*?)</th>", head.group(0),
+                                                         re.S | re.I)]
+    return [h for h in heads if _SNAKE.fullmatch(h)]
+
+
 def _shorten(s: str, n: int = 70) -> str:
     s = " ".join(s.split())
     return s if len(s) <= n else s[:n - 3] + "..."
-
-
-def notebook_problems(nb, max_line: int = MAX_CODE_LINE) -> list[str]:
-    """Problems of an executed notebook (nbformat node or path), one readable line each."""
-    import nbformat
-
-    if isinstance(nb, (str, os.PathLike)):
-        nb = nbformat.read(Path(nb), as_version=4)
-    problems = []
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        for k, line in enumerate(cell.source.splitlines(), 1):
-            if len(line) > max_line:
-                problems.append(f"cell {i} line {k}: code line of {len(line)} characters "
-                                f"(max {max_line}): {_shorten(line, 50)}")
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                problems.append(f"cell {i}: error output {out.get('ename')}: "
-                                f"{_shorten(str(out.get('evalue')))}")
-                continue
-            data = out.get("data", {})
-            plain = output_text(out) if "text/html" not in data else \
-                output_text({"output_type": "x", "data": {k: v for k, v in data.items()
-                                                          if k != "text/html"}})
-            rows = raw_table_lines(plain)
-            if rows:
-                problems.append(f"cell {i}: raw Markdown table in an output: {_shorten(rows[0])}")
-            for w in forbidden_words(output_text(out)):
-                problems.append(f"cell {i}: output says {w!r}: "
-                                f"{_shorten(_line_with(output_text(out), w))}")
-    return problems
 
 
 def _line_with(text: str, word: str) -> str:
     return next((ln for ln in text.splitlines() if word in ln.lower()), text)
 
 
-#: run in the page: open every toggle (hidden inputs), then measure
+def _injected_shown(cell) -> bool:
+    tags = cell.get("metadata", {}).get("tags", [])
+    if "injected-parameters" not in tags or "remove-cell" in tags:
+        return False
+    return not ("remove-input" in tags and ("remove-output" in tags or not cell.get("outputs")))
+
+
+def _output_problems(out) -> list[str]:
+    """Findings (``check: detail``) of one output of a code cell."""
+    if out.get("output_type") == "error":
+        return [f"error: error output {out.get('ename')}: {_shorten(str(out.get('evalue')))}"]
+    found, text, data = [], output_text(out), out.get("data", {})
+    plain = text if "text/html" not in data else output_text(
+        {"output_type": "x", "data": {k: v for k, v in data.items() if k != "text/html"}})
+    rows = raw_table_lines(plain)
+    if rows:
+        found.append(f"raw-table: raw Markdown table in an output: {_shorten(rows[0])}")
+    found += [f"says: output says {w!r}: {_shorten(_line_with(text, w))}"
+              for w in forbidden_words(text)]
+    if out.get("output_type") == "stream" and out.get("name") == "stderr":
+        first = next((ln for ln in text.splitlines() if ln.strip()), "")
+        found.append(f"stderr: stderr output: {_shorten(first)}")
+    bars = tqdm_lines(text)
+    if bars:
+        found.append(f"progress: progress bar in an output: {_shorten(bars[-1])}")
+    html_out = data.get("text/html", "")
+    html_out = "".join(html_out) if isinstance(html_out, list) else str(html_out)
+    found += [f"snake-header: table header {h!r}" for h in snake_headers(html_out)]
+    return found
+
+
+def notebook_problems(nb, max_line: int = MAX_CODE_LINE, name: str | None = None) -> list[str]:
+    """Problems of an executed notebook (nbformat node or path), one readable line each:
+    ``"<name>: <check>: cell <i> ...: <what>"`` (name: the file's name, else ``notebook``)."""
+    import nbformat
+
+    if isinstance(nb, (str, os.PathLike)):
+        name = name or Path(nb).name
+        nb = nbformat.read(Path(nb), as_version=4)
+    name = name or "notebook"
+    problems = []
+
+    def add(i: int, finding: str) -> None:
+        check, detail = finding.split(": ", 1)
+        problems.append(f"{name}: {check}: cell {i}: {detail}")
+
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            for f in raw_tex(cell.source):
+                add(i, f"math: {f}")
+            for f in missing_files(_MD_HIDDEN.sub(" ", cell.source)):
+                add(i, f"missing-file: mentions {f!r}, which is not in the repository")
+            continue
+        if cell.cell_type != "code":
+            continue
+        if _injected_shown(cell):
+            add(i, f"injected-parameters: papermill's injected cell is shown: "
+                   f"{_shorten(cell.source, 50)} (tag it remove-cell)")
+        for k, line in enumerate(cell.source.splitlines(), 1):
+            if len(line) > max_line:
+                add(i, f"long-code: line {k}: code line of {len(line)} characters "
+                       f"(max {max_line}): {_shorten(line, 50)}")
+        for out in cell.get("outputs", []):
+            for f in _output_problems(out):
+                add(i, f)
+    return problems
+
+
+#: run in the page: open every toggle (hidden inputs), then measure; see :func:`page_problems`
 PAGE_SCRIPT = r"""
 () => {
   document.querySelectorAll('details').forEach(d => { d.open = true; });
   document.querySelectorAll('.toggle-hidden, .toggle-details__summary').forEach(
     e => e.classList.remove('toggle-hidden'));
   const main = document.querySelector('main') || document.body;
+  const col = document.querySelector('article.bd-article') || main.querySelector('article') || main;
+  const shown = e => e.getClientRects().length > 0;
+  const short = (s, n = 80) => (s || '').replace(/\s+/g, ' ').trim().slice(0, n);
+  const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+    (typeof e.className === 'string' && e.className.trim() ?
+     '.' + e.className.trim().split(/\s+/).slice(0, 2).join('.') : '');
   const outputs = Array.from(main.querySelectorAll('.cell_output')).map(e => e.innerText);
   const wide = Array.from(main.querySelectorAll('pre'))
     .filter(p => p.clientWidth > 0 && p.scrollWidth > p.clientWidth + 1)
     .map(p => ({scroll: p.scrollWidth, client: p.clientWidth, text: p.innerText.slice(0, 80)}));
-  return {outputs, wide, plots: main.querySelectorAll('.js-plotly-plot').length};
+  // visible text nodes: prose (for raw TeX) and everything but code input (for file names)
+  const prose = [], visible = [];
+  const walk = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const p = n.parentElement;
+    if (!p || !n.data.trim() || p.closest('script, style, noscript, template, mjx-assistive-mml')
+        || !shown(p)) continue;
+    if (!p.closest('.cell_input, .headerlink, mjx-container')) visible.push(n.data);
+    if (!p.closest('mjx-container, .math, pre, code, kbd, samp, .cell_input, .highlight'))
+      prose.push(n.data);
+  }
+  const merror = Array.from(main.querySelectorAll('mjx-merror')).map(
+    e => e.getAttribute('data-mjx-error') || short(e.textContent));
+  // elements wider than the column's content box, or sticking out of it (outermost only)
+  const cb = col.getBoundingClientRect(), cs = getComputedStyle(col);
+  const left = cb.left + parseFloat(cs.paddingLeft), right = cb.right - parseFloat(cs.paddingRight);
+  const tooWide = [];
+  col.querySelectorAll('figure, table, img, svg, canvas, iframe, video, pre, .plotly-graph-div, '
+                       + '.jupyter-widgets, div.output').forEach(e => {
+    const plot = e.closest('.plotly-graph-div, .js-plotly-plot');
+    if (!shown(e) || (plot && plot !== e) || tooWide.some(w => w.el.contains(e))) return;
+    const r = (plot && e.querySelector('.svg-container') || e).getBoundingClientRect();
+    const out = Math.round(Math.max(r.right - right, left - r.left));
+    if (r.width < 1 || (r.width <= right - left + 1 && out <= 1)) return;
+    const text = plot ? (e.querySelector('.gtitle') || {}).textContent
+                      : e.innerText || e.getAttribute('alt');
+    tooWide.push({el: e, what: name(e), width: Math.round(r.width),
+                  column: Math.round(right - left), out, text: short(text, 50)});
+  });
+  // plotly: text boxes drawn over each other or cut by the figure's edge; 3D scene canvases
+  const overlaps = [], clipped = [], scenes = [];
+  const allScenes = document.querySelectorAll('.js-plotly-plot .gl-container canvas');
+  main.querySelectorAll('.js-plotly-plot').forEach((gd, k) => {
+    const g = gd.getBoundingClientRect(), boxes = [];
+    const add = (e, kind) => {
+      const r = e.getBoundingClientRect();
+      if (r.width > 0.5 && r.height > 0.5 && shown(e))
+        boxes.push({kind, r, text: short(e.textContent, 40)});
+    };
+    gd.querySelectorAll('text.gtitle').forEach(e => add(e, 'title'));
+    gd.querySelectorAll('g.legend').forEach(e => add(e.querySelector('rect.bg') || e, 'legend'));
+    gd.querySelectorAll('text.annotation-text').forEach(e => add(e, 'annotation'));
+    gd.querySelectorAll('text').forEach(e => {
+      if (/^[xy]\d*title$/.test(e.getAttribute('class') || '')) add(e, 'axis title');
+    });
+    const title = short((gd.querySelector('text.gtitle') || {}).textContent || '', 40);
+    for (let i = 0; i < boxes.length; i++) {
+      const a = boxes[i].r;
+      if (a.left < g.left - 1 || a.right > g.right + 1 || a.top < g.top - 1
+          || a.bottom > g.bottom + 1)
+        clipped.push({plot: k, title, kind: boxes[i].kind, text: boxes[i].text});
+      for (let j = i + 1; j < boxes.length; j++) {
+        const b = boxes[j].r;
+        const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+        const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+        if (w > 1 && h > 1)
+          overlaps.push({plot: k, title, a: boxes[i].kind + ' ' + JSON.stringify(boxes[i].text),
+                         b: boxes[j].kind + ' ' + JSON.stringify(boxes[j].text),
+                         w: Math.round(w), h: Math.round(h)});
+      }
+    }
+    gd.querySelectorAll('.gl-container canvas').forEach(c => {
+      if (shown(c) && c.width > 0)
+        scenes.push({plot: k, title, index: Array.from(allScenes).indexOf(c)});
+    });
+  });
+  const sel = s => Array.from(main.querySelectorAll(s)).filter(shown);
+  return {outputs, wide, plots: main.querySelectorAll('.js-plotly-plot').length, prose, visible,
+          merror, tooWide: tooWide.map(({el, ...w}) => w), overlaps, clipped, scenes,
+          bars: sel('progress, .widget-progress, .progress-bar').map(name),
+          stderr: sel('.output.stderr').map(e => short(e.innerText)),
+          injected: sel('.tag_injected-parameters').map(e => short(e.innerText)),
+          headers: sel('table').map(t => {
+            const head = t.tHead || t.rows[0];
+            return head ? Array.from(head.querySelectorAll('th')).map(h => h.innerText.trim()) : [];
+          }).flat()};
 }
 """
+_SCENES = ".js-plotly-plot .gl-container canvas"
+#: a 3D scene's border strip (px) that must hold no ink (luminance below _INK)
+_EDGE, _INK = 2, 140
 
 
-def page_problems(page, min_plots: int = 0) -> tuple[list[str], int]:
+def _edge_ink(png: bytes) -> int:
+    """Dark pixels in the border strip of a screenshot (of a 3D scene's canvas)."""
+    import numpy as np
+    from PIL import Image
+
+    lum = np.asarray(Image.open(io.BytesIO(png)).convert("L")).astype(int)
+    if min(lum.shape) <= 4 * _EDGE:
+        return 0
+    inner = np.zeros(lum.shape, bool)
+    inner[_EDGE:-_EDGE, _EDGE:-_EDGE] = True
+    return int(((lum < _INK) & ~inner).sum())
+
+
+def page_problems(page, min_plots: int = 0, name: str | None = None,
+                  root: str | os.PathLike = REPO) -> tuple[list[str], int]:
     """Problems a reader sees on a loaded playwright ``page``; also returns the number of drawn
-    plotly figures.  Opens every hidden-input toggle first, so hidden code is measured too."""
+    plotly figures.  Opens every hidden-input toggle first, so hidden code is measured too.
+
+    Each finding reads ``"<name>: <check>: <what>"`` (name: the page's path, by default);
+    file names are looked up in the repository at ``root``.
+    """
     got = page.evaluate(PAGE_SCRIPT)
-    problems = []
+    if name is None:
+        from urllib.parse import urlparse
+        name = "/".join([p for p in urlparse(page.url).path.split("/") if p][-2:]) or page.url
+    found: list[str] = []
     for k, text in enumerate(got["outputs"]):
         rows = raw_table_lines(text)
         if rows:
-            problems.append(f"output {k}: raw Markdown table text: {_shorten(rows[0])}")
-        for w in forbidden_words(text):
-            problems.append(f"output {k}: says {w!r}: {_shorten(_line_with(text, w))}")
-    for w in got["wide"]:
-        problems.append(f"code block wider than its column ({w['scroll']} > {w['client']} px): "
-                        f"{_shorten(w['text'], 60)}")
+            found.append(f"raw-table: output {k}: raw Markdown table text: {_shorten(rows[0])}")
+        found += [f"says: output {k}: says {w!r}: {_shorten(_line_with(text, w))}"
+                  for w in forbidden_words(text)]
+        found += [f"progress: output {k}: progress bar text: {_shorten(b)}"
+                  for b in tqdm_lines(text)[:1]]
+    found += [f"long-code: code block wider than its column ({w['scroll']} > {w['client']} px): "
+              f"{_shorten(w['text'], 60)}" for w in got["wide"]]
+    found += [f"math: MathJax error {e!r}" for e in got["merror"]]
+    prose = "\n".join(got["prose"])
+    found += [f"math: text says {_shorten(ln)!r}" for ln in prose.splitlines() if "Misplaced" in ln]
+    found += [f"math: raw TeX {t!r} in the text" for t in dict.fromkeys(_TEX.findall(prose))]
+    found += [f"too-wide: {w['what']} is {w['width']} px wide, the column {w['column']} px "
+              f"(sticks out {w['out']} px): {w['text']!r}" for w in got["tooWide"]]
+    found += [f"plot-overlap: figure {o['plot']} {o['title']!r}: {o['a']} overlaps {o['b']} "
+              f"({o['w']}x{o['h']} px)" for o in got["overlaps"]]
+    found += [f"plot-clipped: figure {c['plot']} {c['title']!r}: {c['kind']} {c['text']!r} "
+              f"is cut by the figure's edge" for c in got["clipped"]]
+    for s in got["scenes"]:
+        ink = _edge_ink(page.locator(_SCENES).nth(s["index"]).screenshot())
+        if ink:
+            found.append(f"plot-clipped: figure {s['plot']} {s['title']!r}: 3D scene drawn up "
+                         f"to its edge ({ink} dark px within {_EDGE} px of it: an axis title "
+                         f"or the data is cut off)")
+    found += [f"progress: progress bar element {b}" for b in got["bars"]]
+    found += [f"stderr: stderr output {s!r}" for s in got["stderr"]]
+    found += [f"injected-parameters: papermill's injected cell is shown: {s!r}"
+              for s in got["injected"]]
+    found += [f"missing-file: the page mentions {f!r}, which is not in the repository"
+              for f in missing_files("\n".join(got["visible"]), root)]
+    found += [f"snake-header: table header {h!r}" for h in got["headers"] if _SNAKE.fullmatch(h)]
     if got["plots"] < min_plots:
-        problems.append(f"{got['plots']} plotly figures drawn, expected at least {min_plots}")
-    return problems, int(got["plots"])
+        found.append(f"plots: {got['plots']} plotly figures drawn, expected at least {min_plots}")
+    return [f"{name}: {f}" for f in found], int(got["plots"])

@@ -2,9 +2,12 @@
 
 Verbs: ``run`` (the main job: the shipped model, trained only when there is no file,
 evaluated against the mean-pose baseline), ``train``, ``evaluate``, ``bench``, ``predict``,
-``export``, ``book``, ``sweep``.  This module is the parser and the error handling; the work
-is in :mod:`~dphelpers.tools.verbs`, :mod:`~dphelpers.tools.benchcli`,
-:mod:`~dphelpers.tools.book` and :mod:`~dphelpers.tools.sweep`.  Which model file a verb
+``export``, ``book``, ``sweep``, ``export-onnx``, ``serve``, and the studies behind the book's
+results (:data:`TOOL_VERBS`: ``study``, ``mechanism``, ``heldout``, ``realcheck``,
+``fewstep``, ``curves``, ``labcheck``).  One parser: the options verbs share are defined once
+in :mod:`~dphelpers.tools.options`.  This module is the parser and the error handling; the
+work is in :mod:`~dphelpers.tools.verbs`, :mod:`~dphelpers.tools.benchcli`,
+:mod:`~dphelpers.tools.book`, :mod:`~dphelpers.tools.sweep` and the tool modules.  Which model file a verb
 reads or writes is :mod:`dphelpers.modelfiles`' rule.
 
 An expected error (a missing or unreadable file, a bad image, no person found, a corrupt or
@@ -15,6 +18,8 @@ instead, with its traceback.  Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
+import shlex
 import sys
 import textwrap
 from pathlib import Path
@@ -23,10 +28,11 @@ import torch
 
 from ..checkpoint import CheckpointError
 from ..files import FileLocked, check_destination
-from ..modelfiles import MODEL_NAMES, SHIPPED_NAMES
+from ..modelfiles import MODEL_NAMES
 from ..train import DEFAULT_STEPS, PRECISIONS, TrainConfig
+from . import options as o
 
-__all__ = ["main", "build_parser", "EXPECTED_ERRORS", "one_line"]
+__all__ = ["main", "build_parser", "EXPECTED_ERRORS", "one_line", "TOOL_VERBS"]
 
 #: What a user can cause; everything else is a programming error and keeps its traceback.
 EXPECTED_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError,
@@ -69,34 +75,8 @@ def one_line(err: BaseException) -> str:
     return " ".join(text.split()) or type(err).__name__
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
 
 
-def _device(text: str) -> str:
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"not a torch device: {text!r} (e.g. cpu, cuda, "
-                                         "cuda:1)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available on this machine")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: Apple's MPS is not available on this machine")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise argparse.ArgumentTypeError(f"{text!r}: the models run on cpu or cuda (or mps), "
-                                         f"not on {device.type!r}")
-    if device.type == "cuda" and device.index is not None \
-            and device.index >= torch.cuda.device_count():
-        raise argparse.ArgumentTypeError(f"{text!r}: this machine has "
-                                         f"{torch.cuda.device_count()} CUDA device(s)")
-    return text
 
 
 def _verb(sub, name: str, help: str, description: str) -> argparse.ArgumentParser:
@@ -104,42 +84,14 @@ def _verb(sub, name: str, help: str, description: str) -> argparse.ArgumentParse
                           formatter_class=_Formatter)
 
 
-def _compute(p: argparse.ArgumentParser, seed_help: str) -> None:
-    p.add_argument("--device", type=_device, default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="torch device (cuda when present, else cpu)")
-    p.add_argument("--seed", type=int, default=0, help=seed_help)
-    p.add_argument("--threads", type=_positive, default=None,
-                   help="CPU threads for PyTorch (default: PyTorch's choice, one per core)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _reading(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="full", choices=MODEL_NAMES,
-                   help="model to read: its shipped file data/checkpoints/<stem>.pt (stem "
-                        "diffpose_<model>, or lifter); ignored with --checkpoint")
-    p.add_argument("--checkpoint", type=Path, default=None,
-                   help="model file to read instead (default: the shipped model of --model); "
-                        "the file says which model it holds")
 
 
-def _data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, default=None,
-                   help="mocap npz to split into training and test clips (default: the "
-                        "embedded data/mocap_h36m17.npz)")
 
 
-def _evaluation(p: argparse.ArgumentParser, n_test: int | None) -> None:
-    p.add_argument("--n-hypo", type=_positive, default=200,
-                   help="hypotheses per test sample (the paper's 200)")
-    p.add_argument("--n-test", type=_positive, default=n_test,
-                   help="test samples, evenly spaced over the held-out clips (default: all of "
-                        "them)" if n_test is None else "test samples for the accuracy table")
-    p.add_argument("--eval-batch", type=_positive, default=8,
-                   help="test images sampled together (all their hypotheses as one tensor)")
 
 
-def _out_dir(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--out", type=Path, default=Path("runs"), help=f"folder for {what}")
 
 
 def _add_evaluating(sub) -> None:
@@ -149,26 +101,28 @@ def _add_evaluating(sub) -> None:
               "partial run; then evaluate it on the held-out test split next to the mean-pose "
               "baseline, in float32 (--bf16: bfloat16 autocast).  Writes "
               "runs/run_<model file stem>.json.")
-    _reading(p), _data(p), _compute(p, "seed of the test-time sampling (and of training)")
-    p.add_argument("--steps", type=_positive, default=DEFAULT_STEPS,
+    o.reading(p), o.data(p), o.compute(p, "seed of the test-time sampling (and of training)")
+    p.add_argument("--steps", type=o.positive, default=DEFAULT_STEPS,
                    help="training steps, used only when there is no model file to read")
-    _evaluation(p, None)
+    o.evaluation(p, None)
     p.add_argument("--bf16", action="store_true",
                    help="sample under bfloat16 autocast (faster; default float32, exact on any "
                         "CPU)")
-    _out_dir(p, "the results JSON (run_<model file stem>.json)")
+    o.out_dir(p, "the results JSON (run_<model file stem>.json)")
 
     p = _verb(sub, "evaluate", "evaluate a model file on the held-out test split",
               "Evaluate the shipped model of --model (or --checkpoint) on the held-out test split "
               "next to the mean-pose baseline: P1/P2 min and median, PCK@150, CPS, ECE, on all "
               "samples and the ambiguous subset.  Float32 by default; --bf16 samples under "
               "bfloat16 autocast.  Writes runs/evaluate_<model file stem>.json.")
-    _reading(p), _data(p), _compute(p, "seed of the test-time sampling")
-    _evaluation(p, None)
+    o.reading(p), o.data(p), o.compute(p, "seed of the test-time sampling")
+    o.evaluation(p, None)
     p.add_argument("--bf16", action="store_true",
                    help="sample under bfloat16 autocast (faster; default float32, exact on any "
                         "CPU)")
-    _out_dir(p, "the results JSON (evaluate_<model file stem>.json)")
+    o.out_dir(p, "the results JSON (evaluate_<model file stem>.json)")
+
+
 
 
 def _add_train(sub) -> None:
@@ -178,7 +132,7 @@ def _add_train(sub) -> None:
               "--checkpoint, writing the whole training state every --ckpt-every steps; an "
               "existing training checkpoint there is resumed exactly.  A shipped model "
               "(data/checkpoints/) is never written: `export` makes one from the result.")
-    p.add_argument("--model", default="full", type=_model_list,
+    p.add_argument("--model", default="full", type=o.model_list,
                    help="model to train, or several separated by commas (e.g. "
                         "argmax_only,no_transformer,lifter): they train together on one stream "
                         f"of batches, each into its own file; choose from {', '.join(MODEL_NAMES)}")
@@ -186,16 +140,16 @@ def _add_train(sub) -> None:
                    help="training checkpoint to write and resume (default: "
                         "runs/diffpose_<model>.pt, runs/lifter.pt for the lifter; one model "
                         "only)")
-    _data(p), _compute(p, "seed of the weights, the training data and dropout")
-    p.add_argument("--steps", type=_positive, default=d.steps,
+    o.data(p), o.compute(p, "seed of the weights, the training data and dropout")
+    p.add_argument("--steps", type=o.positive, default=d.steps,
                    help="optimisation steps in all (resumed ones included)")
-    p.add_argument("--batch-size", type=_positive, default=d.batch_size,
+    p.add_argument("--batch-size", type=o.positive, default=d.batch_size,
                    help="training samples per step (the paper's 64)")
     p.add_argument("--precision", default=d.precision, choices=PRECISIONS,
                    help="bf16: the forward pass under bfloat16 autocast (weights and Adam stay "
                         "float32); default: bf16 where this machine computes it natively "
                         f"(here: {d.precision})")
-    p.add_argument("--lr", type=_learning_rate, default=None,
+    p.add_argument("--lr", type=o.learning_rate, default=None,
                    help="Adam's learning rate: a number, or 'scaled' for the large-batch rule "
                         "1e-4 x sqrt(batch / 64) (default: the model's own, 1e-4 for DiffPose, "
                         "1e-3 for the lifter)")
@@ -205,90 +159,53 @@ def _add_train(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="run the loss and its backward through torch.compile (the random draws "
                         "stay eager); the first steps wait for the compiler")
-    p.add_argument("--stream-chunk", type=_positive, default=d.stream_chunk,
+    p.add_argument("--stream-chunk", type=o.positive, default=d.stream_chunk,
                    help="batches simulated per call of the data stream (1: the shipped models' "
                         "stream; e.g. 16 on a GPU; must divide --ckpt-every and --steps)")
-    p.add_argument("--ckpt-every", type=_positive, default=d.ckpt_every,
+    p.add_argument("--ckpt-every", type=o.positive, default=d.ckpt_every,
                    help="steps between checkpoint writes")
     p.add_argument("--augment", action="store_true",
                    help="pose augmentation (dphelpers.augment: joint angles, body and limb "
                         "swaps, proportions, leaning and lying) on every training batch")
-    p.add_argument("--hold-out", type=_name_list, default=(),
+    p.add_argument("--hold-out", type=o.name_list, default=(),
                    help="comma-separated clip names or prefixes left out of training whole "
                         "(e.g. boxing,deepmimic): the unseen-motion test of `heldout`")
     p.add_argument("--force", action="store_true",
                    help="resume a checkpoint even though it was trained with another batch "
                         "size, seed, learning rate or precision (default: refuse, naming the "
                         "field)")
-    p.add_argument("--keep-at", type=_step_list, default=(),
+    p.add_argument("--keep-at", type=o.step_list, default=(),
                    help="comma-separated steps whose state is also kept in a file of its own "
                         "(CHECKPOINT.stepN.pt), e.g. 5000,10000,20000 for a learning curve")
 
 
-def _learning_rate(text: str) -> float | str:
-    if text.strip().lower() == "scaled":
-        return "scaled"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'scaled', got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'scaled', got {text!r}")
-    return value
 
 
-def _model_list(text: str) -> tuple[str, ...]:
-    names = tuple(v.strip() for v in text.split(",") if v.strip())
-    bad = [n for n in names if n not in MODEL_NAMES]
-    if not names or bad:
-        raise argparse.ArgumentTypeError(f"unknown model {', '.join(map(repr, bad or [text]))}; "
-                                         f"choose from {', '.join(MODEL_NAMES)}")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"a model is named twice in {text!r}")
-    return names
 
 
-def _name_list(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated clip names, got {text!r}")
-    return names
 
 
-def _step_list(text: str) -> tuple[int, ...]:
-    try:
-        steps = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated step counts such as "
-                                         f"5000,10000, got {text!r}") from None
-    if any(s < 1 for s in steps):
-        raise argparse.ArgumentTypeError(f"steps must be >= 1, got {text!r}")
-    return steps
 
 
 def _add_bench(sub) -> None:
     from .bench import FEW_STEPS
-    from .modelref import model_entry
     p = _verb(sub, "bench", "accuracy of the models side by side, and speed against the machine",
               "Accuracy: every --models entry evaluated on the same test samples in float32 "
               "(--bf16 adds bfloat16 rows), with twin coverage and reliability; it takes "
               "minutes and says how many before it starts.  Speed: sampling at each --batches "
               "size and training steps in fp32 and bf16 at batch 64 and 32, as a fraction of a "
               "same-shape matrix product.  Writes runs/bench.json (--out).")
-    p.add_argument("--models", nargs="+", type=model_entry, default=None, metavar="NAME[=PATH]",
-                   help="models to compare: a name (its shipped file) or NAME=PATH (that file, "
-                        f"which must hold model NAME); names: {', '.join(MODEL_NAMES)} "
-                        f"(default: the shipped ones present of {', '.join(SHIPPED_NAMES)})")
-    _data(p), _compute(p, "seed of the test-time sampling")
-    _evaluation(p, 600)
-    p.add_argument("--batches", type=_positive, nargs="+", default=[1, 8, 32],
+    o.models(p)
+    o.data(p), o.compute(p, "seed of the test-time sampling")
+    o.evaluation(p, 600)
+    p.add_argument("--batches", type=o.positive, nargs="+", default=[1, 8, 32],
                    help="images per batch for the sampling speed rows")
-    p.add_argument("--train-steps", type=_positive, default=20,
+    p.add_argument("--train-steps", type=o.positive, default=20,
                    help="timed training steps per training speed row")
-    p.add_argument("--few-step", type=_step_list, default=FEW_STEPS,
+    p.add_argument("--few-step", type=o.step_list, default=FEW_STEPS,
                    help="comma-separated DDIM step counts (eta = 1) whose accuracy (full model) "
                         "and sampling speed are added; '' for none")
-    p.add_argument("--e2e-batches", type=_positive, nargs="+", default=[64],
+    p.add_argument("--e2e-batches", type=o.positive, nargs="+", default=[64],
                    help="batch sizes of the end-to-end training rows (a batch drawn from the "
                         "stream + the step: what `train` gets)")
     p.add_argument("--compile", action="store_true",
@@ -311,11 +228,11 @@ def _add_predict(sub) -> None:
               "runs/predict_<image>_<model file stem>.npz and .html (interactive 3D).")
     p.add_argument("image", help="image file (jpg, png, ...), or 'astronaut' for "
                                  "scikit-image's sample photo")
-    _reading(p), _compute(p, "seed of the hypotheses")
-    p.add_argument("--n-hypo", type=_positive, default=200, help="hypotheses to draw")
+    o.reading(p), o.compute(p, "seed of the hypotheses")
+    p.add_argument("--n-hypo", type=o.positive, default=200, help="hypotheses to draw")
     p.add_argument("--fp32", action="store_true",
                    help="sample in float32 (default: bfloat16 autocast where native)")
-    _out_dir(p, "the hypotheses (npz) and the 3D figure (html)")
+    o.out_dir(p, "the hypotheses (npz) and the 3D figure (html)")
 
 
 def _add_tools(sub) -> None:
@@ -344,6 +261,33 @@ def _add_tools(sub) -> None:
     add_sweep_parser(sub, formatter_class=_Formatter)
 
 
+#: Tools that are verbs too: VERB -> (module of dphelpers.tools, one-line help).  The module
+#: declares its own options in ``add_arguments(parser)`` (with :mod:`~dphelpers.tools.options`)
+#: and does the work in ``run_verb(args)``; heavy dependencies are imported inside it.
+TOOL_VERBS: dict[str, tuple[str, str]] = {
+    "study": ("study", "score models on three test sets (the model study) and a learning curve"),
+    "mechanism": ("mechanism", "per failed joint: best-of-N and median error, share within "
+                               "100 mm, model by model"),
+    "heldout": ("heldout", "score models trained with --hold-out on the clips they never saw"),
+    "realcheck": ("realcheck", "how the hypotheses reproject onto a real photo's 2D joints, "
+                               "against the test split"),
+    "fewstep": ("fewstep", "accuracy and speed of few-step (DDIM) sampling"),
+    "curves": ("curves", "training-loss curves of several runs (precision, seed, batch, rate)"),
+    "labcheck": ("labcheck", "drive the pose explorer in JupyterLab with Chromium and keep "
+                             "screenshots"),
+}
+
+
+def _add_tool_verbs(sub) -> None:
+    for verb, (module, help) in TOOL_VERBS.items():
+        mod = importlib.import_module(f"{__package__}.{module}")
+        p = _verb(sub, verb, help, (mod.__doc__ or help).split("\n\n")[0])
+        mod.add_arguments(p)
+        for action in p._actions:          # say so where an option has no default to show
+            if action.required and action.help and "default" not in action.help:
+                action.help += " (required: no default)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dphelpers", description=DESCRIPTION, epilog=EPILOG,
                      formatter_class=_Formatter)
@@ -358,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_tools(sub)
     _add_export_onnx(sub)
+    _add_tool_verbs(sub)
     return parser
 
 
@@ -373,6 +318,7 @@ _DESTINATIONS = {
     "predict": [("out", "--out", True)], "sweep": [("out", "--out", True)],
     "bench": [("out", "--out", False)], "train": [("checkpoint", "--checkpoint", False)],
     "export": [("dest", "DEST", False)], "book": [("executed_dir", "--executed-dir", True)],
+    "heldout": [("out", "--out", False)],
 }
 
 
@@ -413,6 +359,8 @@ def _dispatch(args) -> int:
     if args.verb == "bench":
         from .benchcli import run_bench
         return run_bench(args)
+    if args.verb in TOOL_VERBS:
+        return importlib.import_module(f"{__package__}.{TOOL_VERBS[args.verb][0]}").run_verb(args)
     return {"run": verbs.run, "train": verbs.train, "evaluate": verbs.evaluate,
             "predict": verbs.predict}[args.verb](args)
 
@@ -420,6 +368,7 @@ def _dispatch(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the verb; an expected error -> one line on stderr, status 2."""
     args = build_parser().parse_args(argv)
+    args.command = "python -m dphelpers " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         return _dispatch(args)
     except EXPECTED_ERRORS as err:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["parse_run", "train_run", "summary_rows", "equal_samples_rows", "precision_gap",
-           "curves_figure", "main"]
+           "curves_figure", "add_arguments", "main", "run_verb"]
 
 
 _RUN_OPTIONS = ("clip", "batch", "lr", "warmup")
@@ -177,30 +177,39 @@ def curves_figure(runs: list[dict], smooth: int = 5):
     return fig
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dphelpers.tools.curves", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
+    """The ``curves`` verb's options."""
+    from . import options as o
     p.add_argument("--run", type=parse_run, action="append", required=True,
                    help="PRECISION:SEED[:clip=C], repeatable")
     p.add_argument("--model", default="full", help="model name (see dphelpers.modelfiles)")
-    p.add_argument("--steps", type=int, default=5000, help="steps per run (default 5000)")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    p.add_argument("--samples", type=int, default=None,
+    p.add_argument("--steps", type=o.positive, default=5000, help="steps per run")
+    p.add_argument("--batch-size", type=o.positive, default=64, help="batch size")
+    p.add_argument("--samples", type=o.positive, default=None,
                    help="train each run until it has seen this many samples (steps = samples / "
                         "its batch), instead of --steps; the summary compares the runs' loss "
-                        "over their last --last-samples samples")
-    p.add_argument("--last-samples", type=int, default=25_600,
+                        "over their last --last-samples samples (default: train --steps)")
+    p.add_argument("--last-samples", type=o.positive, default=25_600,
                    help="with --samples: the final slice of samples the loss is averaged over")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=o.positive, default=None,
+                   help="CPU threads for PyTorch (default: PyTorch's choice)")
     p.add_argument("--simulator", default=None, choices=("v1", "v2"),
                    help="heatmap simulator preset of the training data (default: the current "
                         "default; keep the preset a resumed run started with)")
     p.add_argument("--ckpt-dir", type=Path, default=Path("runs") / "curves",
-                   help="checkpoints, for resuming (default runs/curves)")
+                   help="checkpoints, for resuming")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write (appends runs)")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    p.set_defaults(seed=0)            # each --run names its own seed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dphelpers.tools.curves ARGS`` = ``python -m dphelpers curves ARGS``."""
+    from .cli import main as cli_main
+    return cli_main(["curves", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_verb(args) -> int:
+    """The ``curves`` verb."""
     done = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
     for run in args.run:
         result = train_run(run, args.steps, args.batch_size, args.ckpt_dir, args.model,
@@ -212,8 +221,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['seconds']:.0f} s -> {args.out}", flush=True)
     if args.samples is not None:
         from ..tables import table
-        done["command"] = "python -m dphelpers.tools.curves " + " ".join(sys.argv[1:] if argv is
-                                                                        None else argv)
+        done["command"] = args.command
         done["equal_samples"] = equal_samples_rows(done["runs"], args.last_samples)
         args.out.write_text(json.dumps(done, indent=1))
         print(table(done["equal_samples"], caption="loss at equal samples seen"))

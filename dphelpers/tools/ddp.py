@@ -1,8 +1,8 @@
 """Multi-process and multi-node training with PyTorch DistributedDataParallel (notebook 04).
 
-The single-process loop is :func:`dphelpers.train.fit`; this module runs the same
-training on several processes (one per GPU, or several CPU processes) and several
-machines, with PyTorch's own machinery: ``torchrun`` starts the processes and sets
+The training loop is :func:`dphelpers.train.fit_group`; this module runs it on several
+processes (one per GPU, or several CPU processes) and several machines, with PyTorch's own
+machinery: ``torchrun`` starts the processes and sets
 ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
 ``torch.distributed.init_process_group`` connects them (backend ``nccl`` on CUDA,
 ``gloo`` on CPU); ``DistributedDataParallel`` averages the gradients over all
@@ -12,10 +12,10 @@ Data parallelism here: every rank draws its own stream of training samples (seed
 ``config.seed + rank``), the global batch ``config.batch_size`` is split evenly
 (``batch_size // world_size`` per rank), so one step sees the same number of samples
 as the single-process loop, and the averaged gradient is that of the global batch's
-mean loss.  Every rank runs :func:`dphelpers.train.train_step`
-(the same step as the single-process loop) and keeps the same EMA; rank 0 shows the progress
-and writes the checkpoints (the same file format as ``fit``, with every rank's random
-streams; resuming needs the same number of processes).
+mean loss.  Every rank runs the same loop and step, through :class:`DistributedReplicas`
+(the loss through DistributedDataParallel, losses averaged over the ranks), and keeps the
+same EMA; rank 0 shows the progress and writes the checkpoints (the same file format as
+``fit``, with every rank's random streams; resuming needs the same number of processes).
 
 One node, two processes::
 
@@ -31,22 +31,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
-from ..checkpoint import check_config, read_checkpoint, write_checkpoint
 from ..diffusion import DiffPose
 from ..modelfiles import MODEL_NAMES
-from ..train import PRECISIONS, TrainConfig, TrainResult, new_state, train_step
+from ..train import PRECISIONS, Replicas, TrainConfig, TrainResult, fit_group
 
 __all__ = ["DistInfo", "LossModule", "init_distributed", "local_batch_size", "wrap_ddp",
-           "ddp_fit", "build_parser", "main"]
+           "DistributedReplicas", "ddp_fit", "build_parser", "main"]
 
 
 @dataclass(frozen=True)
@@ -122,18 +120,52 @@ def wrap_ddp(model: DiffPose, info: DistInfo) -> DistributedDataParallel:
                                    forward_sync_buffers=False)
 
 
-def _global_mean(values: list[torch.Tensor], device: torch.device) -> float:
-    mean = torch.stack(values).mean().to(device, torch.float32)
-    dist.all_reduce(mean)
-    return mean.item() / dist.get_world_size()
+class DistributedReplicas(Replicas):
+    """:class:`~dphelpers.train.Replicas` for a torchrun job: the loss through
+    DistributedDataParallel (gradients averaged in ``backward``), losses averaged over all
+    processes, every rank's random streams in the checkpoint, written by rank 0."""
+
+    def __init__(self, info: DistInfo) -> None:
+        self.info = info
+        self.rank, self.world_size, self.is_main = info.rank, info.world_size, info.is_main
+
+    def local_batch(self, batch_size: int) -> int:
+        return local_batch_size(batch_size, self.world_size)
+
+    def loss_module(self, model: nn.Module) -> nn.Module:
+        return wrap_ddp(model, self.info)
+
+    def mean(self, window: list[torch.Tensor]) -> float:
+        mean = torch.stack(window).mean().to(self.info.device, torch.float32)
+        dist.all_reduce(mean)
+        return mean.item() / self.world_size
+
+    def rank_rngs(self, state) -> list[dict]:
+        gathered = [None] * self.world_size
+        dist.all_gather_object(gathered, state.rng_state())      # every rank takes part
+        return gathered
+
+    def payload(self) -> dict:
+        return {"world_size": self.world_size}
+
+    def check_resume(self, saved: dict, path: Path) -> None:
+        n = len(saved.get("rngs") or [])
+        if n != self.world_size:
+            raise ValueError(f"{path} was saved by {n} process(es); resume it with "
+                             f"--nproc_per_node giving {n} in all (now {self.world_size})")
+
+    def logged(self, step: int, steps: int, loss: float, bar_shown: bool) -> None:
+        if self.is_main and not bar_shown:
+            print(f"step {step:,}/{steps:,} loss {loss:.4f}", flush=True)
 
 
 def ddp_fit(config: TrainConfig, name: str = "full", checkpoint: str | Path | None = None,
             data: str | Path | None = None, device: str | torch.device | None = None,
             resume_from_checkpoint: bool = True, progress: bool = True) -> TrainResult | None:
     """Train model ``name`` (:func:`dphelpers.modelfiles.build_model`) on all processes of the
-    torchrun job with :func:`dphelpers.train.train_step`; returns the result on rank 0
-    (``None`` on the other ranks).  ``config.steps`` counts global steps, resumed ones included.
+    torchrun job with the one training loop (:func:`dphelpers.train.fit_group` and
+    :class:`DistributedReplicas`); returns the result on rank 0 (``None`` on the other
+    ranks).  ``config.steps`` counts global steps, resumed ones included.
 
     ``data``: the mocap npz (default: the embedded data); its training split feeds one
     :class:`~dphelpers.pipeline.TrainStream` per rank, seeded ``config.seed + rank``.  Resuming
@@ -146,57 +178,17 @@ def ddp_fit(config: TrainConfig, name: str = "full", checkpoint: str | Path | No
     owns_group = not dist.is_initialized()
     info = init_distributed(device)
     try:
-        b_local = local_batch_size(config.batch_size, info.world_size)
-        if config.threads and info.device.type == "cpu":
-            torch.set_num_threads(config.threads)
+        replicas = DistributedReplicas(info)
+        replicas.local_batch(config.batch_size)              # refuse an uneven split first
         torch.manual_seed(config.seed)
         model = build_model(name).to(info.device)   # same init everywhere (DDP also broadcasts it)
         stream = TrainStream(split_clips(load_mocap(data))[0], seed=config.seed + info.rank,
                              device=info.device)
-        state = new_state(model, stream.generator, config, rank=info.rank)
-        if checkpoint is not None and resume_from_checkpoint and Path(checkpoint).is_file():
-            saved = read_checkpoint(checkpoint)
-            check_config(saved, model.config, checkpoint)
-            if len(saved.get("rngs") or []) != info.world_size:
-                raise ValueError(f"{checkpoint} was saved by {len(saved.get('rngs') or [])} "
-                                 f"process(es); resume it with --nproc_per_node giving "
-                                 f"{len(saved.get('rngs') or [])} in all (now {info.world_size})")
-            state.load_state_dict(saved, info.rank)
-        start = state.step
-        ddp = wrap_ddp(model, info)
-        model.train()
-
-        def save() -> None:
-            gathered = [None] * info.world_size
-            dist.all_gather_object(gathered, state.rng_state())   # every rank takes part
-            if info.is_main:
-                write_checkpoint(checkpoint, model, {**state.state_dict(rank_rngs=gathered),
-                                                     "train_config": asdict(config),
-                                                     "world_size": info.world_size})
-
-        window: list[torch.Tensor] = []
-        show = progress and info.is_main
-        bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
-                   desc=f"train {name} (ddp x{info.world_size})", disable=not show)
-        for _ in bar:
-            window.append(train_step(state, stream.next_batch(b_local), config, loss_module=ddp))
-            if len(window) == config.log_every:
-                state.log_steps.append(state.step)
-                state.log_losses.append(_global_mean(window, info.device))
-                window = []
-                bar.set_postfix(loss=f"{state.log_losses[-1]:.4f}")
-                if info.is_main and not show:
-                    print(f"step {state.step:,}/{config.steps:,} loss {state.log_losses[-1]:.4f}",
-                          flush=True)
-            if checkpoint is not None and (state.step % config.ckpt_every == 0
-                                           or state.step == config.steps):
-                save()
-        model.eval()
-        if not info.is_main:
-            return None
-        state.ema.module.eval()
-        return TrainResult(model=model, ema=state.ema.module, steps=state.log_steps,
-                           losses=state.log_losses, resumed_from=start)
+        result = fit_group({name: model}, stream, {name: config}, {name: checkpoint},
+                           own_streams=False, progress=progress,
+                           resume_from_checkpoint=resume_from_checkpoint, replicas=replicas,
+                           desc=f"train {name} (ddp x{info.world_size})")[name]
+        return result if info.is_main else None
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()

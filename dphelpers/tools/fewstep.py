@@ -12,7 +12,6 @@ does not shrink with k, so the speed-up is less than 25 / k.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -28,7 +27,8 @@ from ..coverage import coverage_table
 from ..twins import TwinBatch, depth_flip_twins_batch
 
 __all__ = ["DEFAULT_SETTINGS", "setting_name", "setting_kwargs", "hypotheses_per_second",
-           "few_step_rows", "default_candidates", "rows_table", "few_step_figure", "main"]
+           "few_step_rows", "default_candidates", "rows_table", "few_step_figure", "add_arguments", "main",
+           "run_verb"]
 
 #: (k, eta) per sampler; eta None = the ancestral sampler (k must then be all 25 steps).
 DEFAULT_SETTINGS: tuple[tuple[int, float | None], ...] = (
@@ -167,32 +167,35 @@ def few_step_figure(rows: list[dict]):
     return fig
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dphelpers.tools.fewstep",
-                                description="Accuracy and speed of few-step (DDIM) sampling.")
-    p.add_argument("--checkpoint", type=Path, default=Path("data/checkpoints/diffpose_full.pt"))
-    p.add_argument("--n-test", type=int, default=600)
-    p.add_argument("--n-hypo", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=3, help="timed calls per sampler (best counts)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, default=Path("data/results/fewstep.json"))
-    p.add_argument("--html", type=Path, default=None, help="also write the figure here")
-    p.add_argument("--quiet", action="store_true")
-    return p
+def add_arguments(p) -> None:
+    """The ``fewstep`` verb's options."""
+    from . import options as o
+    p.add_argument("--checkpoint", type=Path, default=Path("data/checkpoints/diffpose_full.pt"),
+                   help="model file to time and score")
+    p.add_argument("--n-test", type=o.positive, default=600, help="test samples")
+    p.add_argument("--n-hypo", type=o.positive, default=200, help="hypotheses per sample")
+    p.add_argument("--batch-size", type=o.positive, default=8, help="images sampled together")
+    p.add_argument("--repeats", type=o.positive, default=3,
+                   help="timed calls per sampler (best counts)")
+    o.compute(p, "seed of the sampling")
+    p.add_argument("--out", type=Path, default=Path("data/results/fewstep.json"),
+                   help="JSON file to write")
+    p.add_argument("--html", type=Path, default=None, help="also write the figure here (default: no figure file)")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m dphelpers.tools.fewstep ARGS`` = ``python -m dphelpers fewstep ARGS``."""
+    from .cli import main as cli_main
+    return cli_main(["fewstep", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_verb(args) -> int:
+    """The ``fewstep`` verb."""
     from ..checkpoint import load_model
     from ..data import load_mocap, split_clips
     from ..pipeline import make_test_set
     from .bench import machine_info
 
-    args = _parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     t0 = time.time()
     model = load_model(args.checkpoint, device=args.device)
     test = make_test_set(split_clips(load_mocap())[1], args.n_test)
@@ -207,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                      "n_hypo": args.n_hypo, "batch_size": args.batch_size, "seed": args.seed,
                      "repeats": args.repeats, "dtype": "float32"},
            "machine": machine_info(args.device), "rows": rows, "default_candidates": cands,
-           "command": "python -m dphelpers.tools.fewstep " + " ".join(
-               sys.argv[1:] if argv is None else argv),
+           "command": args.command,
            "seconds": round(time.time() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")

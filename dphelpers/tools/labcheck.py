@@ -12,7 +12,6 @@ saves a screenshot.  Writes ``report.json`` and the PNGs to ``--out``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -25,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["explorer_notebook", "main"]
+__all__ = ["explorer_notebook", "add_arguments", "main", "run_verb"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -147,17 +146,28 @@ def drive(url: str, out: Path, timeout_s: float = 300) -> dict:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dphelpers.tools.labcheck", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
+    """The ``labcheck`` verb's options."""
+    from . import options as o
     p.add_argument("--checkpoint", default=None, help="model file (default: the shipped one)")
-    p.add_argument("--n-test", type=int, default=32, help="test samples in the dropdown")
-    p.add_argument("--n-hypo", type=int, default=50, help="hypotheses at first display")
+    p.add_argument("--n-test", type=o.positive, default=32, help="test samples in the dropdown")
+    p.add_argument("--n-hypo", type=o.positive, default=50, help="hypotheses at first display")
     p.add_argument("--timeout", type=float, default=300, help="seconds per wait")
     p.add_argument("--out", type=Path, required=True, help="folder for screenshots and report")
-    args = p.parse_args(argv)
+    p.set_defaults(seed=0, threads=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dphelpers.tools.labcheck ARGS`` = ``python -m dphelpers labcheck ARGS``."""
+    from .cli import main as cli_main
+    return cli_main(["labcheck", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_verb(args) -> int:
+    """The ``labcheck`` verb."""
     if not Path(CHROMIUM).is_file():
-        p.error(f"{CHROMIUM} is missing: install Debian's chromium (`bash .ci/install` as root)")
+        raise FileNotFoundError(f"{CHROMIUM} is missing: install Debian's chromium "
+                                "(`bash .ci/install` as root)")
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="labcheck_"))
     explorer_notebook(work / "explorer.ipynb", args.checkpoint, args.n_test, args.n_hypo)

@@ -12,7 +12,6 @@ The file is written after each model (so a long run can be read while it goes on
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["main", "run"]
+__all__ = ["add_arguments", "main", "run", "run_verb"]
 
 
 def run(models, test, config, out: dict, path: Path | None = None,
@@ -44,34 +43,35 @@ def run(models, test, config, out: dict, path: Path | None = None,
     return out
 
 
+def add_arguments(p) -> None:
+    """The ``mechanism`` verb's options."""
+    from . import options as o
+    o.models(p, "models to measure")
+    p.add_argument("--n-test", type=o.positive, default=1000, help="test samples")
+    p.add_argument("--n-hypo", type=o.positive, default=200, help="hypotheses per sample")
+    p.add_argument("--eval-batch", type=o.positive, default=8, help="images sampled together")
+    o.compute(p, "seed of the test-time sampling")
+    p.add_argument("--out", type=Path, required=True, help="JSON file to write")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m dphelpers.tools.mechanism ARGS`` = ``python -m dphelpers mechanism ARGS``."""
+    from .cli import main as cli_main
+    return cli_main(["mechanism", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_verb(args) -> int:
+    """The ``mechanism`` verb."""
     from ..data import load_mocap, split_clips
     from ..mechanism import MechanismConfig, group_table, headline_table
     from .benchcli import load_models, resolve_entries
-    from .modelref import model_entry
     from .study import build_test_sets, describe
-    p = argparse.ArgumentParser(prog="python -m dphelpers.tools.mechanism", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", type=model_entry, nargs="+", default=None,
-                   help="NAME or NAME=PATH entries (default: the shipped models)")
-    p.add_argument("--n-test", type=int, default=1000, help="test samples (default 1000)")
-    p.add_argument("--n-hypo", type=int, default=200, help="hypotheses per sample (200)")
-    p.add_argument("--eval-batch", type=int, default=8, help="images sampled together")
-    p.add_argument("--seed", type=int, default=0, help="seed of the test-time sampling")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     t0 = time.time()
     config = MechanismConfig(n_hypo=args.n_hypo, batch_size=args.eval_batch, seed=args.seed)
     models = load_models(resolve_entries(args.models), args.device)
     _, test_m = split_clips(load_mocap())
     test = build_test_sets(test_m, args.n_test, keep_modes=(1.0,))["keep=1"]
-    argv_used = sys.argv[1:] if argv is None else argv
-    out = {"command": "python -m dphelpers.tools.mechanism " + " ".join(argv_used),
+    out = {"command": args.command,
            "setup": {"n_test": len(test), "n_hypo": args.n_hypo, "seed": args.seed,
                      "dtype": "float32", "test_set": "v2, keep=1 (seed 1234)",
                      "radius_mm": config.radius_mm, "threads": torch.get_num_threads()},

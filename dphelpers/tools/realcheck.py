@@ -15,7 +15,6 @@ Float32, seeds explicit.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["photo_check", "test_check", "main"]
+__all__ = ["photo_check", "test_check", "add_arguments", "main", "run_verb"]
 
 
 def _medoids(poses: torch.Tensor) -> torch.Tensor:
@@ -82,30 +81,30 @@ def test_check(model, test, n_hypo: int = 200, seed: int = 0, batch_size: int = 
             "spread_mm_mean": float(np.mean(spread))}
 
 
+def add_arguments(p) -> None:
+    """The ``realcheck`` verb's options."""
+    from . import options as o
+    o.models(p, "models to check")
+    p.add_argument("--image", default="astronaut",
+                   help="photo file, or 'astronaut' (scikit-image's sample photo)")
+    p.add_argument("--n-hypo", type=o.positive, default=200, help="hypotheses")
+    p.add_argument("--n-test", type=o.positive, default=100, help="test samples")
+    o.compute(p, "seed of the sampling")
+    p.add_argument("--out", type=Path, required=True, help="JSON file to write")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m dphelpers.tools.realcheck ARGS`` = ``python -m dphelpers realcheck ARGS``."""
+    from .cli import main as cli_main
+    return cli_main(["realcheck", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_verb(args) -> int:
+    """The ``realcheck`` verb."""
     from ..data import load_mocap, split_clips
     from ..detector import detect_heatmaps, load_image
     from ..pipeline import make_test_set
     from .benchcli import load_models, resolve_entries
-    from .modelref import model_entry
-    p = argparse.ArgumentParser(prog="python -m dphelpers.tools.realcheck", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", type=model_entry, nargs="+", default=None,
-                   help="NAME or NAME=PATH entries (default: the shipped models)")
-    p.add_argument("--image", default="astronaut",
-                   help="photo file, or 'astronaut' (scikit-image's sample photo)")
-    p.add_argument("--n-hypo", type=int, default=200, help="hypotheses (default 200)")
-    p.add_argument("--n-test", type=int, default=100, help="test samples (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    args = p.parse_args(argv)
-    if args.n_hypo < 1 or args.n_test < 1:
-        p.error(f"--n-hypo and --n-test must be >= 1, got {args.n_hypo} and {args.n_test}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     t0 = time.time()
     if args.image == "astronaut":
         from skimage.data import astronaut
@@ -115,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     det = detect_heatmaps(image)
     models = load_models(resolve_entries(args.models), args.device)
     test = make_test_set(split_clips(load_mocap())[1], args.n_test)
-    out = {"command": "python -m dphelpers.tools.realcheck " + " ".join(
-               sys.argv[1:] if argv is None else argv),
+    out = {"command": args.command,
            "setup": {"image": str(args.image), "n_hypo": args.n_hypo, "n_test": args.n_test,
                      "seed": args.seed, "dtype": "float32", "units": "heatmap px (64 x 64)"},
            "models": {}}

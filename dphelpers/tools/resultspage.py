@@ -6,16 +6,43 @@ and speed against the authors' implementation when the file has it; the model st
 learning curve from ``study.json`` and ``study_curve.json`` beside it), each followed by one
 paragraph on what it means, with the numbers of the paragraph read from the same file.  The
 page is never written by hand; :func:`dphelpers.tools.book.build_book` writes it next to the
-chapters.
+chapters.  Works are cited by their key in ``book/references.bib`` (``{cite:p}`key```).
+
+To add a section: write a function that returns its markdown (:func:`section_markdown` of a
+title, a table and a paragraph), read its file in :func:`write_results_page` with
+:func:`read_beside`, and pass it to :func:`results_markdown` as ``extra_sections``.
 """
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from .. import results as R
 
-__all__ = ["results_markdown", "write_results_page"]
+__all__ = ["results_markdown", "write_results_page", "section_markdown", "read_beside",
+           "speed_table", "cite"]
+
+
+def cite(*keys: str) -> str:
+    """A MyST citation of works of ``book/references.bib``: ``{cite:p}`a,b```."""
+    return "{cite:p}`" + ",".join(keys) + "`"
+
+
+def section_markdown(title: str, table, text: str) -> str:
+    """One section of the page: ``## title``, the table (a :class:`dphelpers.tables.Table`
+    or markdown text) and the paragraph that reads it."""
+    body = table if isinstance(table, str) else table.to_markdown()
+    return "\n".join([f"## {title}", "", body, "", text, ""])
+
+
+def _no_tracker_refs(text: str) -> str:
+    """Drop references to the project's issue tracker ("(issue 13, ...)") from file text:
+    readers of the book cannot follow them."""
+    text = re.sub(r"\s*\(issue \d+[^)]*\)", "", text)
+    return re.sub(r"\s*\bissue \d+\b", "", text)
+
 
 
 def _acc(res: dict, name: str, subset: str = "full") -> dict | None:
@@ -28,14 +55,15 @@ def _accuracy_text(res: dict) -> str:
             "pose per image instead of heatmap samples) and *no transformer* are the paper's "
             "ablations, trained with the settings above; *mean pose* always predicts the average "
             "training pose and ignores the image"
-            + ("; *lifter* is the single-hypothesis baseline of Martinez et al. (2017). "
+            + ("; *lifter* is the single-hypothesis baseline of Martinez et al. "
+               + cite("martinez2017simple") + ". "
                if any(k.startswith("lifter") for k in res["accuracy"]) else ". ")
             + "P1 is the mean joint error in millimetres after putting both poses' pelvis at the "
             "origin, P2 the same after the best rotation and scale (Procrustes); *min* scores the "
             "best of a sample's hypotheses (does the set contain the truth?), *median* a typical "
             "one. PCK@150 counts limb and head joints of the best hypothesis within 150 mm, CPS is "
             "the area under the share of poses entirely correct up to r = 300 mm, ECE the "
-            "calibration error (0 is perfect).")
+            "calibration error (0 is perfect) " + cite("pierzchlewicz2023metrics") + ".")
     if full:
         text += (f" DiffPose's best hypothesis lands {full['P1_min']:.1f} mm from the truth on "
                  f"average, its median one {full['P1_median']:.1f} mm")
@@ -45,8 +73,9 @@ def _accuracy_text(res: dict) -> str:
                      "ignores the image")
         text += "."
     if full and amb:
-        text += (f" The ambiguous samples (wide heatmaps, the H36MA rule) are harder: "
-                 f"{amb['P1_min']:.1f} mm.")
+        harder = "harder" if amb["P1_min"] > full["P1_min"] else "not harder"
+        text += (f" The ambiguous samples (wide heatmaps, the H36MA rule "
+                 f"{cite('wehrbein2021flows')}) are {harder}: {amb['P1_min']:.1f} mm.")
     arg = _acc(res, "argmax_only")
     if full and arg:
         gap = round(arg["P1_min"], 1) - round(full["P1_min"], 1)   # as the table shows them
@@ -54,12 +83,12 @@ def _accuracy_text(res: dict) -> str:
         text += (f" The argmax-only ablation scores {arg['P1_min']:.1f} mm, {abs(gap):.1f} mm "
                  + ("higher" if gap > 0 else "lower") + " than the full model's"
                  + (f" on these {n:,} samples" if n else "")
-                 + ". The paper reports sampling the heatmaps beating the argmax alone on "
-                 "Human3.6M; whether it pays here, and when, is what the model study below "
+                 + ". The paper " + cite("holmquist2023diffpose") + " reports sampling the "
+                 "heatmaps beating the argmax alone on Human3.6M; whether it pays here, and when, is what the model study below "
                  "measures on a larger test set (notebook 05, section 7).")
     text += (" These numbers come from simulated heatmaps of a few embedded motion-capture clips, "
-             "not from Human3.6M: compare trends with the paper (DiffPose 43.3 mm P1 on "
-             "Human3.6M), not digits.")
+             "not from Human3.6M " + cite("ionescu2014human36m") + ": compare trends with the "
+             "paper (DiffPose 43.3 mm P1 on Human3.6M), not digits.")
     return text
 
 
@@ -102,6 +131,12 @@ def _speed_text(res: dict) -> str:
             "model needs per second by what a plain matrix product of the denoiser's width "
             f"reaches on the same machine ({where}), so it says how close to the hardware's "
             "limit the sampler runs, independently of the machine.")
+    measured = _peak_measured(res)
+    if any(measured):
+        text += (" *Peak memory* is how much the process's memory grew while a row was timed "
+                 "(on a CPU its resident set, polled every millisecond); a process that "
+                 "already held the memory does not grow, so rows below 1 MB say *not "
+                 "measured*.")
     return text
 
 
@@ -114,7 +149,7 @@ def _authors_reference(ref: dict, res: dict) -> list[str]:
              f"{r['ratio_range'][0]:.2f}x to {r['ratio_range'][1]:.2f}x"] for r in ref["rows"]]
     out = [table(rows, columns=["timed", "images per batch", "authors' code", "ours, same run",
                                 "ours / authors' (same runs)"]).to_markdown(), "",
-           ref["source"]]
+           _no_tracker_refs(ref["source"])]
     bf16 = next((r for r in res.get("speed", []) if r["what"] == "train step (bf16)"
                  and int(r["batch"]) == 64), None)
     theirs = next((r for r in ref["rows"] if r["what"].startswith("training")), None)
@@ -197,15 +232,48 @@ def _mechanism_text(mech: dict) -> str:
     return text
 
 
+#: a peak-memory reading below this (MB) means nothing was measured: on a CPU the bench
+#: records the growth of the resident set, and a warm process may not grow at all
+_PEAK_MB_FLOOR = 1.0
+_PEAK_COL = "peak memory (MB)"
+
+
+def _peak_measured(res: dict) -> list[bool]:
+    return [r.get("peak_mb") is not None and r["peak_mb"] >= _PEAK_MB_FLOOR
+            for r in res.get("speed", [])]
+
+
+def speed_table(res: dict):
+    """:func:`dphelpers.results.speed_table` with honest memory cells: a row whose peak
+    memory was not measured (none recorded, or below 1 MB: on a CPU the bench records the
+    growth of the resident set) says *not measured* instead of 0, and the column is
+    dropped when no row measured it."""
+    from ..tables import Table
+    table = R.speed_table(res)
+    if _PEAK_COL not in table.columns:
+        return table
+    col = table.columns.index(_PEAK_COL)
+    measured = _peak_measured(res)
+    if not any(measured):
+        keep = [i for i in range(len(table.columns)) if i != col]
+        return Table(tuple(table.columns[i] for i in keep),
+                     tuple(tuple(row[i] for i in keep) for row in table.rows), table.caption)
+    rows = tuple(row if ok else row[:col] + ("not measured",) + row[col + 1:]
+                 for row, ok in zip(table.rows, measured))
+    return Table(table.columns, rows, table.caption)
+
+
 def results_markdown(res: dict, source: str = "data/results/bench.json",
                      study: dict | None = None, curve: dict | None = None,
-                     authors: dict | None = None, mechanism: dict | None = None) -> str:
+                     authors: dict | None = None, mechanism: dict | None = None,
+                     extra_sections: Sequence[str] = ()) -> str:
     """The results page as MyST Markdown (tables as pipe tables in the page's source);
     ``study`` and ``curve``: study files (:func:`dphelpers.results.load_study`) whose tables
     the page shows too; ``authors``: the side-by-side timing of the authors' code
     (``authors_speed.json``), shown when ``res`` itself times no authors' rows;
     ``mechanism``: the per-joint study of the failed joints (``mechanism.json``,
-    :mod:`dphelpers.tools.mechanism`)."""
+    :mod:`dphelpers.tools.mechanism`); ``extra_sections``: more sections
+    (:func:`section_markdown`), placed before "How these numbers were made"."""
     note = R.settings_note(res)
     parts = ["# Results", "",
              f"Generated when the book was built, from `{source}` "
@@ -215,7 +283,7 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
                                          if R.is_quick(res) else ""), ""]
 
     def section(title: str, table, text: str) -> None:
-        parts.extend([f"## {title}", "", table.to_markdown(), "", text, ""])
+        parts.append(section_markdown(title, table, text))
 
     section("Accuracy of every model", R.accuracy_table(res), _accuracy_text(res))
     if study is not None and "keep=0.5" in study["accuracy"]:
@@ -236,7 +304,7 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
     if cal:
         section("Calibration", R.calibration_table(res), _calibration_text(cal))
     if res.get("speed"):
-        section("Speed", R.speed_table(res), _speed_text(res))
+        section("Speed", speed_table(res), _speed_text(res))
     sp = R.authors_speedup(res)
     parts.extend(["## Speed against the authors' implementation", ""])
     if sp:
@@ -249,10 +317,20 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
         parts.extend([_authors_text(res, sp), ""])
     else:
         parts.extend(_authors_reference(authors, res))
+    parts.extend(extra_sections)
     if res.get("commands"):
         parts.extend(["## How these numbers were made", "", "```bash",
                       *res["commands"], "```", ""])
     return "\n".join(parts)
+
+
+def read_beside(results_file: str | Path, name: str, reader=None):
+    """The results file ``name`` next to ``results_file``, read by ``reader`` (a path ->
+    dict function; default: JSON), or None when it does not exist."""
+    f = Path(results_file).with_name(name)
+    if not f.is_file():
+        return None
+    return reader(f) if reader is not None else json.loads(f.read_text())
 
 
 def write_results_page(path: str | Path, results_file: str | Path | None = None) -> Path:
@@ -263,13 +341,10 @@ def write_results_page(path: str | Path, results_file: str | Path | None = None)
         shown = src.resolve().relative_to(R.RESULTS_FILE.parents[2]).as_posix()
     except ValueError:
         shown = src.name
-    study_file, curve_file = src.with_name("study.json"), src.with_name("study_curve.json")
-    study = R.load_study(study_file) if study_file.is_file() else None
-    curve = R.load_study(curve_file) if curve_file.is_file() else None
-    authors_file = src.with_name("authors_speed.json")
-    authors = json.loads(authors_file.read_text()) if authors_file.is_file() else None
-    mech_file = src.with_name("mechanism.json")
-    mech = json.loads(mech_file.read_text()) if mech_file.is_file() else None
+    study = read_beside(src, "study.json", R.load_study)
+    curve = read_beside(src, "study_curve.json", R.load_study)
+    authors = read_beside(src, "authors_speed.json")
+    mech = read_beside(src, "mechanism.json")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(results_markdown(res, shown, study, curve, authors, mech))

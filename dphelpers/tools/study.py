@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["KEEP_MODES", "SUBSETS", "build_test_sets", "score_models", "learning_curve",
+           "add_arguments", "run_verb",
            "main"]
 
 KEEP_MODES: tuple[float, ...] = (0.0, 0.5, 1.0)
@@ -113,47 +114,48 @@ def _floats(text: str) -> tuple[float, ...]:
     return vals
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..data import load_mocap, split_clips
-    from ..evaluate import training_mean_pose
-    from ..tables import metrics_table
-    from .benchcli import load_models, resolve_entries
-    from .modelref import model_entry
-    p = argparse.ArgumentParser(prog="python -m dphelpers.tools.study", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", type=model_entry, nargs="+", default=None,
-                   help="NAME or NAME=PATH entries (default: the shipped models)")
-    p.add_argument("--n-test", type=int, default=1000, help="test samples (default 1000)")
-    p.add_argument("--n-hypo", type=int, default=200, help="hypotheses per sample (200)")
+def add_arguments(p) -> None:
+    """The ``study`` verb's options."""
+    from . import options as o
+    o.models(p, "models to study")
+    p.add_argument("--n-test", type=o.positive, default=1000, help="test samples")
+    p.add_argument("--n-hypo", type=o.positive, default=200, help="hypotheses per sample")
     p.add_argument("--keep-modes", type=_floats, default=KEEP_MODES,
-                   help="shares of failures keeping a mode at the truth (default 0,0.5,1)")
+                   help="shares of failures keeping a mode at the truth")
     p.add_argument("--curve", type=Path, nargs="*", default=[],
-                   help="snapshot files of one run for the learning curve")
-    p.add_argument("--curve-n-test", type=int, default=300,
-                   help="test samples of the learning curve (default 300)")
-    p.add_argument("--eval-batch", type=int, default=8, help="images sampled together")
-    p.add_argument("--seed", type=int, default=0, help="seed of the test-time sampling")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+                   help="snapshot files of one run for the learning curve (default: no curve)")
+    p.add_argument("--curve-n-test", type=o.positive, default=300,
+                   help="test samples of the learning curve")
+    p.add_argument("--eval-batch", type=o.positive, default=8, help="images sampled together")
+    o.compute(p, "seed of the test-time sampling")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p.add_argument("--merge", action="store_true",
                    help="keep what --out already holds: its accuracy rows and learning-curve "
                         "points (same test sizes) stay unless this run recomputes them")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dphelpers.tools.study ARGS`` = ``python -m dphelpers study ARGS``."""
+    from .cli import main as cli_main
+    return cli_main(["study", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_verb(args) -> int:
+    """The ``study`` verb: every model on every test set, then the learning curve."""
+    from ..data import load_mocap, split_clips
+    from ..evaluate import training_mean_pose
+    from ..tables import metrics_table
+    from .benchcli import load_models, resolve_entries
     missing = [str(f) for f in args.curve if not f.is_file()]
     if missing:
-        p.error(f"--curve file(s) not found: {', '.join(missing)}")
+        raise FileNotFoundError(f"--curve file(s) not found: {', '.join(missing)}")
     t0 = time.time()
     old = json.loads(args.out.read_text()) if args.merge and args.out.is_file() else None
     models = load_models(resolve_entries(args.models), args.device)
     train_m, test_m = split_clips(load_mocap())
     sets = build_test_sets(test_m, args.n_test, args.keep_modes)
     baseline = training_mean_pose(train_m, seed=args.seed + 1)
-    out: dict = {"command": "python -m dphelpers.tools.study " + " ".join(sys.argv[1:] if argv
-                                                                           is None else argv),
+    out: dict = {"command": args.command,
                  "setup": {"n_test": args.n_test, "n_hypo": args.n_hypo, "seed": args.seed,
                            "dtype": "float32", "keep_modes": list(args.keep_modes),
                            "models": [{"label": m.label, "name": m.info.name,

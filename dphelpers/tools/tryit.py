@@ -218,8 +218,9 @@ def _model_file(text: str) -> Path:
 def run_cli(args) -> int:
     """Run ``export-onnx`` or ``serve``."""
     if args.verb == "serve":
-        from .book import BOOK_DIR
-        serve(args.site if args.site is not None else BOOK_DIR / "_build" / "html", args.port)
+        # not tools.book's BOOK_DIR: book imports this module, so importing it back is a cycle
+        book_html = Path(__file__).resolve().parents[2] / "book" / "_build" / "html"
+        serve(args.site if args.site is not None else book_html, args.port)
         return 0
     import time
 

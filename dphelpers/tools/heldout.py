@@ -1,0 +1,216 @@
+"""How far a model travels: the test split against whole sources it never saw (``heldout`` verb).
+
+The test split is the last 20% of the same clips the model trained on: the same people doing
+the same moves.  A model trained with ``train --hold-out boxing,deepmimic`` never saw any frame
+of those clips; this verb scores it on both, with the same cameras, simulator (the default
+preset) and test-set seed, so the only difference is the motion:
+
+- ``test split``: :func:`~dphelpers.data.split_clips` of the clips the model trained on;
+- ``held out: NAME``: every frame of the clips NAME matches, evenly subsampled to ``n_test``.
+
+Per set and model: P1 min and median (mm, 17 joints, as everywhere in the book) and the same
+over the 12 limb joints (shoulders, elbows, wrists, hips, knees, ankles), where heatmap
+failures act.  A model whose training settings do not hold the named sources out is refused:
+it saw them.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..files import atomic_write
+
+__all__ = ["LIMB_H36M", "HeldOutModel", "held_out_sets", "set_scores", "read_held_out_model",
+           "score", "add_arguments", "run_verb", "heldout_table", "heldout_gaps", "heldout_text"]
+
+#: Human3.6M-17 limb joints: right hip, knee, ankle; left hip, knee, ankle; left shoulder,
+#: elbow, wrist; right shoulder, elbow, wrist.
+LIMB_H36M: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16)
+
+
+@dataclass
+class HeldOutModel:
+    """A model read for this test, with the data settings it was trained with."""
+
+    label: str
+    path: Path
+    model: torch.nn.Module
+    steps: int
+    augment: bool
+    hold_out: tuple[str, ...]
+
+
+def held_out_sets(hold_out: tuple[str, ...], n_test: int | None, seed: int = 1234,
+                  data: Path | None = None) -> dict:
+    """``{"test split": SampleBatch, "held out: NAME": SampleBatch, ...}`` on one simulator."""
+    from ..data import hold_out_clips, load_mocap, split_clips
+    from ..heatmaps import DEFAULT_PRESET, HeatmapConfig
+    from ..pipeline import make_test_set
+    clips = load_mocap(data)
+    kept, _ = hold_out_clips(clips, hold_out)
+    config = HeatmapConfig.preset(DEFAULT_PRESET)
+    sets = {"test split": make_test_set(split_clips(kept)[1], n_test, seed=seed,
+                                        heatmap_config=config)}
+    for name in hold_out:
+        _, held = hold_out_clips(clips, (name,))
+        poses = np.concatenate([c.poses_m for c in held])
+        sets[f"held out: {name}"] = make_test_set(poses, n_test, seed=seed, heatmap_config=config)
+    return sets
+
+
+def set_scores(pred_mm: torch.Tensor, gt_mm: torch.Tensor) -> dict[str, float]:
+    """P1 min / median over all 17 joints and over :data:`LIMB_H36M`, means over samples (mm).
+
+    ``pred_mm: (b, h, 17, 3)``, ``gt_mm: (b, 17, 3)``; root-relative, as Protocol 1.
+    """
+    from ..metrics import p1, per_joint_error, root_relative
+    full = p1(pred_mm, gt_mm)
+    limb = per_joint_error(root_relative(pred_mm), root_relative(gt_mm))[..., list(LIMB_H36M)]
+    limb = limb.mean(dim=-1)                                   # (b, h)
+    return {"n": int(gt_mm.shape[0]),
+            "P1_min": float(full["min"].mean()), "P1_median": float(full["median"].mean()),
+            "limb_P1_min": float(limb.min(dim=1).values.mean()),
+            "limb_P1_median": float(limb.median(dim=1).values.mean())}
+
+
+def read_held_out_model(label: str, path: Path, hold_out: tuple[str, ...],
+                        device: str = "cpu") -> HeldOutModel:
+    """Read a training checkpoint (raw weights, as ``export`` and the authors evaluate) and
+    refuse it unless its training held out every name in ``hold_out``."""
+    from ..checkpoint import load_model, read_checkpoint
+    from ..files import require_file
+    require_file(path, "model file")
+    state = read_checkpoint(path)
+    config = state.get("train_config")
+    if not config:
+        raise ValueError(f"{path} holds no training settings, so it cannot say which clips it "
+                         "trained on (shipped model files saw every clip): pass the training "
+                         "checkpoint of a `train --hold-out ...` run")
+    trained_without = tuple(config.get("hold_out") or ())
+    missing = [n for n in hold_out if n not in trained_without]
+    if missing:
+        raise ValueError(f"{path} trained on {', '.join(missing)} (its hold_out is "
+                         f"{list(trained_without)}): it saw those clips, so they test nothing; "
+                         "train it with --hold-out " + ",".join(hold_out))
+    model = load_model(path, state=state).to(device)
+    return HeldOutModel(label, Path(path), model, int(state["step"]),
+                        bool(config.get("augment", False)), trained_without)
+
+
+def score(models: list[HeldOutModel], sets: dict, n_hypo: int, batch_size: int, seed: int,
+          progress: bool = True) -> dict:
+    """``{label: {set name: set_scores}}``: every model on every set, float32, one seed."""
+    from ..evaluate import evaluate
+    out = {}
+    for m in models:
+        out[m.label] = {}
+        for name, test in sets.items():
+            ev = evaluate(m.model, test, n_hypo, batch_size, seed=seed, progress=progress,
+                          autocast_dtype=None, keep=True)
+            out[m.label][name] = set_scores(ev.predictions, test.poses_3d_mm)
+            row = out[m.label][name]
+            print(f"heldout: {m.label:<24} {name:<22} P1 min {row['P1_min']:6.1f}  median "
+                  f"{row['P1_median']:6.1f}  limb min {row['limb_P1_min']:6.1f}  median "
+                  f"{row['limb_P1_median']:6.1f} mm", flush=True)
+    return out
+
+
+def _pairs(items: list[str]) -> list[tuple[str, Path]]:
+    out = []
+    for item in items:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise ValueError(f"--models takes LABEL=FILE pairs, got {item!r} (e.g. "
+                             "'full, no aug=runs/diffpose_full.pt')")
+        out.append((label, Path(path)))
+    labels = [label for label, _ in out]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"--models: labels must differ, got {labels}")
+    return out
+
+
+def add_arguments(p) -> None:
+    """The ``heldout`` verb's options."""
+    from . import options as o
+    p.add_argument("--models", nargs="+", required=True, metavar="LABEL=FILE",
+                   help="training checkpoints of `train --hold-out` runs, each as LABEL=FILE")
+    p.add_argument("--hold-out", type=o.name_list, required=True,
+                   help="the held-out clip names or prefixes, as given to train --hold-out")
+    o.data(p), o.compute(p, "seed of the test-time sampling")
+    o.evaluation(p, 500)
+    p.add_argument("--out", type=Path, default=Path("runs/heldout.json"),
+                   help="results JSON to write")
+
+
+def run_verb(args) -> int:
+    """The ``heldout`` verb: read, check, score, print and write ``args.out`` (JSON)."""
+    t0 = time.time()
+    pairs = _pairs(args.models)
+    sets = held_out_sets(args.hold_out, args.n_test, data=args.data)   # checks the names first
+    models = [read_held_out_model(label, path, args.hold_out, args.device) for label, path in pairs]
+    print("heldout: " + "; ".join(f"{k}: {len(v)} samples" for k, v in sets.items()))
+    rows = score(models, sets, args.n_hypo, args.eval_batch, args.seed, progress=not args.quiet)
+    payload = {
+        "command": args.command,
+        "setup": {"hold_out": list(args.hold_out), "n_test": args.n_test, "n_hypo": args.n_hypo,
+                  "seed": args.seed, "test_set_seed": 1234, "dtype": "float32",
+                  "limb_joints_h36m": list(LIMB_H36M),
+                  "sets": {k: len(v) for k, v in sets.items()}},
+        "models": {m.label: {"file": str(m.path), "steps": m.steps, "augment": m.augment,
+                             "hold_out": list(m.hold_out), "sets": rows[m.label]}
+                   for m in models},
+        "seconds": round(time.time() - t0, 1)}
+    atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1)))
+    print(f"heldout: wrote {args.out} in {time.time() - t0:.0f} s")
+    return 0
+
+
+def heldout_table(payload: dict, caption: str = ""):
+    """One row per model and set: P1 min / median over all joints and over the limb joints,
+    and the limb P1 min relative to the same model's test split (a :class:`Table`)."""
+    from ..tables import table
+    rows = []
+    for label, m in payload["models"].items():
+        base = m["sets"]["test split"]["limb_P1_min"]
+        for name, r in m["sets"].items():
+            rows.append([label, name, r["n"], round(r["P1_min"], 1), round(r["P1_median"], 1),
+                         round(r["limb_P1_min"], 1), round(r["limb_P1_median"], 1),
+                         "" if name == "test split" else f"{100 * (r['limb_P1_min'] / base - 1):+.0f}%"])
+    return table(rows, columns=["model", "test set", "samples", "P1 min (mm)", "P1 median (mm)",
+                                "limb P1 min (mm)", "limb P1 median (mm)",
+                                "limb P1 min vs test split"], caption=caption)
+
+
+def heldout_gaps(payload: dict) -> dict[str, float]:
+    """``{label: %}``: limb P1 min on all held-out frames (sample-weighted over the held-out
+    sets) relative to the test split, per model."""
+    out = {}
+    for label, m in payload["models"].items():
+        held = [r for name, r in m["sets"].items() if name != "test split"]
+        mean = sum(r["limb_P1_min"] * r["n"] for r in held) / sum(r["n"] for r in held)
+        out[label] = 100.0 * (mean / m["sets"]["test split"]["limb_P1_min"] - 1.0)
+    return out
+
+
+def heldout_text(payload: dict) -> str:
+    """What the table says, computed from it: each model's gap, and which model travels best."""
+    gaps = heldout_gaps(payload)
+    setup = payload["setup"]
+    steps = sorted({m["steps"] for m in payload["models"].values()})
+    parts = [f"Models trained without {', '.join(setup['hold_out'])} "
+             f"({'/'.join(f'{s:,}' for s in steps)} steps at batch 64), scored on the test split "
+             "of the clips they trained on and on every held-out source (same cameras, "
+             f"simulator and seed; {setup['n_hypo']} hypotheses, float32)."]
+    parts.append("On the held-out motion the limb-joint P1 min is " + "; ".join(
+        f"{g:+.0f}% for {label}" for label, g in gaps.items()) + " against the test split "
+        "(the goal: within +15%).")
+    best = min(gaps, key=gaps.get)
+    parts.append(f"The smallest gap is {best}'s.")
+    if payload.get("command"):
+        parts.append(f"Made with `{payload['command']}`.")
+    return " ".join(parts)
