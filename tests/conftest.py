@@ -1,7 +1,33 @@
+import contextlib
+import functools
+import http.server
+import threading
+
 import pytest
 import torch
 
 from dphelpers.data import load_mocap, split_clips
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def served(directory):
+    """Serve ``directory`` on 127.0.0.1 (an ephemeral port) for the browser tests; yields the
+    base URL, ending in a slash; the server stops on exit."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,7 @@ each check alone: ``tests/test_bookcheck.py``).
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -30,6 +27,8 @@ from PIL import Image
 
 from dphelpers.tools.book import BOOK_DIR, RESULTS_PAGE, build_book, find_notebooks
 from dphelpers.tools.bookcheck import notebook_problems, page_problems
+
+from conftest import served
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -66,21 +65,10 @@ def site(tmp_path_factory, executed_notebooks) -> Path:
     return build_book(out_dir=out, execute=False, book_dir=book, progress=False, check=False)
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def base_url(site):
-    handler = functools.partial(_Quiet, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with served(site) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -350,18 +338,10 @@ def test_checker_catches_a_broken_page(tiny_site, browser, tmp_path):
     """The browser checker used on the real book reports the problems of the broken chapter as
     myst-nb renders them, and nothing on the clean one."""
     _, site = tiny_site
-    handler = functools.partial(_Quiet, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}/chapters/"
+    with served(site) as url:
+        base = url + "chapters/"
         clean, _ = _check_page(browser, base + "01_clean.html", tmp_path / "clean.png")
         broken, _ = _check_page(browser, base + "02_broken.html", tmp_path / "broken.png")
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
     assert clean == [], clean
     assert any("raw Markdown table" in p for p in broken), broken
     assert any("'not found'" in p for p in broken), broken

@@ -10,16 +10,15 @@ hand-made executed notebooks.
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import pytest
 
 from dphelpers.tools.book import BOOK_DIR
 from dphelpers.tools.bookcheck import CHECKS, notebook_problems, page_problems
+
+from conftest import served
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -112,11 +111,6 @@ DEFECTS = {
 }
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     """The clean page and one page per defect, served on 127.0.0.1: ``{name: url}``."""
@@ -129,15 +123,8 @@ def pages(tmp_path_factory):
     bodies = {"clean": CLEAN} | {k: v[1] for k, v in DEFECTS.items()}
     for name, body in bodies.items():
         (root / f"{name}.html").write_text(_HEAD + body + _TAIL)
-    handler = functools.partial(_Quiet, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/"
-    yield {name: f"{base}{name}.html" for name in bodies}
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with served(root) as base:
+        yield {name: f"{base}{name}.html" for name in bodies}
 
 
 @pytest.fixture(scope="module")
