@@ -81,7 +81,7 @@ def test_heldout_verb_refuses(checkpoints, capsys, argv, message):
 
 
 def test_heldout_table_and_text_are_computed_from_the_payload():
-    from dphelpers.tools.heldout import heldout_gaps, heldout_table, heldout_text
+    from dphelpers.unseen import heldout_gaps, heldout_table, heldout_text
 
     def row(n, limb):
         return {"n": n, "P1_min": limb - 5, "P1_median": limb + 40, "limb_P1_min": limb,
@@ -100,3 +100,40 @@ def test_heldout_table_and_text_are_computed_from_the_payload():
     assert "+35% for a" in text and "+0% for b" in text and "smallest gap is b's" in text
     md = heldout_table(payload).to_markdown()
     assert "+20%" in md and "+40%" in md and "limb P1 min (mm)" in md
+
+
+def test_augmented_models_are_paired_with_their_plain_twin_and_reach_the_results_page():
+    from dphelpers.unseen import augment_pairs, heldout_text
+    from dphelpers.tools.resultspage import heldout_section
+
+    def entry(variant, augment, test, held):
+        return {"variant": variant, "steps": 6000, "augment": augment,
+                "hold_out": ["boxing"],
+                "sets": {"test split": {"n": 10, "P1_min": test, "P1_median": test + 50,
+                                        "limb_P1_min": test, "limb_P1_median": test + 60},
+                         "held out: boxing": {"n": 10, "P1_min": held, "P1_median": held + 50,
+                                              "limb_P1_min": held, "limb_P1_median": held + 60}}}
+    payload = {"setup": {"hold_out": ["boxing"], "n_hypo": 200},
+               "command": "python -m dphelpers heldout --models ...",
+               "models": {"full": entry("full", False, 60.0, 120.0),
+                          "argmax": entry("argmax_only", False, 62.0, 118.0),
+                          "full, aug": entry("full", True, 66.0, 100.0)}}
+    pairs = augment_pairs(payload)
+    assert len(pairs) == 1 and pairs[0]["plain"] == "full"     # not the argmax-only model
+    assert pairs[0]["held"] == (120.0, 100.0) and pairs[0]["test"] == (60.0, 66.0)
+    text = heldout_text(payload)
+    assert "falls: 120.0 -> 100.0 mm (-17%)" in text and "60.0 -> 66.0 mm (+10%)" in text
+    payload["models"]["full, aug"]["sets"]["held out: boxing"]["limb_P1_min"] = 130.0
+    assert "does not fall: 120.0 -> 130.0 mm" in heldout_text(payload)
+    md = heldout_section(payload)
+    assert md.startswith("## Motion the model never saw") and "| full, aug |" in md
+
+
+def test_model_variant_names_the_ablation_of_a_config():
+    from dphelpers.diffusion import DiffPoseConfig
+    from dphelpers.tools.heldout import model_variant
+    assert model_variant(DiffPoseConfig.ablation("argmax_only").to_dict()) == "argmax_only"
+    assert model_variant(DiffPoseConfig().to_dict()) == "full"
+    odd = DiffPoseConfig().to_dict()
+    odd["denoiser"]["hidden"] = 7
+    assert model_variant(odd) == "custom"

@@ -53,3 +53,16 @@ def test_unmeasured_peak_rows_say_so():
     col = t.columns.index("peak memory (MB)")
     assert [r[col] for r in t.rows] == ["not measured", "75"]
     assert "rows below 1 MB say *not measured*" in results_markdown(res)
+
+
+def test_the_shipped_page_shows_the_unseen_motion_test(tmp_path):
+    from dphelpers.results import RESULTS_FILE
+    from dphelpers.unseen import heldout_gaps
+    held = json.loads(RESULTS_FILE.with_name("heldout.json").read_text())
+    page = write_results_page(tmp_path / "results.md").read_text()
+    assert "## Motion the model never saw" in page
+    section = page.split("## Motion the model never saw")[1].split("\n## ")[0]
+    for label, gap in heldout_gaps(held).items():       # every model's gap, as the file says
+        assert f"{gap:+.0f}% for {label}" in section
+        assert f"| {label} |" in section
+    assert page.index("## Motion the model never saw") < page.index("## Speed")

@@ -39,6 +39,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,7 +120,8 @@ def execute_notebooks(notebooks: Sequence[Path], out_dir: str | os.PathLike, qui
 
     Parameters ``{"QUICK": quick}``, env ``DPHELPERS_BOOK=1``, cwd = the notebook's folder.
     A failing notebook raises ``RuntimeError`` naming it (its partly executed copy stays in
-    ``out_dir`` for inspection).
+    ``out_dir`` for inspection).  Each notebook's wall time is printed and kept in
+    ``out_dir/timings.json`` (``{"QUICK": ..., "seconds": {name: s}}``).
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -127,13 +129,14 @@ def execute_notebooks(notebooks: Sequence[Path], out_dir: str | os.PathLike, qui
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = []
+    done, seconds = [], {}
     bar = tqdm(list(notebooks), desc="executing notebooks", unit="nb", disable=not progress)
     with _env(DPHELPERS_BOOK="1"):
         for nb in bar:
             nb = Path(nb)
             bar.set_postfix_str(nb.name)
             target = out_dir / nb.name
+            t0 = time.perf_counter()
             try:
                 pm.execute_notebook(nb, target, parameters={"QUICK": bool(quick)},
                                     kernel_name=kernel, cwd=str(nb.parent), progress_bar=False)
@@ -141,6 +144,10 @@ def execute_notebooks(notebooks: Sequence[Path], out_dir: str | os.PathLike, qui
                 raise RuntimeError(f"notebook {nb.name} failed in cell {e.exec_count}: "
                                    f"{e.ename}: {e.evalue} (executed copy: {target})") from e
             done.append(target)
+            seconds[nb.name] = round(time.perf_counter() - t0, 1)
+            bar.write(f"book: {nb.name} executed in {seconds[nb.name]:.0f} s")
+    (out_dir / "timings.json").write_text(json.dumps({"QUICK": bool(quick), "seconds": seconds},
+                                                     indent=1))
     return done
 
 

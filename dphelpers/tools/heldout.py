@@ -11,7 +11,7 @@ preset) and test-set seed, so the only difference is the motion:
 Per set and model: P1 min and median (mm, 17 joints, as everywhere in the book) and the same
 over the 12 limb joints (shoulders, elbows, wrists, hips, knees, ankles), where heatmap
 failures act.  A model whose training settings do not hold the named sources out is refused:
-it saw them.
+it saw them.  The file's tables and sentences: :mod:`dphelpers.unseen`.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import torch
 from ..files import atomic_write
 
 __all__ = ["LIMB_H36M", "HeldOutModel", "held_out_sets", "set_scores", "read_held_out_model",
-           "score", "add_arguments", "run_verb", "heldout_table", "heldout_gaps", "heldout_text"]
+           "model_variant", "score", "add_arguments", "run_verb"]
 
 #: Human3.6M-17 limb joints: right hip, knee, ankle; left hip, knee, ankle; left shoulder,
 #: elbow, wrist; right shoulder, elbow, wrist.
@@ -43,6 +43,7 @@ class HeldOutModel:
     steps: int
     augment: bool
     hold_out: tuple[str, ...]
+    variant: str = "custom"
 
 
 def held_out_sets(hold_out: tuple[str, ...], n_test: int | None, seed: int = 1234,
@@ -78,6 +79,17 @@ def set_scores(pred_mm: torch.Tensor, gt_mm: torch.Tensor) -> dict[str, float]:
             "limb_P1_median": float(limb.median(dim=1).values.mean())}
 
 
+def model_variant(config: dict) -> str:
+    """The paper's variant (``"full"``, ``"argmax_only"``, ...) whose configuration equals the
+    model file's ``config`` (:meth:`DiffPoseConfig.ablation`), else ``"custom"``."""
+    from ..configs import config_diff
+    from ..diffusion import DiffPoseConfig
+    for name in ("full", "argmax_only", "no_transformer", "no_argmax", "no_likelihood"):
+        if not config_diff(DiffPoseConfig.ablation(name).to_dict(), config):
+            return name
+    return "custom"
+
+
 def read_held_out_model(label: str, path: Path, hold_out: tuple[str, ...],
                         device: str = "cpu") -> HeldOutModel:
     """Read a training checkpoint (raw weights, as ``export`` and the authors evaluate) and
@@ -99,7 +111,8 @@ def read_held_out_model(label: str, path: Path, hold_out: tuple[str, ...],
                          "train it with --hold-out " + ",".join(hold_out))
     model = load_model(path, state=state).to(device)
     return HeldOutModel(label, Path(path), model, int(state["step"]),
-                        bool(config.get("augment", False)), trained_without)
+                        bool(config.get("augment", False)), trained_without,
+                        model_variant(state.get("config") or {}))
 
 
 def score(models: list[HeldOutModel], sets: dict, n_hypo: int, batch_size: int, seed: int,
@@ -161,56 +174,11 @@ def run_verb(args) -> int:
                   "seed": args.seed, "test_set_seed": 1234, "dtype": "float32",
                   "limb_joints_h36m": list(LIMB_H36M),
                   "sets": {k: len(v) for k, v in sets.items()}},
-        "models": {m.label: {"file": str(m.path), "steps": m.steps, "augment": m.augment,
+        "models": {m.label: {"file": str(m.path), "variant": m.variant, "steps": m.steps,
+                             "augment": m.augment,
                              "hold_out": list(m.hold_out), "sets": rows[m.label]}
                    for m in models},
         "seconds": round(time.time() - t0, 1)}
     atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1)))
     print(f"heldout: wrote {args.out} in {time.time() - t0:.0f} s")
     return 0
-
-
-def heldout_table(payload: dict, caption: str = ""):
-    """One row per model and set: P1 min / median over all joints and over the limb joints,
-    and the limb P1 min relative to the same model's test split (a :class:`Table`)."""
-    from ..tables import table
-    rows = []
-    for label, m in payload["models"].items():
-        base = m["sets"]["test split"]["limb_P1_min"]
-        for name, r in m["sets"].items():
-            rows.append([label, name, r["n"], round(r["P1_min"], 1), round(r["P1_median"], 1),
-                         round(r["limb_P1_min"], 1), round(r["limb_P1_median"], 1),
-                         "" if name == "test split" else f"{100 * (r['limb_P1_min'] / base - 1):+.0f}%"])
-    return table(rows, columns=["model", "test set", "samples", "P1 min (mm)", "P1 median (mm)",
-                                "limb P1 min (mm)", "limb P1 median (mm)",
-                                "limb P1 min vs test split"], caption=caption)
-
-
-def heldout_gaps(payload: dict) -> dict[str, float]:
-    """``{label: %}``: limb P1 min on all held-out frames (sample-weighted over the held-out
-    sets) relative to the test split, per model."""
-    out = {}
-    for label, m in payload["models"].items():
-        held = [r for name, r in m["sets"].items() if name != "test split"]
-        mean = sum(r["limb_P1_min"] * r["n"] for r in held) / sum(r["n"] for r in held)
-        out[label] = 100.0 * (mean / m["sets"]["test split"]["limb_P1_min"] - 1.0)
-    return out
-
-
-def heldout_text(payload: dict) -> str:
-    """What the table says, computed from it: each model's gap, and which model travels best."""
-    gaps = heldout_gaps(payload)
-    setup = payload["setup"]
-    steps = sorted({m["steps"] for m in payload["models"].values()})
-    parts = [f"Models trained without {', '.join(setup['hold_out'])} "
-             f"({'/'.join(f'{s:,}' for s in steps)} steps at batch 64), scored on the test split "
-             "of the clips they trained on and on every held-out source (same cameras, "
-             f"simulator and seed; {setup['n_hypo']} hypotheses, float32)."]
-    parts.append("On the held-out motion the limb-joint P1 min is " + "; ".join(
-        f"{g:+.0f}% for {label}" for label, g in gaps.items()) + " against the test split "
-        "(the goal: within +15%).")
-    best = min(gaps, key=gaps.get)
-    parts.append(f"The smallest gap is {best}'s.")
-    if payload.get("command"):
-        parts.append(f"Made with `{payload['command']}`.")
-    return " ".join(parts)

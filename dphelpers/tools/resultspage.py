@@ -22,7 +22,7 @@ from pathlib import Path
 from .. import results as R
 
 __all__ = ["results_markdown", "write_results_page", "section_markdown", "read_beside",
-           "speed_table", "cite"]
+           "speed_table", "cite", "heldout_section"]
 
 
 def cite(*keys: str) -> str:
@@ -266,13 +266,14 @@ def speed_table(res: dict):
 def results_markdown(res: dict, source: str = "data/results/bench.json",
                      study: dict | None = None, curve: dict | None = None,
                      authors: dict | None = None, mechanism: dict | None = None,
-                     extra_sections: Sequence[str] = ()) -> str:
+                     extra_sections: Sequence[str] = (), heldout: dict | None = None) -> str:
     """The results page as MyST Markdown (tables as pipe tables in the page's source);
     ``study`` and ``curve``: study files (:func:`dphelpers.results.load_study`) whose tables
     the page shows too; ``authors``: the side-by-side timing of the authors' code
     (``authors_speed.json``), shown when ``res`` itself times no authors' rows;
     ``mechanism``: the per-joint study of the failed joints (``mechanism.json``,
-    :mod:`dphelpers.tools.mechanism`); ``extra_sections``: more sections
+    :mod:`dphelpers.tools.mechanism`); ``heldout``: the unseen-motion test (``heldout.json``,
+    :func:`heldout_section`); ``extra_sections``: more sections
     (:func:`section_markdown`), placed before "How these numbers were made"."""
     note = R.settings_note(res)
     parts = ["# Results", "",
@@ -296,6 +297,8 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
     if mechanism is not None and mechanism.get("rows"):
         section("The mechanism, measured where it acts", _mechanism_table(mechanism),
                 _mechanism_text(mechanism))
+    if heldout is not None and heldout.get("models"):
+        parts.append(heldout_section(heldout))
     if curve is not None and curve.get("learning_curve", {}).get("points"):
         section("Training longer", R.curve_table(curve), _curve_text(curve))
     if res.get("coverage"):
@@ -324,6 +327,13 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
     return "\n".join(parts)
 
 
+def heldout_section(payload: dict) -> str:
+    """The unseen-motion section (``heldout.json``, :mod:`dphelpers.tools.heldout`)."""
+    from ..unseen import heldout_table, heldout_text
+    return section_markdown("Motion the model never saw", heldout_table(payload),
+                            heldout_text(payload))
+
+
 def read_beside(results_file: str | Path, name: str, reader=None):
     """The results file ``name`` next to ``results_file``, read by ``reader`` (a path ->
     dict function; default: JSON), or None when it does not exist."""
@@ -345,7 +355,9 @@ def write_results_page(path: str | Path, results_file: str | Path | None = None)
     curve = read_beside(src, "study_curve.json", R.load_study)
     authors = read_beside(src, "authors_speed.json")
     mech = read_beside(src, "mechanism.json")
+    held = read_beside(src, "heldout.json")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(results_markdown(res, shown, study, curve, authors, mech))
+    path.write_text(results_markdown(res, shown, study, curve, authors, mech,
+                                     heldout=held))
     return path
