@@ -19,11 +19,11 @@ from torch import nn
 from torch.nn import functional as F
 from torch.profiler import record_function
 
+from .candidates import SamplingConfig, sample_candidates
 from .configs import config_diff, from_dict
 from .denoiser import Denoiser, DenoiserConfig
 from .embedding import EmbeddingConfig, PoseEmbedding
 from .precision import resolve_autocast
-from .sampling import SamplingConfig, sample_candidates
 from .schedule import CosineSchedule, ScheduleConfig
 from .targets import poses_to_x0, x0_to_poses
 

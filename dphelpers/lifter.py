@@ -10,7 +10,7 @@ the 16 MPII heatmaps and lifts those 2D joints to 3D with a small residual MLP
 Choices, each a :class:`LifterConfig` field:
 
 - Input: the argmax pixel of each clamped heatmap (ties and all-zero maps: the first pixel,
-  as candidate 0 of :func:`~dphelpers.sampling.sample_candidates`) in the normalised
+  as candidate 0 of :func:`~dphelpers.candidates.sample_candidates`) in the normalised
   heatmap coordinates ``x = col/32 - 1``, ``y = row/32 - 1``, reordered from MPII to
   Human3.6M order (:data:`LIFTER_INPUT_MPII`); no further standardisation (the values are
   already crop-relative and in [-1, 1); the first Linear and batch norm absorb any
@@ -30,8 +30,8 @@ Choices, each a :class:`LifterConfig` field:
   entries, hence rows.  Weights are Kaiming-normal (fan-in, ReLU) with zero biases, then
   projected once, so the constraint holds from step 0.
 - Learning rate: Adam 1e-3 multiplied by ``lr_decay_per_1k_steps`` = 0.96 after every
-  1,000 steps (a staircase: :func:`dphelpers.modelfiles.train_config` hands both to
-  :class:`~dphelpers.train.TrainConfig`, whose ``lr_at`` the training step applies): 0.13x
+  1,000 steps (a staircase: :func:`dphelpers.models.modelfiles.train_config` hands both to
+  :class:`~dphelpers.training.train.TrainConfig`, whose ``lr_at`` the training step applies): 0.13x
   after our ~50k steps, the same overall decay as the authors' 0.96 per 100k steps over
   their ~4.9M (200 epochs of ~1.56M poses at batch 64); their rate itself would be a
   negligible 0.98x here.
@@ -48,9 +48,9 @@ from einops import rearrange, repeat
 from torch import nn
 from torch.nn import functional as F
 
+from .candidates import pixels_to_coords, validate_heatmaps
 from .configs import from_dict
 from .precision import resolve_autocast
-from .sampling import pixels_to_coords, validate_heatmaps
 from .skeleton import N_MPII
 from .targets import poses_to_x0, x0_to_poses
 
@@ -107,7 +107,7 @@ def argmax_joints(heatmaps: torch.Tensor) -> torch.Tensor:
     """``heatmaps: (b, 16, 64, 64)`` -> argmax joints ``(b, 16, 2)`` (x, y), MPII order.
 
     ``x = col/32 - 1``, ``y = row/32 - 1`` of each clamped map's first maximal pixel: the
-    argmax candidate of :func:`~dphelpers.sampling.sample_candidates`.
+    argmax candidate of :func:`~dphelpers.candidates.sample_candidates`.
     """
     hm = validate_heatmaps(heatmaps).clamp_min(0.0)
     size = hm.shape[-1]
@@ -158,7 +158,7 @@ class Lifter(nn.Module):
     ``loss`` and ``sample`` take the same heatmaps and poses as
     :class:`~dphelpers.diffusion.DiffPose`; ``sample`` repeats the single prediction
     ``n_hypo`` times.  The training loop should call :meth:`after_step` after each
-    optimizer step (:func:`~dphelpers.train.train_step` does).
+    optimizer step (:func:`~dphelpers.training.train.train_step` does).
     """
 
     kind = "lifter"

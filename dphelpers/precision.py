@@ -1,7 +1,7 @@
 """Which float type the networks compute in (notebook 04): the one "native bfloat16" rule.
 
 Sampling (:meth:`DiffPose.sample`, :meth:`Lifter.predict`) and training
-(:class:`~dphelpers.train.TrainConfig`'s ``precision``) both run under bfloat16 autocast
+(:class:`~dphelpers.training.train.TrainConfig`'s ``precision``) both run under bfloat16 autocast
 where the device computes it natively and in float32 elsewhere.  Both functions probe the
 hardware, so they run only when called, never at import.
 """

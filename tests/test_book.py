@@ -13,22 +13,23 @@ outputs, papermill's injected cell, mentions of files not in the repository, sna
 headers, and at least :data:`MIN_PLOTS` plotly figures drawn; a full-page screenshot of each
 chapter is saved under the pytest tmp dir (its path is printed: run with ``-s`` to see it).  The
 same checker must catch a deliberately broken chapter (``test_checker_catches_a_broken_page``;
-each check alone: ``tests/test_bookcheck.py``).
+each check alone: ``tests/test_bookcheck.py``).  ``DPHELPERS_BOOK_SITE=book/_build/html``
+runs the same checks on a site built before (the full build), without building one.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+from conftest import served
 from PIL import Image
 
 from dphelpers.tools.book import BOOK_DIR, RESULTS_PAGE, build_book, find_notebooks
 from dphelpers.tools.bookcheck import notebook_problems, page_problems
-
-from conftest import served
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -51,9 +52,20 @@ def _sync_playwright():
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, executed_notebooks) -> Path:
+def site(tmp_path_factory, request) -> Path:
     """The book built from the QUICK-executed notebooks (executed once per session, shared with
-    tests/test_notebooks.py), in a temporary copy of ``book/``."""
+    tests/test_notebooks.py), in a temporary copy of ``book/``.
+
+    ``DPHELPERS_BOOK_SITE=PATH`` checks a site built before instead (e.g. the full build's
+    ``book/_build/html`` of ``python -m dphelpers book``): the same reader-level checks on the
+    numbers a reader of the published book sees."""
+    built = os.environ.get("DPHELPERS_BOOK_SITE")
+    if built:
+        site = Path(built).resolve()
+        if not (site / "index.html").is_file():
+            pytest.fail(f"DPHELPERS_BOOK_SITE={built}: no index.html there", pytrace=False)
+        return site
+    executed_notebooks = request.getfixturevalue("executed_notebooks")
     failed = {k: v for k, v in executed_notebooks.items() if isinstance(v, Exception)}
     if failed:
         pytest.fail(f"notebooks failed, no book: {failed}", pytrace=False)
@@ -261,7 +273,7 @@ def _tiny_notebook(broken: bool):
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-    from dphelpers.tables import table
+    from dphelpers.evaluation.tables import table
 
     def code(source, *outputs, tags=()):
         c = new_code_cell(source, metadata={"tags": list(tags)} if tags else {})

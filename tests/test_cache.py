@@ -1,8 +1,8 @@
-"""dphelpers.cache: load-or-compute keyed by settings, file content and tensors."""
+"""dphelpers.evaluation.cache: load-or-compute keyed by settings, file content and tensors."""
 import pytest
 import torch
 
-from dphelpers import cache
+from dphelpers.evaluation import cache
 
 
 def test_load_or_compute_computes_once_and_reads_back(tmp_path):
@@ -59,7 +59,7 @@ def test_bad_name_and_damaged_file(tmp_path):
 
 def test_cached_evaluate_equals_evaluate(tmp_path, splits):
     from dphelpers.diffusion import DiffPose, DiffPoseConfig
-    from dphelpers.evaluate import evaluate
+    from dphelpers.evaluation.evaluate import evaluate
     from dphelpers.pipeline import make_test_set
 
     torch.manual_seed(0)

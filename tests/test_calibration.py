@@ -4,10 +4,9 @@ import math
 import pytest
 import torch
 
-from dphelpers.calibration import (
-    PUBLISHED_FAILURE_PCT, PUBLISHED_SOURCE, TOLERANCE, calibration_samples, calibration_table,
-    group_failure_rates, head_size_px, pckh_failures,
-)
+from dphelpers.calibration import (PUBLISHED_FAILURE_PCT, PUBLISHED_SOURCE, TOLERANCE,
+                                   calibration_samples, calibration_table, group_failure_rates,
+                                   head_size_px, pckh_failures)
 from dphelpers.heatmaps import HeatmapConfig
 from dphelpers.pckh import HEAD_TOP, UPPER_NECK, argmax_px
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dphelpers.checkpoint import CheckpointError, read_checkpoint, save_model
 from dphelpers.denoiser import DenoiserConfig
 from dphelpers.diffusion import DiffPose, DiffPoseConfig
 from dphelpers.embedding import EmbeddingConfig
-from dphelpers.modelfiles import MODEL_NAMES, shipped_file
+from dphelpers.models.checkpoint import CheckpointError, read_checkpoint, save_model
+from dphelpers.models.modelfiles import MODEL_NAMES, shipped_file
 from dphelpers.tools.cli import build_parser, main
 from dphelpers.tools.modelref import result_stem
 
@@ -60,7 +60,7 @@ def test_help_names_files_precision_and_steps():
     subs = _subparsers(build_parser())
     train = subs["train"].format_help()
     assert "runs/diffpose_<model>.pt" in train and "(default: 50000)" in train
-    from dphelpers.train import default_precision
+    from dphelpers.training.train import default_precision
     text = " ".join(train.split())
     assert f"natively (here: {default_precision()})" in text
     assert f"(default: {default_precision()})" in text
@@ -165,7 +165,7 @@ def test_run_trains_only_when_there_is_no_file(tmp_path, capsys, monkeypatch):
     assert result["model"]["trained_steps"] == 1 and "fresh (full)" in result["metrics"]
     before = ckpt.read_bytes()
 
-    import dphelpers.modelfiles as modelfiles
+    import dphelpers.models.modelfiles as modelfiles
 
     def no_training(*a, **k):
         raise AssertionError("run must not train when the model file exists")
@@ -209,8 +209,9 @@ def test_predict_astronaut_names_outputs_after_the_model(tmp_path, tiny_file, ca
     assert (tmp_path / "predict_astronaut_tiny.html").stat().st_size > 1000
     # the printed spread is the page's: RMS distance from the medoid, joint by joint
     import numpy as np
+
+    from dphelpers.evaluation.vizpages import joint_spread_mm
     from dphelpers.skeleton import H36M_NAMES
-    from dphelpers.vizpages import joint_spread_mm
     line = next(x for x in out.splitlines() if x.startswith("spread of the hypotheses"))
     printed = dict(p.rsplit(" ", 1) for p in line.split("(mm): ", 1)[1].split(", "))
     poses = np.load(tmp_path / "predict_astronaut_tiny.npz")["poses_mm"]

@@ -5,8 +5,7 @@ import torch
 
 from dphelpers.diffusion import DiffPose, DiffPoseConfig
 from dphelpers.pipeline import TrainStream
-from dphelpers.train import TrainConfig, compiled_loss, new_state, scaled_lr, train_step
-
+from dphelpers.training.train import TrainConfig, compiled_loss, new_state, scaled_lr, train_step
 from tests.test_cli import TINY
 
 
@@ -111,8 +110,8 @@ def test_warmup_and_the_large_batch_rule():
 def test_a_chunked_stream_resumes_exactly_and_refuses_misaligned_checkpoints(tmp_path, stream):
     """stream_chunk=4: 8 steps in one go equal 4 steps + resume; checkpoints must fall between
     chunks."""
-    from dphelpers.checkpoint import read_checkpoint
-    from dphelpers.train import fit
+    from dphelpers.models.checkpoint import read_checkpoint
+    from dphelpers.training.train import fit
     poses = stream.poses.numpy()
     config = TrainConfig(steps=8, batch_size=4, precision="fp32", ckpt_every=4, stream_chunk=4)
     whole = fit(_model(), TrainStream(poses, seed=1), config, tmp_path / "a.pt", progress=False)

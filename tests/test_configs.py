@@ -8,7 +8,7 @@ from dphelpers.configs import UnknownSetting, config_diff, from_dict
 from dphelpers.diffusion import DiffPoseConfig
 from dphelpers.heatmaps import HeatmapConfig
 from dphelpers.lifter import LifterConfig
-from dphelpers.train import TrainConfig
+from dphelpers.training.train import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from dphelpers.cameras import CameraConfig, make_views
-from dphelpers.datasets import (ACTIONS, AUC_THRESHOLDS_MM, MPI3DHP_NAMES, MPI3DHP_TO_H36M, TEST_EVERY,
-                                TEST_SUBJECTS, LoadedSet, auc3d, h36m_per_action, h36m_protocol_mean,
-                                load_3dhp_test, load_h36m_h5, load_videopose3d, normalize_action, pck3d)
+from dphelpers.datasets import (ACTIONS, AUC_THRESHOLDS_MM, MPI3DHP_NAMES, MPI3DHP_TO_H36M,
+                                TEST_EVERY, TEST_SUBJECTS, LoadedSet, auc3d, h36m_per_action,
+                                h36m_protocol_mean, load_3dhp_test, load_h36m_h5, load_videopose3d,
+                                normalize_action, pck3d)
 from dphelpers.heatmaps import HeatmapConfig, h36ma_ambiguous, simulate_heatmaps
 from dphelpers.skeleton import H36M_NAMES, H36M_RAW32_TO_17, H36M_TO_MPII
 

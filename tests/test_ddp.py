@@ -1,5 +1,5 @@
 """DistributedDataParallel: a 2-process step equals a 1-process step on the same global batch,
-both through :func:`dphelpers.train.train_step`; resuming a 2-process run is exact."""
+both through :func:`dphelpers.training.train.train_step`; resuming a 2-process run is exact."""
 import os
 import socket
 from types import SimpleNamespace
@@ -8,17 +8,16 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
-from dphelpers.denoiser import DenoiserConfig
-from dphelpers.diffusion import DiffPose, DiffPoseConfig
-from dphelpers.checkpoint import read_checkpoint
-from dphelpers.embedding import EmbeddingConfig
-from dphelpers.sampling import sample_candidates
-from dphelpers.tools.ddp import LossModule, ddp_fit, init_distributed, local_batch_size
-from dphelpers.train import TrainConfig, new_state, train_step
+from test_train import assert_same_state
 from torch.nn.parallel import DistributedDataParallel
 
-from test_train import assert_same_state
+from dphelpers.candidates import sample_candidates
+from dphelpers.denoiser import DenoiserConfig
+from dphelpers.diffusion import DiffPose, DiffPoseConfig
+from dphelpers.embedding import EmbeddingConfig
+from dphelpers.models.checkpoint import read_checkpoint
+from dphelpers.tools.ddp import LossModule, ddp_fit, init_distributed, local_batch_size
+from dphelpers.training.train import TrainConfig, new_state, train_step
 
 GLOBAL_BATCH = 8
 # no dropout anywhere: the model in train mode is then deterministic given candidates, t and eps

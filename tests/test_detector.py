@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import skimage.data as skimage_data
 import torch
 
-import skimage.data as skimage_data
-
-from dphelpers.detector.blazepose import (blazepose_heatmaps, decode_detections, detect_person, interpreter,
-                                 ssd_anchors, weighted_nms)
 from dphelpers.cameras import from_heatmap_px, to_heatmap_px
+from dphelpers.candidates import validate_heatmaps
+from dphelpers.detector.blazepose import (blazepose_heatmaps, decode_detections, detect_person,
+                                          interpreter, ssd_anchors, weighted_nms)
 from dphelpers.detector.detect import (BLAZEPOSE_TO_MPII, Detection, DetectorConfig, crop_person,
-                                detect_heatmaps, load_image, mpii_from_blazepose)
-from dphelpers.sampling import validate_heatmaps
+                                       detect_heatmaps, load_image, mpii_from_blazepose)
 from dphelpers.skeleton import MPII_NAMES
 
 J = {name: i for i, name in enumerate(MPII_NAMES)}

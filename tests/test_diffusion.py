@@ -237,9 +237,9 @@ def test_bound_follows_clip(splits):
 
 # --- the sampling loop: the same numbers as before it became one step over (t, t_prev) pairs ---
 def _small_model() -> DiffPose:
+    from dphelpers.candidates import SamplingConfig
     from dphelpers.denoiser import DenoiserConfig
     from dphelpers.embedding import EmbeddingConfig
-    from dphelpers.sampling import SamplingConfig
     torch.manual_seed(0)
     cfg = DiffPoseConfig(
         embedding=EmbeddingConfig(n_channels=16, d_model=32, n_heads=2, n_layers=1, d_ff=64,

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from dphelpers.diffusion import DiffPose
-from dphelpers.evaluate import (evaluate, evaluate_fixed, mean_pose, table_rows,
-                                training_mean_pose)
+from dphelpers.evaluation.evaluate import (evaluate, evaluate_fixed, mean_pose, table_rows,
+                                           training_mean_pose)
 from dphelpers.metrics import root_relative
 from dphelpers.pipeline import make_test_set
 

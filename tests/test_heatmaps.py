@@ -4,13 +4,11 @@ import math
 import pytest
 import torch
 
-from dphelpers.heatmaps import (
-    DEFAULT_PRESET, PRESETS, HeatmapConfig, fit_gaussian_sigma, h36ma_ambiguous, occlusion_mask,
-    render_gaussians, simulate_heatmaps,
-)
-from dphelpers.failures import (
-    GROUPS, KS_SIGMA, MPII_PARTNER, by_group, failure_probabilities, person_scale_px,
-)
+from dphelpers.failures import (GROUPS, KS_SIGMA, MPII_PARTNER, by_group, failure_probabilities,
+                                person_scale_px)
+from dphelpers.heatmaps import (DEFAULT_PRESET, PRESETS, HeatmapConfig, fit_gaussian_sigma,
+                                h36ma_ambiguous, occlusion_mask, render_gaussians,
+                                simulate_heatmaps)
 from dphelpers.pckh import argmax_px, head_size_px, pckh_failures
 from dphelpers.skeleton import MPII_FLIP_PAIRS, MPII_NAMES
 

@@ -81,7 +81,7 @@ def test_heldout_verb_refuses(checkpoints, capsys, argv, message):
 
 
 def test_heldout_table_and_text_are_computed_from_the_payload():
-    from dphelpers.unseen import heldout_gaps, heldout_table, heldout_text
+    from dphelpers.evaluation.unseen import heldout_gaps, heldout_table, heldout_text
 
     def row(n, limb):
         return {"n": n, "P1_min": limb - 5, "P1_median": limb + 40, "limb_P1_min": limb,
@@ -103,7 +103,7 @@ def test_heldout_table_and_text_are_computed_from_the_payload():
 
 
 def test_augmented_models_are_paired_with_their_plain_twin_and_reach_the_results_page():
-    from dphelpers.unseen import augment_pairs, heldout_text
+    from dphelpers.evaluation.unseen import augment_pairs, heldout_text
     from dphelpers.tools.resultspage import heldout_section
 
     def entry(variant, augment, test, held):

@@ -17,12 +17,13 @@ import pytest
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "dphelpers"
 
 #: The method itself (DESIGN.md's flow, data file to metrics).
-CORE = ("skeleton", "data", "cameras", "heatmaps", "sampling", "embedding", "denoiser",
+CORE = ("skeleton", "data", "cameras", "heatmaps", "candidates", "embedding", "denoiser",
         "schedule", "diffusion", "metrics")
 #: Training, evaluation and tooling: the core must not import these, even indirectly.
-OUTSIDE_CORE = ("train", "trainconfig", "trainmany", "trainstate", "evaluate", "modelfiles",
-                "checkpoint", "pipeline", "results", "tables", "calibration", "mechanism", "study",
-                "lifter", "viz", "vizcore", "vizpages", "vizmechanism", "tools")
+OUTSIDE_CORE = ("training", "models", "evaluation", "pipeline", "calibration", "lifter", "viz",
+                "vizcore", "tools")
+#: The subpackages below the flat top level (training, model files, evaluation, tooling, ...).
+SUBPACKAGES = ("training", "models", "evaluation", "tools", "datasets", "detector")
 
 
 def module_files(root: Path, package: str) -> dict[str, Path]:
@@ -161,7 +162,7 @@ def _describe(cycles: list[list[str]]) -> str:
 def test_the_package_has_no_import_cycle():
     graph = import_graph(PACKAGE_DIR, "dphelpers")
     assert len(graph) > 50 and "dphelpers.diffusion" in graph
-    assert "dphelpers.checkpoint" in graph["dphelpers.modelfiles"]     # edges are really read
+    assert "dphelpers.models.checkpoint" in graph["dphelpers.models.modelfiles"]     # edges are really read
     cycles = find_cycles(graph)
     assert not cycles, f"import cycle(s): {_describe(cycles)}"
 
@@ -175,6 +176,19 @@ def test_the_method_core_imports_no_training_evaluation_or_tooling_module():
             if module in outside or module.startswith(tuple(o + "." for o in outside)):
                 bad.append(" -> ".join(chain))
     assert not bad, "the method core reaches outside itself: " + "; ".join(bad)
+
+
+def test_the_flat_top_level_imports_nothing_below_it():
+    """Every module at the top of the package (the method and its data) reads no module of a
+    subpackage, even indirectly: the reader can learn the method without the tooling."""
+    graph = import_graph(PACKAGE_DIR, "dphelpers")
+    top = sorted(m for m in graph if m.count(".") == 1
+                 and m.split(".")[1] not in SUBPACKAGES + ("__main__",))
+    assert len(top) >= 20 and "dphelpers.diffusion" in top
+    below = tuple(f"dphelpers.{p}" for p in SUBPACKAGES)
+    bad = [" -> ".join(chain) for name in top
+           for module, chain in reachable(graph, name).items() if module.startswith(below)]
+    assert not bad, "a top-level module reaches into a subpackage: " + "; ".join(bad)
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
@@ -232,7 +246,7 @@ NOT_YET_LAZY = {
     ("dphelpers.data", "split_clips"), ("dphelpers.datasets.base", "to_sample_batch"),
     ("dphelpers.denoiser", "__init__"), ("dphelpers.embedding", "__init__"),
     ("dphelpers.detector.detect", "mpii_from_blazepose"), ("dphelpers.detector.detect", "detect_heatmaps"),
-    ("dphelpers.mechanism", "collect"), ("dphelpers.pipeline", "make_batch"),
+    ("dphelpers.evaluation.mechanism", "collect"), ("dphelpers.pipeline", "make_batch"),
     ("dphelpers.pipeline", "make_test_set"), ("dphelpers.pipeline", "__init__"),
     ("dphelpers.tools.bench", "sampling_flops"), ("dphelpers.tools.bench", "training_flops"),
 }

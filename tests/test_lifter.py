@@ -1,10 +1,10 @@
 import pytest
 import torch
 
+from dphelpers.candidates import sample_candidates
 from dphelpers.lifter import LIFTER_INPUT_MPII, Lifter, LifterConfig, argmax_joints
 from dphelpers.metrics import root_relative
 from dphelpers.pipeline import TrainStream
-from dphelpers.sampling import sample_candidates
 from dphelpers.skeleton import H36M_TO_MPII
 
 SMALL = LifterConfig(hidden=64)
@@ -83,7 +83,7 @@ def test_config_round_trip_and_errors():
 
 
 def test_the_lifter_trains_with_its_own_lr_and_staircase_decay():
-    from dphelpers.modelfiles import train_config
+    from dphelpers.models.modelfiles import train_config
     cfg = train_config("lifter", precision="fp32")
     assert (cfg.lr, cfg.lr_decay) == (LifterConfig().lr, LifterConfig().lr_decay_per_1k_steps)
     assert cfg.lr_at(999) == 1e-3 and cfg.lr_at(1000) == pytest.approx(0.96e-3)

@@ -3,18 +3,17 @@ import json
 
 import pytest
 import torch
+from test_benchcli import _tiny
 
-from dphelpers import mechanism as M
 from dphelpers import metrics
-from dphelpers import vizmechanism as V
-from dphelpers.checkpoint import save_model
-from dphelpers.evaluate import evaluate
+from dphelpers.evaluation import mechanism as M
+from dphelpers.evaluation import vizmechanism as V
+from dphelpers.evaluation.evaluate import evaluate
 from dphelpers.lifter import Lifter
+from dphelpers.models.checkpoint import save_model
 from dphelpers.skeleton import H36M_TO_MPII
 from dphelpers.tools import mechanism as tool
 from dphelpers.tools.study import build_test_sets
-
-from test_benchcli import _tiny
 
 
 @pytest.fixture(scope="module")

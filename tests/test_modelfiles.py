@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from dphelpers import modelfiles as M
-from dphelpers.checkpoint import read_checkpoint, save_model
 from dphelpers.diffusion import DiffPose
 from dphelpers.lifter import Lifter
+from dphelpers.models import modelfiles as M
+from dphelpers.models.checkpoint import read_checkpoint, save_model
 from dphelpers.tools.curves import parse_run
 
 

@@ -7,11 +7,11 @@ import onnx
 import pytest
 import torch
 
-from dphelpers.checkpoint import load_model, save_model
+from dphelpers.candidates import sample_candidates
 from dphelpers.diffusion import DiffPose
-from dphelpers.modelfiles import shipped_file
+from dphelpers.models.checkpoint import load_model, save_model
+from dphelpers.models.modelfiles import shipped_file
 from dphelpers.pipeline import make_test_set
-from dphelpers.sampling import sample_candidates
 from dphelpers.tools.cli import main
 from dphelpers.tools.onnxexport import (COEF_NAMES, ConditionGraph, OnnxSampler, StepGraph,
                                         export_onnx, step_coefficients)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from dphelpers.cameras import CameraConfig
+from dphelpers.evaluation.reprojection import weak_perspective_fit
 from dphelpers.pipeline import make_test_set
-from dphelpers.reprojection import weak_perspective_fit
 from dphelpers.skeleton import H36M_TO_MPII
 
 
@@ -74,12 +74,11 @@ def test_bad_input_names_the_argument(poses, joints, message):
 
 
 def test_realcheck_writes_photo_and_test_numbers(tmp_path, capsys):
-    from dphelpers.checkpoint import save_model
-    from dphelpers.diffusion import DiffPose
-    from dphelpers.tools.realcheck import main
     from dphelpers.denoiser import DenoiserConfig
-    from dphelpers.diffusion import DiffPoseConfig
+    from dphelpers.diffusion import DiffPose, DiffPoseConfig
     from dphelpers.embedding import EmbeddingConfig
+    from dphelpers.models.checkpoint import save_model
+    from dphelpers.tools.realcheck import main
     tiny = DiffPoseConfig(embedding=EmbeddingConfig(n_channels=16, d_model=32, n_heads=2,
                                                     n_layers=1, d_ff=64, cond_dim=64),
                           denoiser=DenoiserConfig(cond_dim=64, hidden=64))

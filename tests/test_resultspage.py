@@ -2,9 +2,9 @@
 and room for more sections."""
 import json
 
+from dphelpers.evaluation.tables import table
 from dphelpers.tools.resultspage import (results_markdown, section_markdown, speed_table,
                                          write_results_page)
-from dphelpers.tables import table
 
 SUMMARY = {"n": 600, "P1_min": 79.4, "P1_median": 150.0, "P2_min": 55.0, "P2_median": 90.0,
            "PCK": 85.0, "CPS": 200.0, "ECE": 0.05}
@@ -56,8 +56,8 @@ def test_unmeasured_peak_rows_say_so():
 
 
 def test_the_shipped_page_shows_the_unseen_motion_test(tmp_path):
-    from dphelpers.results import RESULTS_FILE
-    from dphelpers.unseen import heldout_gaps
+    from dphelpers.evaluation.results import RESULTS_FILE
+    from dphelpers.evaluation.unseen import heldout_gaps
     held = json.loads(RESULTS_FILE.with_name("heldout.json").read_text())
     page = write_results_page(tmp_path / "results.md").read_text()
     assert "## Motion the model never saw" in page

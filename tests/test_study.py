@@ -3,12 +3,11 @@ import json
 
 import pytest
 import torch
-
-from dphelpers.checkpoint import save_model
-from dphelpers.lifter import Lifter
-from dphelpers.tools import study
-
 from test_benchcli import _tiny
+
+from dphelpers.lifter import Lifter
+from dphelpers.models.checkpoint import save_model
+from dphelpers.tools import study
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +89,7 @@ def test_merge_keeps_earlier_rows_and_curve_points(files, tmp_path):
 
 
 def test_a_curve_file_among_the_models_is_not_sampled_twice(files, tmp_path, monkeypatch):
-    from dphelpers import evaluate as ev_mod
+    from dphelpers.evaluation import evaluate as ev_mod
     calls = []
     real = ev_mod.evaluate
 
@@ -122,7 +121,7 @@ def study_file(files, tmp_path_factory):
 
 
 def test_study_tables_name_models_by_budget_and_show_every_kept_mode(study_file):
-    from dphelpers import results as R
+    from dphelpers.evaluation import results as R
     s = R.load_study(study_file)
     labels = R.study_labels(s)
     assert labels["full (a.pt)"] == "DiffPose, 3 steps"
@@ -161,7 +160,7 @@ def test_study_tables_name_models_by_budget_and_show_every_kept_mode(study_file)
 
 
 def test_study_readers_refuse_what_is_not_a_study(tmp_path):
-    from dphelpers import results as R
+    from dphelpers.evaluation import results as R
     with pytest.raises(FileNotFoundError, match="does not exist"):
         R.load_study(tmp_path / "none.json")
     bad = tmp_path / "bad.json"
@@ -176,7 +175,7 @@ def test_study_readers_refuse_what_is_not_a_study(tmp_path):
 
 
 def test_results_page_shows_the_study_and_reads_its_numbers(study_file):
-    from dphelpers import results as R
+    from dphelpers.evaluation import results as R
     from dphelpers.tools.resultspage import results_markdown
     s = R.load_study(study_file)
     s["setup"]["models"][1]["name"] = "argmax_only"      # pretend: two different models

@@ -1,11 +1,11 @@
-"""dphelpers.tables (HTML tables for notebook outputs) and dphelpers.results (the results file)."""
+"""dphelpers.evaluation.tables (HTML tables for notebook outputs) and dphelpers.evaluation.results (the results file)."""
 import json
 import math
 
 import pytest
 
-from dphelpers import results
-from dphelpers.tables import format_cell, metrics_table, split_row_name, table
+from dphelpers.evaluation import results
+from dphelpers.evaluation.tables import format_cell, metrics_table, split_row_name, table
 from dphelpers.tools.bookcheck import raw_table_lines
 from dphelpers.tools.resultspage import results_markdown, write_results_page
 
@@ -79,7 +79,7 @@ def _results(quick=False, authors=False):
 
 
 def test_single_hypothesis_rows_have_no_ece():
-    from dphelpers.tables import metrics_table
+    from dphelpers.evaluation.tables import metrics_table
     one = {**SUMMARY, "P1_median": SUMMARY["P1_min"], "ECE": 0.5}
     t = metrics_table({"lifter (full)": one, "full (full)": SUMMARY})
     ece = t.columns.index("ECE")

@@ -4,11 +4,11 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from dphelpers.checkpoint import CheckpointError, load_model, read_checkpoint, save_model
 from dphelpers.diffusion import DiffPose, DiffPoseConfig
+from dphelpers.models.checkpoint import CheckpointError, load_model, read_checkpoint, save_model
 from dphelpers.pipeline import TrainStream
-from dphelpers.train import TrainConfig, fit, new_state, train_step
-from dphelpers.trainstate import DropoutRNG
+from dphelpers.training.state import DropoutRNG
+from dphelpers.training.train import TrainConfig, fit, new_state, train_step
 
 
 def _stream(splits, seed=0):
@@ -153,7 +153,7 @@ def test_train_config_checks():
 
 
 def test_the_default_precision_is_bf16_exactly_where_it_is_native(monkeypatch):
-    from dphelpers import train as T
+    from dphelpers.training import train as T
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported() or (
         torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     assert T.default_precision() == ("bf16" if native else "fp32")
@@ -166,7 +166,8 @@ def test_the_default_precision_is_bf16_exactly_where_it_is_native(monkeypatch):
 
 def test_augment_and_hold_out_are_checked_and_kept_on_resume(tmp_path):
     from dataclasses import asdict
-    from dphelpers.train import TrainConfig, check_resume_config
+
+    from dphelpers.training.train import TrainConfig, check_resume_config
     cfg = TrainConfig(augment=True, hold_out=["boxing"])
     assert cfg.hold_out == ("boxing",)
     with pytest.raises(ValueError, match="hold_out must be a tuple of clip names"):
@@ -184,8 +185,8 @@ def test_augment_and_hold_out_are_checked_and_kept_on_resume(tmp_path):
 def test_one_logging_rule_a_resumed_run_logs_at_the_same_steps(splits, tmp_path):
     """The loss is logged at the multiples of log_every, whether the run was resumed between
     them or not (the one loop, fit_group, for one model as for several)."""
-    from dphelpers.modelfiles import build_model
-    from dphelpers.train import Replicas, fit_group
+    from dphelpers.models.modelfiles import build_model
+    from dphelpers.training.train import Replicas, fit_group
     cfg = TrainConfig(steps=4, batch_size=4, ckpt_every=1, log_every=2, precision="fp32")
     def lifter():
         torch.manual_seed(0)

@@ -2,14 +2,13 @@
 draws, snapshots, and clear refusals (mismatched configs, partial or uneven checkpoints)."""
 import pytest
 import torch
-
-from dphelpers.checkpoint import CheckpointError, read_checkpoint
-from dphelpers.modelfiles import build_model
-from dphelpers.pipeline import TrainStream
-from dphelpers.train import TrainConfig, fit, snapshot_file
-from dphelpers.trainmany import fit_many, loss_seed
-
 from test_train import assert_same_state
+
+from dphelpers.models.checkpoint import CheckpointError, read_checkpoint
+from dphelpers.models.modelfiles import build_model
+from dphelpers.pipeline import TrainStream
+from dphelpers.training.many import fit_many, loss_seed
+from dphelpers.training.train import TrainConfig, fit, snapshot_file
 
 NAMES = ("argmax_only", "lifter")
 

@@ -20,13 +20,13 @@ import numpy as np
 import plotly
 import pytest
 import torch
+from test_book import CHROMIUM, CHROMIUM_ARGS, _sync_playwright
 
-from dphelpers.checkpoint import load_model
-from dphelpers.modelfiles import shipped_file
+from dphelpers.models.checkpoint import load_model
+from dphelpers.models.modelfiles import shipped_file
 from dphelpers.tools.book import BOOK_DIR
 from dphelpers.tools.onnxexport import export_onnx
 from dphelpers.tools.tryit import start_server, write_samples
-from test_book import CHROMIUM, CHROMIUM_ARGS, _sync_playwright
 
 #: the issue's budgets, seconds: 200 hypotheses per draw, the page's first load
 DRAW_BUDGET_S = 2.0
@@ -202,7 +202,7 @@ def test_page_loop_reproduces_diffpose_sample(tryit, site):
     ref = model.sample(heatmaps, n, generator=torch.Generator().manual_seed(5),
                        autocast_dtype=None)[0]
     gen = torch.Generator().manual_seed(5)                   # the same draws, in sample's order
-    from dphelpers.sampling import sample_candidates
+    from dphelpers.candidates import sample_candidates
     cand = sample_candidates(heatmaps, n, model.config.sampling, generator=gen)[0]
     x_t = torch.randn((n, 48), generator=gen)
     noises = [torch.randn((n, 48), generator=gen) for _ in range(24)]

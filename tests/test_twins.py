@@ -1,13 +1,13 @@
-"""Tests of dphelpers.twins: depth-flip twins keep the 2D pose and the bones; coverage."""
+"""Tests of dphelpers.evaluation.twins: depth-flip twins keep the 2D pose and the bones; coverage."""
 import math
 
 import pytest
 import torch
 
-from dphelpers import coverage as C
-from dphelpers import twins as T
 from dphelpers.cameras import CameraConfig, make_views
 from dphelpers.data import load_mocap
+from dphelpers.evaluation import coverage as C
+from dphelpers.evaluation import twins as T
 from dphelpers.metrics import root_relative
 from dphelpers.skeleton import H36M_BONES, L_HIP, R_HIP
 

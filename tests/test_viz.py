@@ -2,11 +2,12 @@
 import re
 
 import numpy as np
-import torch
 import plotly.graph_objects as go
 import pytest
+import torch
 
-from dphelpers import viz, vizcore, vizpages
+from dphelpers import viz, vizcore
+from dphelpers.evaluation import vizpages
 from dphelpers.skeleton import H36M_BONES, H36M_NAMES, MPII_BONES, MPII_NAMES, side_of
 
 
@@ -277,7 +278,7 @@ def test_prediction_figure_and_page(rng, tmp_path):
     assert (tmp_path / "p.html").read_text() == page
     assert "plotly.js v" in page and not re.search(r'<script src="https?:', page)  # inlined
     assert "least certain" in page and "person score 0.93" in page
-    from dphelpers.reprojection import weak_perspective_fit
+    from dphelpers.evaluation.reprojection import weak_perspective_fit
     rms = weak_perspective_fit(torch.as_tensor(poses[vizpages.medoid_index(poses)]).float(),
                                torch.as_tensor(det.joints_hm).float()).rms
     assert f"detected 2D joints with RMS {float(rms):.2f} heatmap px" in page

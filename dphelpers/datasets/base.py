@@ -3,7 +3,7 @@
 Every loader returns a :class:`LoadedSet`: 3D poses in the camera frame (mm, Human3.6M-17
 order), the 2D joints (px), the detector heatmaps when the file has them, metadata arrays
 and the H36MA flag.  :meth:`LoadedSet.to_sample_batch` turns it into the
-:class:`~dphelpers.pipeline.SampleBatch` the model and :mod:`dphelpers.evaluate` use; when
+:class:`~dphelpers.pipeline.SampleBatch` the model and :mod:`dphelpers.evaluation.evaluate` use; when
 the file has no heatmaps they are simulated from the 2D joints exactly like the embedded
 data (crop = 1.2x joint box, :func:`~dphelpers.heatmaps.simulate_heatmaps` with the joints'
 camera depth for occlusion), so the model never knows where its input came from.

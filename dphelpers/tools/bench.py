@@ -19,12 +19,11 @@ from pathlib import Path
 
 import psutil
 import torch
-
 from torch import nn
 
 from ..diffusion import DiffPose, DiffPoseConfig
 from ..pipeline import SampleBatch
-from ..train import TrainConfig, new_state, train_step
+from ..training.train import TrainConfig, new_state, train_step
 
 __all__ = ["sampling_flops", "training_flops", "matmul_rate", "PeakMemory", "bench_sampling",
            "bench_training", "bench_end_to_end", "profile_training", "STEP_PHASES", "machine_info", "write_json"]
@@ -202,7 +201,7 @@ def _time_training(model: nn.Module, config: TrainConfig, next_batch, b: int, na
 
 def bench_training(model: nn.Module, batch: SampleBatch, steps: int = 20,
                    config: TrainConfig | None = None, repeats: int = 1) -> SpeedRow:
-    """Training steps per second of :func:`dphelpers.train.train_step` (forward, backward,
+    """Training steps per second of :func:`dphelpers.training.train.train_step` (forward, backward,
     clipping, Adam, EMA; ``config.precision``, default :class:`TrainConfig`'s) on one
     pre-built batch, on a COPY of ``model`` (the caller's weights are untouched).  Best of
     ``repeats`` timings of ``steps`` steps."""
@@ -216,7 +215,7 @@ def bench_end_to_end(model: nn.Module, stream, config: TrainConfig, steps: int =
                      repeats: int = 1) -> SpeedRow:
     """What training gets end to end: steps per second of drawing a batch from ``stream`` (a
     :class:`~dphelpers.pipeline.TrainStream`, its generator advanced) *and* running
-    :func:`~dphelpers.train.train_step` on it (``config``: batch size, precision, compile),
+    :func:`~dphelpers.training.train.train_step` on it (``config``: batch size, precision, compile),
     on a COPY of ``model``.  Best of ``repeats`` timings of ``steps`` steps, after 3 warm-up
     steps (with ``config.compile`` those include the compilation)."""
     b = config.batch_size
@@ -225,7 +224,7 @@ def bench_end_to_end(model: nn.Module, stream, config: TrainConfig, steps: int =
     return _time_training(model, config, lambda: stream.next_batch(b), b, name, steps, repeats)
 
 
-#: the phases :func:`~dphelpers.train.train_step` and ``DiffPose.loss`` label (record_function)
+#: the phases :func:`~dphelpers.training.train.train_step` and ``DiffPose.loss`` label (record_function)
 STEP_PHASES = ("draws", "forward", "candidates", "embedding", "denoiser", "backward", "clip",
                "optimizer", "ema")
 #: single operators worth naming: dropout masks, autocast's weight casts, candidate draws
@@ -237,7 +236,7 @@ STEP_OPS = {"aten::bernoulli_": "dropout masks (bernoulli_)",
 def profile_training(model: nn.Module, stream, config: TrainConfig | None = None,
                      steps: int = 10, batch_size: int = 64) -> list[dict]:
     """Where one training step's time goes: ``torch.profiler`` over ``steps`` steps of
-    :func:`~dphelpers.train.train_step` on a COPY of ``model``, batches drawn from ``stream``
+    :func:`~dphelpers.training.train.train_step` on a COPY of ``model``, batches drawn from ``stream``
     (a :class:`~dphelpers.pipeline.TrainStream`, its generator advanced).
 
     Rows ``{"part", "ms_per_step", "share"}``: the simulated batch (timed apart, outside the

@@ -11,7 +11,7 @@ machine, printed and written as JSON (``runs/bench.json``; notebook 05 reads it)
   :func:`~dphelpers.tools.bench.bench_training` in fp32 and bf16 side by side at batch 64 and
   32 in the same run, so their ratio is a same-machine ratio.
 
-Which file is read is :mod:`dphelpers.modelfiles`' rule (through
+Which file is read is :mod:`dphelpers.models.modelfiles`' rule (through
 :mod:`~dphelpers.tools.modelref`, which also names the rows).
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from ..modelfiles import SHIPPED_NAMES, shipped_file
-from ..tables import table
-from ..train import TrainConfig
+from ..evaluation.tables import table
+from ..models.modelfiles import SHIPPED_NAMES, shipped_file
+from ..training.train import TrainConfig
 from . import bench, modelref
 from .modelref import Loaded, model_entry
 from .verbs import duration, evaluation_table
@@ -107,8 +107,8 @@ def _bf16_model(models: list[Loaded]) -> Loaded:
 
 def _coverage(pred: torch.Tensor, test, twins) -> dict:
     """Twin coverage on the full test set and on its ambiguous subset."""
-    from ..coverage import coverage_table
-    from ..twins import TwinBatch
+    from ..evaluation.coverage import coverage_table
+    from ..evaluation.twins import TwinBatch
     out = {"full": coverage_table(pred, test.poses_3d_mm, twins)}
     amb = test.ambiguous
     if amb.any():
@@ -123,11 +123,11 @@ def accuracy(models: list[Loaded], train_m, test_m, n_test: int | None, n_hypo: 
              few_steps: tuple[int, ...] = ()) -> dict:
     """Every model on the same test set; returns the JSON parts ``accuracy`` (rows named
     ``"LABEL (subset)"``), ``coverage``, ``reliability`` and ``accuracy_setup``."""
-    from ..evaluate import evaluate, evaluate_fixed, table_rows, training_mean_pose
+    from ..evaluation.coverage import mean_hypothesis
+    from ..evaluation.evaluate import evaluate, evaluate_fixed, table_rows, training_mean_pose
+    from ..evaluation.twins import depth_flip_twins_batch
     from ..metrics import reliability_from_quantiles
     from ..pipeline import make_test_set
-    from ..coverage import mean_hypothesis
-    from ..twins import depth_flip_twins_batch
     test = make_test_set(test_m, n_test)
     twins = depth_flip_twins_batch(test.poses_3d_mm)
     _, line = accuracy_estimate(models, test, n_hypo, eval_batch, bf16)

@@ -347,7 +347,7 @@ def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, ex
     repo = repository_url(book_dir)
     for chapter in chapters:
         add_download_links(chapter, repo)
-    from .. import results as _results
+    from ..evaluation import results as _results
     from .resultspage import write_results_page
 
     src = Path(results_file) if results_file is not None else _results.RESULTS_FILE
@@ -357,7 +357,7 @@ def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, ex
         raise FileNotFoundError(f"results_file {src} does not exist")
     write_toc([nb.stem for nb in executed], book_dir, results=src.is_file())
     copy_plotly_js(book_dir)
-    from .tryit import write_tryit_assets    # the Try it page's model and samples (_static/)
+    from .tryit import write_tryit_assets  # the Try it page's model and samples (_static/)
     write_tryit_assets(book_dir / "_build" / "tryit_static" / "tryit_model")
     _jupyter_book(book_dir, book_dir / "_build" / "book_build.log")
     html = book_dir / "_build" / "html"

@@ -5,7 +5,7 @@ Used by ``tests/test_book.py`` on the QUICK build, and by :func:`dphelpers.tools
 checks, by name (:data:`CHECKS`; each finding reads ``"<page>: <check>: <what was seen>"``):
 
 - ``raw-table``: Markdown table syntax shown as text (``| a | b |`` / ``|---|``: myst-nb
-  publishes ``text/markdown`` outputs unrendered; use :func:`dphelpers.tables.table`);
+  publishes ``text/markdown`` outputs unrendered; use :func:`dphelpers.evaluation.tables.table`);
 - ``says``: an output saying "not found", "skipped" or "Traceback"; ``error``: an error output;
 - ``long-code``: a code line over :data:`MAX_CODE_LINE` characters (page: a ``pre`` block whose
   content is wider than the block);

@@ -8,7 +8,7 @@ results (:data:`TOOL_VERBS`: ``study``, ``mechanism``, ``heldout``, ``realcheck`
 in :mod:`~dphelpers.tools.options`.  This module is the parser and the error handling; the
 work is in :mod:`~dphelpers.tools.verbs`, :mod:`~dphelpers.tools.benchcli`,
 :mod:`~dphelpers.tools.book`, :mod:`~dphelpers.tools.sweep` and the tool modules.  Which model file a verb
-reads or writes is :mod:`dphelpers.modelfiles`' rule.
+reads or writes is :mod:`dphelpers.models.modelfiles`' rule.
 
 An expected error (a missing or unreadable file, a bad image, no person found, a corrupt or
 foreign model file, a bad argument, a value our own checks refuse) prints ONE line
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CheckpointError
 from ..files import FileLocked, check_destination
-from ..modelfiles import MODEL_NAMES
-from ..train import DEFAULT_STEPS, PRECISIONS, TrainConfig
+from ..models.checkpoint import CheckpointError
+from ..models.modelfiles import MODEL_NAMES
+from ..training.train import DEFAULT_STEPS, PRECISIONS, TrainConfig
 from . import options as o
 
 __all__ = ["main", "build_parser", "EXPECTED_ERRORS", "one_line", "TOOL_VERBS"]

@@ -26,7 +26,7 @@ _RUN_OPTIONS = ("clip", "batch", "lr", "warmup")
 def parse_run(text: str) -> dict:
     """``"bf16:0"``, ``"fp32:1:clip=0"`` or ``"bf16:0:batch=512:lr=scaled:warmup=50"`` ->
     ``{"precision", "seed", "grad_clip"}`` plus ``batch``, ``lr`` (a number or ``"scaled"``,
-    :func:`~dphelpers.train.scaled_lr`) and ``warmup`` when given."""
+    :func:`~dphelpers.training.train.scaled_lr`) and ``warmup`` when given."""
     parts = text.split(":")
     if len(parts) < 2 or parts[0] not in ("fp32", "bf16"):
         raise argparse.ArgumentTypeError(f"run {text!r}: expected PRECISION:SEED[:KEY=VALUE...] "
@@ -60,13 +60,11 @@ def train_run(run: dict, steps: int, batch_size: int, out_dir: Path, model: str 
     ``simulator``: the heatmap preset of the training data (default: the current default);
     a resumed run must keep the preset it was started with.
     """
-    from ..heatmaps import DEFAULT_PRESET, HeatmapConfig
     from ..data import load_mocap, split_clips
-    from ..modelfiles import build_model, train_config
+    from ..heatmaps import DEFAULT_PRESET, HeatmapConfig
+    from ..models.modelfiles import build_model, train_config
     from ..pipeline import TrainStream
-    from ..train import fit
-
-    from ..train import scaled_lr
+    from ..training.train import fit, scaled_lr
     batch_size = run.get("batch", batch_size)
     extra = {"warmup_steps": run.get("warmup", 0)}
     if "lr" in run:
@@ -182,7 +180,7 @@ def add_arguments(p) -> None:
     from . import options as o
     p.add_argument("--run", type=parse_run, action="append", required=True,
                    help="PRECISION:SEED[:clip=C], repeatable")
-    p.add_argument("--model", default="full", help="model name (see dphelpers.modelfiles)")
+    p.add_argument("--model", default="full", help="model name (see dphelpers.models.modelfiles)")
     p.add_argument("--steps", type=o.positive, default=5000, help="steps per run")
     p.add_argument("--batch-size", type=o.positive, default=64, help="batch size")
     p.add_argument("--samples", type=o.positive, default=None,
@@ -220,7 +218,7 @@ def run_verb(args) -> int:
         print(f"{result['name']}: last loss {result['losses'][-1]:.4f}, "
               f"{result['seconds']:.0f} s -> {args.out}", flush=True)
     if args.samples is not None:
-        from ..tables import table
+        from ..evaluation.tables import table
         done["command"] = args.command
         done["equal_samples"] = equal_samples_rows(done["runs"], args.last_samples)
         args.out.write_text(json.dumps(done, indent=1))

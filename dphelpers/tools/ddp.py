@@ -1,6 +1,6 @@
 """Multi-process and multi-node training with PyTorch DistributedDataParallel (notebook 04).
 
-The training loop is :func:`dphelpers.train.fit_group`; this module runs it on several
+The training loop is :func:`dphelpers.training.train.fit_group`; this module runs it on several
 processes (one per GPU, or several CPU processes) and several machines, with PyTorch's own
 machinery: ``torchrun`` starts the processes and sets
 ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
@@ -40,8 +40,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..diffusion import DiffPose
-from ..modelfiles import MODEL_NAMES
-from ..train import PRECISIONS, Replicas, TrainConfig, TrainResult, fit_group
+from ..models.modelfiles import MODEL_NAMES
+from ..training.train import PRECISIONS, Replicas, TrainConfig, TrainResult, fit_group
 
 __all__ = ["DistInfo", "LossModule", "init_distributed", "local_batch_size", "wrap_ddp",
            "DistributedReplicas", "ddp_fit", "build_parser", "main"]
@@ -121,7 +121,7 @@ def wrap_ddp(model: DiffPose, info: DistInfo) -> DistributedDataParallel:
 
 
 class DistributedReplicas(Replicas):
-    """:class:`~dphelpers.train.Replicas` for a torchrun job: the loss through
+    """:class:`~dphelpers.training.train.Replicas` for a torchrun job: the loss through
     DistributedDataParallel (gradients averaged in ``backward``), losses averaged over all
     processes, every rank's random streams in the checkpoint, written by rank 0."""
 
@@ -162,8 +162,8 @@ class DistributedReplicas(Replicas):
 def ddp_fit(config: TrainConfig, name: str = "full", checkpoint: str | Path | None = None,
             data: str | Path | None = None, device: str | torch.device | None = None,
             resume_from_checkpoint: bool = True, progress: bool = True) -> TrainResult | None:
-    """Train model ``name`` (:func:`dphelpers.modelfiles.build_model`) on all processes of the
-    torchrun job with the one training loop (:func:`dphelpers.train.fit_group` and
+    """Train model ``name`` (:func:`dphelpers.models.modelfiles.build_model`) on all processes of the
+    torchrun job with the one training loop (:func:`dphelpers.training.train.fit_group` and
     :class:`DistributedReplicas`); returns the result on rank 0 (``None`` on the other
     ranks).  ``config.steps`` counts global steps, resumed ones included.
 
@@ -172,7 +172,7 @@ def ddp_fit(config: TrainConfig, name: str = "full", checkpoint: str | Path | No
     restores every rank's random streams and needs the same number of processes.
     """
     from ..data import load_mocap, split_clips
-    from ..modelfiles import build_model
+    from ..models.modelfiles import build_model
     from ..pipeline import TrainStream
 
     owns_group = not dist.is_initialized()
@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..modelfiles import stem, train_config, writing_file
+    from ..models.modelfiles import stem, train_config, writing_file
     args = build_parser().parse_args(argv)
     config = train_config(args.model, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                           precision=args.precision, ckpt_every=args.ckpt_every,

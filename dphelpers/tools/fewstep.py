@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 
 from ..diffusion import DiffPose
-from ..evaluate import evaluate
+from ..evaluation.coverage import coverage_table
+from ..evaluation.evaluate import evaluate
+from ..evaluation.tables import Table, table
+from ..evaluation.twins import TwinBatch, depth_flip_twins_batch
 from ..pipeline import SampleBatch
-from ..tables import Table, table
-from ..coverage import coverage_table
-from ..twins import TwinBatch, depth_flip_twins_batch
 
 __all__ = ["DEFAULT_SETTINGS", "setting_name", "setting_kwargs", "hypotheses_per_second",
            "few_step_rows", "default_candidates", "rows_table", "few_step_figure", "add_arguments", "main",
@@ -99,7 +99,7 @@ def few_step_rows(model: DiffPose, test: SampleBatch, settings=DEFAULT_SETTINGS,
 
     Keys: ``sampler`` (:func:`setting_name`), ``steps``, ``eta`` (None = ancestral),
     ``P1_min``, ``P1_median``, ``P2_min`` (mm), ``ECE``, ``twin@100`` and ``gt_same@100``
-    (:func:`dphelpers.twins.coverage_table`), ``hyp_per_s``, ``speedup`` (vs the 25-step
+    (:func:`dphelpers.evaluation.twins.coverage_table`), ``hyp_per_s``, ``speedup`` (vs the 25-step
     ancestral sampler), ``dP1_min``, ``dP1_median`` (mm, minus the 25-step values) and
     ``eval_s`` (seconds of the evaluation, metrics included).  ``settings`` must include the
     reference ``(25, None)``.  Every setting samples with the same ``seed``.  ``twins``: the
@@ -144,7 +144,7 @@ def default_candidates(rows: list[dict], tol_mm: float = 1.0) -> list[str]:
 
 
 def rows_table(rows: list[dict], caption: str = "") -> Table:
-    """The rows as a :class:`dphelpers.tables.Table` (mm, hypotheses/s)."""
+    """The rows as a :class:`dphelpers.evaluation.tables.Table` (mm, hypotheses/s)."""
     return table(rows, columns=_COLUMNS, caption=caption)
 
 
@@ -191,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_verb(args) -> int:
     """The ``fewstep`` verb."""
-    from ..checkpoint import load_model
     from ..data import load_mocap, split_clips
+    from ..models.checkpoint import load_model
     from ..pipeline import make_test_set
     from .bench import machine_info
 

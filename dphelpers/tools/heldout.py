@@ -11,7 +11,7 @@ preset) and test-set seed, so the only difference is the motion:
 Per set and model: P1 min and median (mm, 17 joints, as everywhere in the book) and the same
 over the 12 limb joints (shoulders, elbows, wrists, hips, knees, ankles), where heatmap
 failures act.  A model whose training settings do not hold the named sources out is refused:
-it saw them.  The file's tables and sentences: :mod:`dphelpers.unseen`.
+it saw them.  The file's tables and sentences: :mod:`dphelpers.evaluation.unseen`.
 """
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ def read_held_out_model(label: str, path: Path, hold_out: tuple[str, ...],
                         device: str = "cpu") -> HeldOutModel:
     """Read a training checkpoint (raw weights, as ``export`` and the authors evaluate) and
     refuse it unless its training held out every name in ``hold_out``."""
-    from ..checkpoint import load_model, read_checkpoint
     from ..files import require_file
+    from ..models.checkpoint import load_model, read_checkpoint
     require_file(path, "model file")
     state = read_checkpoint(path)
     config = state.get("train_config")
@@ -118,7 +118,7 @@ def read_held_out_model(label: str, path: Path, hold_out: tuple[str, ...],
 def score(models: list[HeldOutModel], sets: dict, n_hypo: int, batch_size: int, seed: int,
           progress: bool = True) -> dict:
     """``{label: {set name: set_scores}}``: every model on every set, float32, one seed."""
-    from ..evaluate import evaluate
+    from ..evaluation.evaluate import evaluate
     out = {}
     for m in models:
         out[m.label] = {}

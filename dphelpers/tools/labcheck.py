@@ -36,7 +36,7 @@ def explorer_notebook(path: Path, checkpoint: str | None, n_test: int, n_hypo: i
     import nbformat
     setup = f"""import torch
 from dphelpers.data import load_mocap, split_clips
-from dphelpers.modelfiles import load_or_train
+from dphelpers.models.modelfiles import load_or_train
 from dphelpers.pipeline import make_test_set
 from dphelpers.tools.explorer import pose_explorer
 train_m, test_m = split_clips(load_mocap())

@@ -3,7 +3,7 @@
 Builds the model study's test set where *every* argmax failure keeps a weaker mode at the
 truth (simulator v2, ``p_keep_true_mode = 1``, seed 1234, :func:`~dphelpers.tools.study.
 build_test_sets`), samples every model on it (float32, the same draws as ``evaluate``) and
-writes :func:`dphelpers.mechanism.summarise`'s rows per model:
+writes :func:`dphelpers.evaluation.mechanism.summarise`'s rows per model:
 
     python -m dphelpers.tools.mechanism --n-test 1000 --threads 1 \\
         --out data/results/mechanism.json
@@ -26,7 +26,7 @@ def run(models, test, config, out: dict, path: Path | None = None,
         progress: bool = False) -> dict:
     """Fill ``out["rows"]`` (model name -> rows) and ``out["models"]`` for every loaded model;
     rewrite ``path`` after each."""
-    from ..mechanism import collect, summarise
+    from ..evaluation.mechanism import collect, summarise
     out.setdefault("rows", {})
     out.setdefault("models", {})
     for m in models:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_verb(args) -> int:
     """The ``mechanism`` verb."""
     from ..data import load_mocap, split_clips
-    from ..mechanism import MechanismConfig, group_table, headline_table
+    from ..evaluation.mechanism import MechanismConfig, group_table, headline_table
     from .benchcli import load_models, resolve_entries
     from .study import build_test_sets, describe
     t0 = time.time()

@@ -1,16 +1,16 @@
 """A model as the command line names it: read, described and labelled one way (cli and bench).
 
-Which file is read is :mod:`dphelpers.modelfiles`' rule; this module adds what every verb
+Which file is read is :mod:`dphelpers.models.modelfiles`' rule; this module adds what every verb
 prints and how results are named after that file:
 
 - :func:`load` reads a model by name (its shipped file, or a file given for that name) or from
   an explicit file and returns a :class:`Loaded`: the model, its
-  :class:`~dphelpers.modelfiles.ModelInfo` (file, model name, training steps) and its *label*,
+  :class:`~dphelpers.models.modelfiles.ModelInfo` (file, model name, training steps) and its *label*,
   the row name in every table: ``"full (diffpose_full.pt)"`` for a model read by name, the
   file's stem for an explicit ``--checkpoint``;
 - :func:`result_stem` names result files after the model file, so that two models' results
   never overwrite each other (``runs/evaluate_<stem>.json``);
-- :func:`model_name_of` says which of :data:`~dphelpers.modelfiles.MODEL_NAMES` a model is.
+- :func:`model_name_of` says which of :data:`~dphelpers.models.modelfiles.MODEL_NAMES` a model is.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError, load_model, read_checkpoint
-from ..modelfiles import MODEL_NAMES, ModelInfo, is_shipped, reading_file, stem
+from ..models.checkpoint import CheckpointError, load_model, read_checkpoint
+from ..models.modelfiles import MODEL_NAMES, ModelInfo, is_shipped, reading_file, stem
 
 __all__ = ["Loaded", "model_name_of", "load", "from_info", "result_stem", "label_of", "model_entry"]
 
@@ -109,7 +109,7 @@ def load(name: str | None = "full", checkpoint: str | Path | None = None,
 
 
 def from_info(model: nn.Module, info: ModelInfo, explicit: bool) -> Loaded:
-    """A :class:`Loaded` for what :func:`~dphelpers.modelfiles.load_or_train` returned
+    """A :class:`Loaded` for what :func:`~dphelpers.models.modelfiles.load_or_train` returned
     (``explicit``: the file was given with ``--checkpoint``)."""
     if info.path is None:
         return Loaded(model, info, f"{info.name} (no file)")

@@ -42,8 +42,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from ..candidates import sample_candidates
 from ..diffusion import DiffPose, x0_to_poses
-from ..sampling import sample_candidates
 from ..skeleton import H36M_NAMES, H36M_PARENTS, L_HIP, MPII_NAMES, MPII_PARENTS, R_HIP
 
 __all__ = ["WEIGHTS", "COEF_NAMES", "ConditionGraph", "StepGraph", "step_coefficients",
@@ -269,7 +269,7 @@ class OnnxSampler:
     def sample(self, heatmaps: torch.Tensor, n_hypo: int = 200,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """``heatmaps: (b, 16, 64, 64)`` -> ``(b, n_hypo, 17, 3)`` mm, root-relative."""
-        from ..sampling import SamplingConfig
+        from ..candidates import SamplingConfig
 
         m = self.meta
         b, d = heatmaps.shape[0], m["pose_dim"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..modelfiles import MODEL_NAMES, SHIPPED_NAMES
+from ..models.modelfiles import MODEL_NAMES, SHIPPED_NAMES
 
 __all__ = ["positive", "device", "learning_rate", "model_list", "name_list", "step_list",
            "compute", "reading", "data", "evaluation", "out_dir", "models"]

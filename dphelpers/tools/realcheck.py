@@ -4,9 +4,9 @@
 full=data/checkpoints/diffpose_full.pt --out data/results/realcheck.json``
 
 For every model: BlazePose's heatmaps of a photo (the astronaut by default) -> ``n_hypo``
-hypotheses -> their spread around the medoid (:func:`~dphelpers.vizpages.joint_spread_mm`)
+hypotheses -> their spread around the medoid (:func:`~dphelpers.evaluation.vizpages.joint_spread_mm`)
 and how well the medoid hypothesis reprojects onto BlazePose's own 2D joints
-(:func:`~dphelpers.reprojection.weak_perspective_fit`, RMS in heatmap pixels).  The same two
+(:func:`~dphelpers.evaluation.reprojection.weak_perspective_fit`, RMS in heatmap pixels).  The same two
 numbers on ``n_test`` samples of the test split, where the 2D joints are the simulated
 heatmaps' argmax, give the scale to read the photo's numbers against: a photo ratio near 1
 means the model treats the real detector's maps like the simulated ones.
@@ -28,15 +28,15 @@ __all__ = ["photo_check", "test_check", "add_arguments", "main", "run_verb"]
 
 def _medoids(poses: torch.Tensor) -> torch.Tensor:
     """``(b, h, 17, 3)`` -> the medoid hypothesis of each image, ``(b, 17, 3)``."""
-    from ..vizpages import medoid_index
+    from ..evaluation.vizpages import medoid_index
     return torch.stack([p[medoid_index(p)] for p in poses])
 
 
 def photo_check(model, detection, n_hypo: int = 200, seed: int = 0) -> dict:
     """Spread and medoid reprojection of ``model``'s hypotheses for one detected photo."""
-    from ..reprojection import weak_perspective_fit
+    from ..evaluation.reprojection import weak_perspective_fit
+    from ..evaluation.vizpages import joint_spread_mm
     from ..skeleton import H36M_NAMES
-    from ..vizpages import joint_spread_mm
     gen = torch.Generator(device=model.device).manual_seed(seed)
     poses = model.sample(detection.heatmaps.to(model.device), n_hypo, generator=gen,
                          autocast_dtype=None).float().cpu()
@@ -57,9 +57,9 @@ def test_check(model, test, n_hypo: int = 200, seed: int = 0, batch_size: int = 
     joints on a photo) and onto the true 2D joints; medians and quartiles over the samples."""
     from tqdm.auto import tqdm
 
+    from ..evaluation.reprojection import weak_perspective_fit
+    from ..evaluation.vizpages import joint_spread_mm
     from ..pckh import argmax_px
-    from ..reprojection import weak_perspective_fit
-    from ..vizpages import joint_spread_mm
     gen = torch.Generator(device=model.device).manual_seed(seed)
     rms_arg, rms_true, spread = [], [], []
     for i in tqdm(range(0, len(test), batch_size), desc="test split", disable=not progress):

@@ -1,6 +1,6 @@
 """The book's results page, generated at build time from the one results file (``book`` verb).
 
-:func:`results_markdown` turns ``data/results/bench.json`` (see :mod:`dphelpers.results`) into
+:func:`results_markdown` turns ``data/results/bench.json`` (see :mod:`dphelpers.evaluation.results`) into
 a MyST page: the headline tables (accuracy of every model, twin coverage, calibration, speed,
 and speed against the authors' implementation when the file has it; the model study and the
 learning curve from ``study.json`` and ``study_curve.json`` beside it), each followed by one
@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import results as R
+from ..evaluation import results as R
 
 __all__ = ["results_markdown", "write_results_page", "section_markdown", "read_beside",
            "speed_table", "cite", "heldout_section"]
@@ -31,7 +31,7 @@ def cite(*keys: str) -> str:
 
 
 def section_markdown(title: str, table, text: str) -> str:
-    """One section of the page: ``## title``, the table (a :class:`dphelpers.tables.Table`
+    """One section of the page: ``## title``, the table (a :class:`dphelpers.evaluation.tables.Table`
     or markdown text) and the paragraph that reads it."""
     body = table if isinstance(table, str) else table.to_markdown()
     return "\n".join([f"## {title}", "", body, "", text, ""])
@@ -143,7 +143,7 @@ def _speed_text(res: dict) -> str:
 def _authors_reference(ref: dict, res: dict) -> list[str]:
     """The team's side-by-side measurement of the authors' code (``authors_speed.json``) as a
     table and a paragraph, with our training rate from the results file beside it."""
-    from ..tables import table
+    from ..evaluation.tables import table
     rows = [[r["what"], int(r["batch"]), f"{r['authors']:g} {r['unit']}",
              "" if r.get("ours") is None else f"{r['ours']:g} {r['unit']}",
              f"{r['ratio_range'][0]:.2f}x to {r['ratio_range'][1]:.2f}x"] for r in ref["rows"]]
@@ -211,12 +211,12 @@ def _curve_text(study: dict) -> str:
 
 
 def _mechanism_table(mech: dict):
-    from ..mechanism import headline_table
+    from ..evaluation.mechanism import headline_table
     return headline_table(mech["rows"])
 
 
 def _mechanism_text(mech: dict) -> str:
-    from ..mechanism import headline_sentence
+    from ..evaluation.mechanism import headline_sentence
     setup = mech.get("setup", {})
     text = ("P1 averages 17 joints; sampling the heatmaps can only act on the joints whose "
             "argmax is wrong. On the study's test set where every argmax failure keeps a "
@@ -244,11 +244,11 @@ def _peak_measured(res: dict) -> list[bool]:
 
 
 def speed_table(res: dict):
-    """:func:`dphelpers.results.speed_table` with honest memory cells: a row whose peak
+    """:func:`dphelpers.evaluation.results.speed_table` with honest memory cells: a row whose peak
     memory was not measured (none recorded, or below 1 MB: on a CPU the bench records the
     growth of the resident set) says *not measured* instead of 0, and the column is
     dropped when no row measured it."""
-    from ..tables import Table
+    from ..evaluation.tables import Table
     table = R.speed_table(res)
     if _PEAK_COL not in table.columns:
         return table
@@ -268,7 +268,7 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
                      authors: dict | None = None, mechanism: dict | None = None,
                      extra_sections: Sequence[str] = (), heldout: dict | None = None) -> str:
     """The results page as MyST Markdown (tables as pipe tables in the page's source);
-    ``study`` and ``curve``: study files (:func:`dphelpers.results.load_study`) whose tables
+    ``study`` and ``curve``: study files (:func:`dphelpers.evaluation.results.load_study`) whose tables
     the page shows too; ``authors``: the side-by-side timing of the authors' code
     (``authors_speed.json``), shown when ``res`` itself times no authors' rows;
     ``mechanism``: the per-joint study of the failed joints (``mechanism.json``,
@@ -311,7 +311,7 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
     sp = R.authors_speedup(res)
     parts.extend(["## Speed against the authors' implementation", ""])
     if sp:
-        from ..tables import table
+        from ..evaluation.tables import table
         parts.extend([table([[r["batch"], f"{r['ours']:,.0f}", f"{r['authors']:,.0f}",
                               f"{r['speedup']:.1f}x"] for r in sp],
                             columns=["images per batch", "ours (hypotheses/s)",
@@ -329,7 +329,7 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
 
 def heldout_section(payload: dict) -> str:
     """The unseen-motion section (``heldout.json``, :mod:`dphelpers.tools.heldout`)."""
-    from ..unseen import heldout_table, heldout_text
+    from ..evaluation.unseen import heldout_table, heldout_text
     return section_markdown("Motion the model never saw", heldout_table(payload),
                             heldout_text(payload))
 

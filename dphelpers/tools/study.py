@@ -6,7 +6,7 @@ default; the sets share their poses, cameras and failures, :func:`~dphelpers.pip
 make_test_set`).  Every ``--models`` entry and the mean-pose baseline is scored on each, on
 all samples, the ambiguous subset (H36MA rule) and the *failed-limb* subset (some limb joint's
 argmax fails PCKh@0.5, the case heatmap sampling is for).  ``--curve`` files (snapshots of one
-run, :func:`~dphelpers.train.snapshot_file`) give the learning curve: P1 min and median
+run, :func:`~dphelpers.training.train.snapshot_file`) give the learning curve: P1 min and median
 against training steps on the first set.
 
     python -m dphelpers.tools.study --models full=runs/long/diffpose_full.pt \\
@@ -30,7 +30,7 @@ __all__ = ["KEEP_MODES", "SUBSETS", "build_test_sets", "score_models", "learning
            "main"]
 
 KEEP_MODES: tuple[float, ...] = (0.0, 0.5, 1.0)
-#: subset key of :meth:`~dphelpers.evaluate.Evaluation.table` -> how the tables call it
+#: subset key of :meth:`~dphelpers.evaluation.evaluate.Evaluation.table` -> how the tables call it
 SUBSETS = {"full": "all", "ambiguous": "ambiguous", "failed limb": "failed limb"}
 
 
@@ -63,7 +63,7 @@ def score_models(models, test, baseline_mm: torch.Tensor, n_hypo: int, batch_siz
                  seed: int, progress: bool = True, evals: dict | None = None) -> dict:
     """``{"LABEL (subset)": summary}`` for every loaded model and the mean pose on ``test``.
     ``evals``: a dict that receives each model's Evaluation by label."""
-    from ..evaluate import evaluate, evaluate_fixed
+    from ..evaluation.evaluate import evaluate, evaluate_fixed
     rows = {}
     done = {m.label: evaluate(m.model, test, n_hypo, batch_size, seed=seed, progress=progress,
                               autocast_dtype=None) for m in models}
@@ -82,7 +82,7 @@ def learning_curve(files: list[Path], test, n_hypo: int, batch_size: int, seed: 
     """One record per snapshot: model, file, training steps, P1 min / median (all samples and
     failed-limb subset), sorted by steps.  ``done``: resolved file path -> an Evaluation of
     that file on this very ``test`` with the same seed (reused, not sampled again)."""
-    from ..evaluate import evaluate
+    from ..evaluation.evaluate import evaluate
     from . import modelref
     out = []
     for path in files:
@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_verb(args) -> int:
     """The ``study`` verb: every model on every test set, then the learning curve."""
     from ..data import load_mocap, split_clips
-    from ..evaluate import training_mean_pose
-    from ..tables import metrics_table
+    from ..evaluation.evaluate import training_mean_pose
+    from ..evaluation.tables import metrics_table
     from .benchcli import load_models, resolve_entries
     missing = [str(f) for f in args.curve if not f.is_file()]
     if missing:

@@ -29,8 +29,8 @@ import re
 import time
 from pathlib import Path
 
+from ..evaluation.tables import format_cell, table
 from ..files import require_file
-from ..tables import format_cell, table
 
 __all__ = ["SCHEDULER_TIMEOUT_S", "expand_grid", "check_grid", "run_notebook", "sweep",
            "default_metric", "results_table", "sweep_figure", "parse_value", "parse_grid",
@@ -193,7 +193,7 @@ def default_metric(results: list[dict]) -> str | None:
 
 
 def results_table(results: list[dict], first: str | None = None, show: list[str] | None = None):
-    """A :func:`dphelpers.tables.table`: one row per run, its parameters, the metrics that
+    """A :func:`dphelpers.evaluation.tables.table`: one row per run, its parameters, the metrics that
     vary over the runs (``first`` leading), status and seconds.  A metric with one value in
     every run goes to the caption; one named like a parameter is shown (as "reported NAME")
     only where some run reports another value than it was given.  ``show``: only these

@@ -112,8 +112,8 @@ def write_tryit_assets(dest: str | Path, checkpoint: str | Path | None = None,
                        weights: str = "int8", photo: bool = True, progress: bool = False) -> Path:
     """Export the model (the shipped full model unless ``checkpoint``) and write
     ``samples.json`` into ``dest``; returns ``dest``."""
-    from ..checkpoint import load_model
-    from ..modelfiles import shipped_file
+    from ..models.checkpoint import load_model
+    from ..models.modelfiles import shipped_file
     from .onnxexport import export_onnx
 
     dest = Path(dest)
@@ -172,7 +172,7 @@ def add_parsers(sub, formatter_class) -> None:
     """The ``export-onnx`` and ``serve`` verbs."""
     from textwrap import fill
 
-    from ..modelfiles import DIFFPOSE_NAMES
+    from ..models.modelfiles import DIFFPOSE_NAMES
     from .onnxexport import WEIGHTS
     p = sub.add_parser("export-onnx", formatter_class=formatter_class,
                        help="a DiffPose model -> two ONNX graphs + the schedule as JSON (the "
@@ -205,7 +205,7 @@ def add_parsers(sub, formatter_class) -> None:
 
 
 def _model_file(text: str) -> Path:
-    from ..modelfiles import DIFFPOSE_NAMES, MODEL_NAMES, shipped_file
+    from ..models.modelfiles import DIFFPOSE_NAMES, MODEL_NAMES, shipped_file
     if text in MODEL_NAMES:
         return shipped_file(text)
     path = Path(text)
@@ -224,7 +224,7 @@ def run_cli(args) -> int:
         return 0
     import time
 
-    from ..checkpoint import load_model, read_checkpoint
+    from ..models.checkpoint import load_model, read_checkpoint
     from .onnxexport import export_onnx
     path = _model_file(args.model)
     state = read_checkpoint(path)

@@ -5,7 +5,7 @@ The parser and the error handling live in :mod:`dphelpers.tools.cli`, ``bench`` 
 name, training steps), shows progress for long work, and ends with one line: what it did,
 how long it took, what it wrote.  Result files are named after the model file
 (:func:`~dphelpers.tools.modelref.result_stem`), so two models' results never collide.
-Which file is read or written is :mod:`dphelpers.modelfiles`' rule.
+Which file is read or written is :mod:`dphelpers.models.modelfiles`' rule.
 """
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CheckpointError, check_config, load_model, read_checkpoint, save_model
+from ..evaluation.evaluate import Evaluation
+from ..evaluation.tables import Table, table
 from ..files import FileLock, check_destination
-from ..evaluate import Evaluation
-from ..tables import Table, table
+from ..models.checkpoint import (CheckpointError, check_config, load_model, read_checkpoint,
+                                 save_model)
 from . import modelref
 
 __all__ = ["METRICS", "evaluation_table", "duration", "run", "train", "evaluate", "predict",
@@ -89,8 +90,8 @@ def _precision(bf16: bool) -> str:
 def _score(args, loaded: modelref.Loaded, train_m, test_m) -> tuple[dict, int]:
     """Evaluate the model and the mean-pose baseline on the test split; print the table.
     Returns the JSON rows and the number of test samples."""
-    from ..evaluate import evaluate as evaluate_model
-    from ..evaluate import evaluate_fixed, table_rows, training_mean_pose
+    from ..evaluation.evaluate import evaluate as evaluate_model
+    from ..evaluation.evaluate import evaluate_fixed, table_rows, training_mean_pose
     from ..pipeline import make_test_set
     test = make_test_set(test_m, args.n_test)
     print(f"evaluating {loaded.label} on {len(test):,} test samples ({int(test.ambiguous.sum()):,} "
@@ -124,7 +125,7 @@ def _evaluated(args, verb: str, loaded: modelref.Loaded, train_m, test_m, t0: fl
 
 def run(args) -> int:
     """Load the shipped model (or ``--checkpoint``); train only when there is no file; evaluate."""
-    from ..modelfiles import load_or_train
+    from ..models.modelfiles import load_or_train
     t0 = time.time()
     train_m, test_m = _splits(args.data)
     model, info = load_or_train(args.model, args.checkpoint, train_m, steps=args.steps,
@@ -135,7 +136,7 @@ def run(args) -> int:
 
 
 def evaluate(args) -> int:
-    """Evaluate the model file :func:`~dphelpers.modelfiles.reading_file` names."""
+    """Evaluate the model file :func:`~dphelpers.models.modelfiles.reading_file` names."""
     t0 = time.time()
     loaded = modelref.load(None if args.checkpoint else args.model, args.checkpoint, args.device)
     print(loaded.info)
@@ -146,7 +147,7 @@ def evaluate(args) -> int:
 def _resumable_step(target: Path, model, config, force: bool) -> int:
     """The step of the training checkpoint at ``target`` (0 if none); refuses model files and
     checkpoints trained with other settings (unless ``force``)."""
-    from ..train import check_resume_config
+    from ..training.train import check_resume_config
     check_destination(target, "training checkpoint")
     if not target.exists():
         return 0
@@ -160,18 +161,18 @@ def _resumable_step(target: Path, model, config, force: bool) -> int:
 
 
 def train(args) -> int:
-    """Train into :func:`~dphelpers.modelfiles.writing_file` (never a shipped model), resuming.
+    """Train into :func:`~dphelpers.models.modelfiles.writing_file` (never a shipped model), resuming.
 
-    Several ``--model`` names train together on one stream (:func:`~dphelpers.trainmany.fit_many`).
+    Several ``--model`` names train together on one stream (:func:`~dphelpers.training.many.fit_many`).
     """
-    from ..modelfiles import build_model, train_config, writing_file
+    from ..models.modelfiles import build_model, train_config, writing_file
     t0 = time.time()
     names = (args.model,) if isinstance(args.model, str) else tuple(args.model)
     if len(names) > 1 and args.checkpoint is not None:
         raise ValueError(f"--checkpoint names one file but {len(names)} models train "
                          f"({', '.join(names)}): each writes runs/<model>.pt; leave it out")
     targets = {n: writing_file(n, args.checkpoint) for n in names}
-    from ..train import scaled_lr
+    from ..training.train import scaled_lr
     if args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
     extra = {"warmup_steps": args.warmup, "compile": args.compile,
@@ -195,8 +196,8 @@ def train(args) -> int:
 def _train_locked(args, names, targets, configs, models, starts, t0) -> int:
     from ..augment import AugmentConfig
     from ..pipeline import TrainStream
-    from ..train import fit
-    from ..trainmany import fit_many
+    from ..training.many import fit_many
+    from ..training.train import fit
     start = max(starts.values())
     config = configs[names[0]]
     train_m, _ = _splits(args.data, config.hold_out)
@@ -236,9 +237,9 @@ def predict(args) -> int:
 
     from ..detector import detect_heatmaps, load_image
     from ..diffusion import resolve_autocast
+    from ..evaluation.reprojection import weak_perspective_fit
+    from ..evaluation.vizpages import joint_spread_mm, medoid_index, prediction_page
     from ..skeleton import H36M_NAMES
-    from ..reprojection import weak_perspective_fit
-    from ..vizpages import joint_spread_mm, medoid_index, prediction_page
     t0 = time.time()
     if args.image == "astronaut":
         from skimage.data import astronaut
@@ -282,7 +283,7 @@ def predict(args) -> int:
 def _check_replaceable(dest: Path, state: dict) -> None:
     """``export`` may replace ``dest`` only when it is an earlier export of the same model
     (a model file of the same kind and settings); anything else needs ``--force``."""
-    from ..checkpoint import config_diff
+    from ..models.checkpoint import config_diff
     if not dest.exists():
         return
     try:
@@ -305,7 +306,7 @@ def _check_replaceable(dest: Path, state: dict) -> None:
 def export(args) -> int:
     """Write the raw weights of ``source`` as a float16 model file ``dest`` (no optimizer, no
     EMA): the one way a shipped model is written."""
-    from ..modelfiles import is_shipped
+    from ..models.modelfiles import is_shipped
     source, dest = Path(args.source), Path(args.dest)
     state = read_checkpoint(source)
     if state.get("optimizer") is not None and dest.resolve() == source.resolve():

@@ -4,12 +4,12 @@
 (:mod:`dphelpers.tools.bench`): the loss under the dropout stream (and bfloat16 autocast if
 asked), backward, optional gradient clipping, Adam, the model's own post-step hook (the
 lifter's max-norm), the EMA update.  :func:`fit_group` is *the* loop, for one model
-(:func:`fit`), several on one stream (:func:`dphelpers.trainmany.fit_many`) and several
+(:func:`fit`), several on one stream (:func:`dphelpers.training.many.fit_many`) and several
 processes (:mod:`dphelpers.tools.ddp`, through a :class:`Replicas` of its own): it streams
 batches through the step with a progress bar, logs the mean loss every ``log_every`` steps
-and writes the whole :class:`~dphelpers.trainstate.TrainState` every ``ckpt_every`` steps;
+and writes the whole :class:`~dphelpers.training.state.TrainState` every ``ckpt_every`` steps;
 given those files it resumes exactly where it stopped.  Which file to write is
-:mod:`dphelpers.modelfiles`' rule; the settings are :mod:`dphelpers.trainconfig`'s.
+:mod:`dphelpers.models.modelfiles`' rule; the settings are :mod:`dphelpers.training.config`'s.
 """
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ from torch import nn
 from torch.profiler import record_function
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, check_config, read_checkpoint, write_checkpoint
-from .pipeline import SampleBatch, TrainStream
-from .precision import default_precision
-from .trainconfig import (DEFAULT_STEPS, LARGE_BATCH_WARMUP, PRECISIONS, RESUME_FIELDS, TrainConfig,
-                          check_resume_config, scaled_lr)
-from .trainstate import TrainState
+from ..models.checkpoint import CheckpointError, check_config, read_checkpoint, write_checkpoint
+from ..pipeline import SampleBatch, TrainStream
+from ..precision import default_precision
+from .config import (DEFAULT_STEPS, LARGE_BATCH_WARMUP, PRECISIONS, RESUME_FIELDS, TrainConfig,
+                     check_resume_config, scaled_lr)
+from .state import TrainState
 
 __all__ = ["DEFAULT_STEPS", "PRECISIONS", "default_precision", "TrainConfig", "TrainResult", "train_step",
            "new_state", "fit", "snapshot_file", "TrainingInterrupted", "RESUME_FIELDS",
@@ -224,7 +224,7 @@ def fit_group(models: dict[str, nn.Module], stream: TrainStream,
 
     Random streams: with ``own_streams`` every model draws its loss (candidates, t, noise) from
     a generator of its own (:func:`loss_seed`) and each checkpoint also keeps the batch stream
-    (``"stream_rng"``): :func:`dphelpers.trainmany.fit_many`.  Without, the single model draws
+    (``"stream_rng"``): :func:`dphelpers.training.many.fit_many`.  Without, the single model draws
     from the stream's generator: :func:`fit` and multi-process training.
 
     Logging: the mean loss of each window of ``log_every`` steps, logged at the steps that are

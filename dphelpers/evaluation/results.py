@@ -27,8 +27,8 @@ __all__ = ["RESULTS_FILE", "STUDY_FILE", "load_results", "model_label", "is_quic
            "calibration_table", "speed_table", "authors_speedup", "load_study", "study_labels",
            "study_table", "keep_mode_rows", "keep_mode_table", "curve_table", "curve_figure"]
 
-RESULTS_FILE = Path(__file__).resolve().parents[1] / "data" / "results" / "bench.json"
-#: the model study (``python -m dphelpers.tools.study``): models x kept-mode test sets
+RESULTS_FILE = Path(__file__).resolve().parents[2] / "data" / "results" / "bench.json"
+#: the model study (``python -m dphelpers study``): models x kept-mode test sets
 STUDY_FILE = RESULTS_FILE.with_name("study.json")
 _LABELS = {"full": "DiffPose", "full bf16": "DiffPose (bf16)", "argmax_only": "argmax only",
            "no_transformer": "no transformer", "no_argmax": "no argmax",

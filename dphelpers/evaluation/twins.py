@@ -1,4 +1,4 @@
-"""Depth-flip twins of a pose (notebook 05); whether hypotheses cover them is :mod:`dphelpers.coverage`.
+"""Depth-flip twins of a pose (notebook 05); whether hypotheses cover them is :mod:`dphelpers.evaluation.coverage`.
 
 A single image fixes each joint's camera ray, not its depth.  Given a parent joint and a bone
 length, the child joint can sit at either intersection of its ray with the sphere of that
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .skeleton import H36M_PARENTS, N_H36M
+from ..skeleton import H36M_PARENTS, N_H36M
 
 __all__ = [
     "FLIP_LIMBS", "LIMB_JOINTS", "Twin", "TwinBatch", "limb_flip", "flip_table", "depth_flip_twins",

@@ -19,10 +19,10 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from .cameras import from_heatmap_px
-from .skeleton import H36M_NAMES, N_H36M, N_MPII
-from .vizcore import (COLORS, SIDES, as_array, as_image, bone_segments, display_xyz,
-                      image_trace, none_for_nan, scene_box, scene_layout)
+from ..cameras import from_heatmap_px
+from ..skeleton import H36M_NAMES, N_H36M, N_MPII
+from ..vizcore import (COLORS, SIDES, as_array, as_image, bone_segments, display_xyz, image_trace,
+                       none_for_nan, scene_box, scene_layout)
 
 __all__ = ["medoid_index", "joint_spread_mm", "joints_outside", "prediction_figure",
            "prediction_page"]
@@ -69,7 +69,7 @@ def _view_extent(shape, box, joints: np.ndarray, margin: float = 0.03):
 
 def joints_outside(image, detection) -> list[str]:
     """MPII names of the detected joints that lie beyond the photo's border."""
-    from .skeleton import MPII_NAMES
+    from ..skeleton import MPII_NAMES
     h, w = as_image(image, "image").shape[:2]
     joints = _joints_image_px(detection)
     out = (joints[:, 0] < 0) | (joints[:, 0] > w - 1) | (joints[:, 1] < 0) | (joints[:, 1] > h - 1)

@@ -2,15 +2,15 @@
 
 The settings of one training run (REFERENCE.md "Training"), the fields a resumed run must
 keep (:data:`RESUME_FIELDS`, :func:`check_resume_config`) and the learning rate for a large
-batch (:func:`scaled_lr`).  The step and the loop that use them are :mod:`dphelpers.train`'s.
+batch (:func:`scaled_lr`).  The step and the loop that use them are :mod:`dphelpers.training.train`'s.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .configs import from_dict
-from .precision import default_precision
+from ..configs import from_dict
+from ..precision import default_precision
 
 __all__ = ["DEFAULT_STEPS", "PRECISIONS", "TrainConfig", "RESUME_FIELDS", "check_resume_config",
            "scaled_lr", "LARGE_BATCH_WARMUP"]

@@ -24,15 +24,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..files import require_file
+from ..training.train import DEFAULT_STEPS, TrainConfig, fit
 from .checkpoint import load_model, read_checkpoint
-from .files import require_file
-from .train import DEFAULT_STEPS, TrainConfig, fit
 
 __all__ = ["SHIPPED_DIR", "RUNS_DIR", "MODEL_NAMES", "SHIPPED_NAMES", "stem", "shipped_file",
            "run_file", "is_shipped", "reading_file", "writing_file", "build_model",
            "train_config", "ModelInfo", "load_or_train", "display_path", "PROJECT_ROOT"]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_DIR = PROJECT_ROOT / "data" / "checkpoints"
 RUNS_DIR = Path("runs")
 DIFFPOSE_NAMES = ("full", "argmax_only", "no_transformer", "no_argmax", "no_likelihood")
@@ -90,9 +90,9 @@ def writing_file(name: str = "full", checkpoint: str | Path | None = None,
 def build_model(name: str) -> nn.Module:
     """An untrained model by name."""
     if _check_name(name) == "lifter":
-        from .lifter import Lifter
+        from ..lifter import Lifter
         return Lifter()
-    from .diffusion import DiffPose, DiffPoseConfig
+    from ..diffusion import DiffPose, DiffPoseConfig
     return DiffPose(DiffPoseConfig.ablation(name))
 
 
@@ -101,7 +101,7 @@ def train_config(name: str, **changes) -> TrainConfig:
     rate and decay from its own config (Martinez et al.)."""
     base = TrainConfig()
     if _check_name(name) == "lifter":
-        from .lifter import LifterConfig
+        from ..lifter import LifterConfig
         lc = LifterConfig()
         base = base.replace(lr=lc.lr, lr_decay=lc.lr_decay_per_1k_steps, grad_clip=0.0)
     return base.replace(**changes)
@@ -167,7 +167,7 @@ def load_or_train(name: str = "full", checkpoint: str | Path | None = None,
     if train_poses_m is None:
         raise FileNotFoundError(f"model file not found: {path}, and no training poses were "
                                 "given to train one")
-    from .pipeline import TrainStream
+    from ..pipeline import TrainStream
     model = build_model(name).to(device)
     stream = TrainStream(train_poses_m, seed=seed, device=device)
     if quick and not explicit:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .skeleton import H36M_TO_MPII, N_H36M, N_MPII
+from ..skeleton import H36M_TO_MPII, N_H36M, N_MPII
 
 __all__ = ["WeakFit", "weak_perspective_fit"]
 

@@ -13,9 +13,9 @@ Poses are root-relative first (pelvis = hip midpoint, :func:`dphelpers.metrics.r
 Failure flags come in MPII order ``(b, 16)`` (the heatmaps'); :func:`flags_to_h36m` moves them
 to Human3.6M-17, where the Neck/Nose has no heatmap (never flagged) and the pelvis has zero
 error by construction (left out of every group).  :func:`collect` runs a model over a test
-set with the draws of :func:`dphelpers.evaluate.evaluate` (same seed, same batches) but keeps
+set with the draws of :func:`dphelpers.evaluation.evaluate.evaluate` (same seed, same batches) but keeps
 only these per-joint numbers; :func:`summarise` gives one row per joint group and status.
-The figure of one failed wrist is in :mod:`dphelpers.vizmechanism`.
+The figure of one failed wrist is in :mod:`dphelpers.evaluation.vizmechanism`.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from dataclasses import dataclass, fields
 import torch
 from tqdm.auto import tqdm
 
-from . import metrics
-from .skeleton import H36M_TO_MPII, N_H36M, N_MPII
+from .. import metrics
+from ..skeleton import H36M_TO_MPII, N_H36M, N_MPII
 from .tables import Table, table
 
 __all__ = ["JOINT_GROUPS", "ALL", "STATUSES", "RADIUS_MM", "MechanismConfig", "JointStats",
@@ -115,7 +115,7 @@ def collect(model, test, config: MechanismConfig = MechanismConfig(),
             progress: bool = False) -> JointStats:
     """Sample ``model`` on every image of ``test`` (a :class:`~dphelpers.pipeline.SampleBatch`)
     and keep :func:`joint_stats` with the test set's flags.  Float32; with the same seed and
-    batch size the hypotheses are those of :func:`dphelpers.evaluate.evaluate`.  A
+    batch size the hypotheses are those of :func:`dphelpers.evaluation.evaluate.evaluate`.  A
     single-hypothesis model (``kind == "lifter"``) is sampled once per image."""
     if len(test) == 0:
         raise ValueError("collect: the test set holds no sample")

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from . import metrics
-from .diffusion import DiffPose
-from .pipeline import SampleBatch
+from .. import metrics
+from ..diffusion import DiffPose
+from ..pipeline import SampleBatch
 
 __all__ = ["Evaluation", "evaluate", "mean_pose", "evaluate_fixed",
            "training_mean_pose", "table_rows"]
@@ -125,7 +125,7 @@ def training_mean_pose(train_poses_m, n: int = 4096, seed: int = 1) -> torch.Ten
     cameras (no heatmaps needed), root-relative and averaged: ``(17, 3)`` mm."""
     import numpy as np
 
-    from .cameras import CameraConfig, make_views
+    from ..cameras import CameraConfig, make_views
     gen = torch.Generator().manual_seed(seed)
     poses = torch.as_tensor(np.asarray(train_poses_m), dtype=torch.float32)
     idx = torch.randint(0, poses.shape[0], (n,), generator=gen)

@@ -1,4 +1,4 @@
-"""The figure of :mod:`dphelpers.mechanism`: one failed joint, its heatmap and the hypotheses.
+"""The figure of :mod:`dphelpers.evaluation.mechanism`: one failed joint, its heatmap and the hypotheses.
 
 For one test sample and one MPII joint whose argmax is wrong (a wrist, say), the left panel
 shows that joint's 64 x 64 heatmap with its two modes (the wrong peak, the argmax, and the
@@ -17,9 +17,9 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from .cameras import to_heatmap_px
-from .pckh import argmax_px
-from .vizcore import COLORS
+from ..cameras import to_heatmap_px
+from ..pckh import argmax_px
+from ..vizcore import COLORS
 
 __all__ = ["pinhole_from_joints", "joint_in_heatmap", "pick_failed_joint",
            "failed_joint_figure", "MODEL_COLORS"]

@@ -10,7 +10,7 @@ the step, the loss log and every random stream the step draws from:
   :meth:`DropoutRNG.active` swaps this state in for the forward pass and out again, so the
   global RNG is untouched and the masks are part of the saved state, on CPU and CUDA alike.
 
-``state_dict()``/``load_state_dict()`` cover all of it; :mod:`dphelpers.checkpoint` writes
+``state_dict()``/``load_state_dict()`` cover all of it; :mod:`dphelpers.models.checkpoint` writes
 it to disk.  Resuming from a saved state gives the same tensors, bit for bit, as never
 stopping (``tests/test_train.py`` compares every tensor).  In multi-process training each
 rank has its own ``generator`` and ``dropout`` states; the file keeps one entry per rank.

@@ -1,13 +1,12 @@
-"""Tests of dphelpers.sampling: heatmap candidates (argmax + draws, raw likelihoods)."""
+"""Tests of dphelpers.candidates: heatmap candidates (argmax + draws, raw likelihoods)."""
 import math
 
 import pytest
 import torch
 
+from dphelpers.candidates import (HEATMAP_MAX, SamplingConfig, candidates_to_pixels,
+                                  pixels_to_coords, sample_candidates, validate_heatmaps)
 from dphelpers.heatmaps import simulate_heatmaps
-from dphelpers.sampling import (
-    HEATMAP_MAX, SamplingConfig, candidates_to_pixels, pixels_to_coords, sample_candidates, validate_heatmaps,
-)
 
 
 def peaked_maps(b: int = 2, seed: int = 0) -> torch.Tensor:

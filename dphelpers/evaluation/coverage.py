@@ -1,7 +1,7 @@
 """Do the hypotheses cover the depth-flip twins of the truth? (notebook 05)
 
 A multi-hypothesis model should put some hypothesis near each real alternative of a pose,
-its depth-flip twins (:mod:`dphelpers.twins`).  :func:`nearest_distance` measures how far
+its depth-flip twins (:mod:`dphelpers.evaluation.twins`).  :func:`nearest_distance` measures how far
 each target is from its nearest hypothesis, :func:`coverage` the share of targets within a
 radius, and :func:`coverage_table` sums it up for the twins and the ground truth.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .metrics import root_relative
-from .skeleton import N_H36M
+from ..metrics import root_relative
+from ..skeleton import N_H36M
 from .twins import LIMB_JOINTS, TwinBatch, _check_pose
 
 __all__ = ["nearest_distance", "coverage", "coverage_table", "mean_hypothesis",

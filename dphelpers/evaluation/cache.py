@@ -1,7 +1,7 @@
 """Load-or-compute for results that take long to compute (notebooks 04 and 05).
 
 Introduced in notebook 05, section 2 (and used for notebook 04's hand-written training run).
-Like :func:`dphelpers.modelfiles.load_or_train` for models: a result is read from a cache
+Like :func:`dphelpers.models.modelfiles.load_or_train` for models: a result is read from a cache
 file when one exists for exactly the same inputs, else computed and saved, so that a
 second build of the book is fast and shows identical numbers.
 
@@ -31,7 +31,7 @@ __all__ = ["CACHE_DIR", "CACHE_ENV", "cache_dir", "file_digest", "tensor_digest"
            "source_digest", "package_digest", "cache_key", "load_or_compute",
            "evaluation_to_dict", "evaluation_from_dict", "cached_evaluate"]
 
-CACHE_DIR = Path(__file__).resolve().parents[1] / "runs" / "cache"
+CACHE_DIR = Path(__file__).resolve().parents[2] / "runs" / "cache"
 CACHE_ENV = "DPHELPERS_CACHE"
 T = TypeVar("T")
 _FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
@@ -82,7 +82,7 @@ def source_digest(modules: Iterable[Any]) -> str:
 
 def package_digest() -> str:
     """SHA-256 over the source of every module of ``dphelpers`` (any code change counts)."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]           # the package
     h = hashlib.sha256()
     for f in sorted(root.rglob("*.py")):
         h.update(f.relative_to(root).as_posix().encode())
@@ -123,7 +123,7 @@ def load_or_compute(what: str, settings: dict, compute: Callable[[], T],
 
 
 def evaluation_to_dict(ev) -> dict:
-    """An :class:`~dphelpers.evaluate.Evaluation` as a plain dict (for the cache)."""
+    """An :class:`~dphelpers.evaluation.evaluate.Evaluation` as a plain dict (for the cache)."""
     return {f.name: getattr(ev, f.name) for f in dataclasses.fields(ev)}
 
 
@@ -135,14 +135,14 @@ def evaluation_from_dict(d: dict):
 def cached_evaluate(model, model_file: str | os.PathLike | None, test, n_hypo: int,
                     batch_size: int, seed: int = 0, keep: bool = False,
                     progress: bool = False, folder: str | os.PathLike | None = None):
-    """:func:`dphelpers.evaluate.evaluate` with load-or-compute: ``(Evaluation, loaded)``.
+    """:func:`dphelpers.evaluation.evaluate.evaluate` with load-or-compute: ``(Evaluation, loaded)``.
 
     The key holds the content hash of ``model_file``, the test set's heatmaps and poses,
     the settings and the source of the sampling and scoring modules.  ``model_file=None``
     (a model that lives only in memory, e.g. a QUICK stand-in) is never cached.
     """
-    from . import (denoiser, diffusion, embedding, evaluate, metrics, sampling,
-                   schedule)
+    from .. import candidates, denoiser, diffusion, embedding, metrics, schedule
+    from . import evaluate
     run = lambda: evaluation_to_dict(evaluate.evaluate(  # noqa: E731
         model, test, n_hypo, batch_size, seed=seed, progress=progress, keep=keep))
     if model_file is None:
@@ -150,8 +150,8 @@ def cached_evaluate(model, model_file: str | os.PathLike | None, test, n_hypo: i
     settings = {"model": file_digest(model_file), "device": str(model.device),
                 "test": tensor_digest(test.heatmaps, test.poses_3d_mm, test.ambiguous),
                 "n_hypo": n_hypo, "batch_size": batch_size, "seed": seed, "keep": keep,
-                "code": source_digest([denoiser, diffusion, embedding, evaluate, metrics,
-                                       sampling, schedule]),
+                "code": source_digest([candidates, denoiser, diffusion, embedding, evaluate,
+                                       metrics, schedule]),
                 "torch": torch.__version__}
     d, loaded = load_or_compute("evaluate", settings, run, folder)
     return evaluation_from_dict(d), loaded

@@ -3,7 +3,7 @@
 One ``torch.save`` file, two flavours:
 
 - a **training checkpoint** (``train``, every ``ckpt_every`` steps): the whole
-  :class:`~dphelpers.trainstate.TrainState` (weights, EMA with its count, optimizer, every
+  :class:`~dphelpers.training.state.TrainState` (weights, EMA with its count, optimizer, every
   random stream, step, loss log), enough to resume exactly;
 - a **model file** (``export``; the shipped models): raw weights, optionally float16, the
   step and the loss log, nothing to resume from.
@@ -11,7 +11,7 @@ One ``torch.save`` file, two flavours:
 Both store the model's ``kind`` (``"diffpose"`` or ``"lifter"``) and ``config.to_dict()``.
 Loading into a model built from other settings is refused with every field that differs;
 a missing, truncated or foreign file raises :class:`CheckpointError` naming the file and
-what is wrong.  Which file a verb reads or writes is decided in :mod:`dphelpers.modelfiles`.
+what is wrong.  Which file a verb reads or writes is decided in :mod:`dphelpers.models.modelfiles`.
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .configs import config_diff
-from .diffusion import DiffPose, DiffPoseConfig
-from .files import atomic_write, require_file
-from .lifter import Lifter, LifterConfig
+from ..configs import config_diff
+from ..diffusion import DiffPose, DiffPoseConfig
+from ..files import atomic_write, require_file
+from ..lifter import Lifter, LifterConfig
 
 __all__ = ["CheckpointError", "FORMAT", "KINDS", "write_checkpoint", "save_model", "read_checkpoint",
            "config_diff", "check_config", "model_kind", "build_model", "load_model"]
