@@ -2,7 +2,7 @@
 
 Introduced in notebook 01 through :mod:`dphelpers.viz`, which re-exports the public names
 (``COLORS``, ``SIDES``, ``scene_box``, ``scene_layout``, ``figure_html``, ``show``); the
-explorer (:mod:`dphelpers.tools.explorer`) and the prediction page (:mod:`dphelpers.evaluation.vizpages`)
+explorer (:mod:`dphelpers.evaluation.explorer`) and the prediction page (:mod:`dphelpers.evaluation.vizpages`)
 build on the same pieces.
 
 Colours (``COLORS``): the person's left side is blue, the right side red/orange, the centre

@@ -93,7 +93,8 @@ def test_profile_training_names_the_phases(splits):
     torch.manual_seed(0)
     model = DiffPose()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    rows = bench.profile_training(model, TrainStream(splits[0][:100], seed=0),
+    from dphelpers.training.profile import profile_training
+    rows = profile_training(model, TrainStream(splits[0][:100], seed=0),
                                   TrainConfig(precision="bf16"), steps=2, batch_size=4)
     parts = {r["part"]: r for r in rows}
     for p in ("forward", "candidates", "embedding", "denoiser", "backward", "clip",

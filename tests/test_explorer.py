@@ -6,10 +6,10 @@ import torch
 from dphelpers.denoiser import DenoiserConfig
 from dphelpers.diffusion import DiffPose, DiffPoseConfig
 from dphelpers.embedding import EmbeddingConfig
+from dphelpers.evaluation.explorer import (PoseExplorer, _chains, explorer_figure, pose_explorer,
+                                           trajectory_figure)
 from dphelpers.pipeline import make_test_set
 from dphelpers.skeleton import H36M_BONES
-from dphelpers.tools.explorer import (PoseExplorer, _chains, explorer_figure, pose_explorer,
-                                      trajectory_figure)
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from dphelpers.diffusion import DiffPose
+from dphelpers.evaluation.fewstep import (DEFAULT_SETTINGS, default_candidates, few_step_figure,
+                                          few_step_rows, hypotheses_per_second, rows_table,
+                                          setting_kwargs, setting_name)
 from dphelpers.pipeline import make_test_set
-from dphelpers.tools.fewstep import (DEFAULT_SETTINGS, default_candidates, few_step_figure,
-                                     few_step_rows, hypotheses_per_second, main, rows_table,
-                                     setting_kwargs, setting_name)
+from dphelpers.tools.fewstep import main
 
 
 def test_settings_names_and_kwargs():

@@ -9,11 +9,11 @@ from dphelpers import metrics
 from dphelpers.evaluation import mechanism as M
 from dphelpers.evaluation import vizmechanism as V
 from dphelpers.evaluation.evaluate import evaluate
+from dphelpers.evaluation.testsets import build_test_sets
 from dphelpers.lifter import Lifter
 from dphelpers.models.checkpoint import save_model
 from dphelpers.skeleton import H36M_TO_MPII
 from dphelpers.tools import mechanism as tool
-from dphelpers.tools.study import build_test_sets
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ def _fake_run(precision, seed, clip, losses, every=50):
 
 
 def test_curve_summaries_compare_precision_with_seed_spread():
-    from dphelpers.tools import curves
+    from dphelpers.training import curves
     runs = [_fake_run("fp32", 0, 1.0, [1.0] * 20 + [0.5] * 20),      # to step 2000
             _fake_run("bf16", 0, 1.0, [1.0] * 20 + [0.6] * 20 + [0.1] * 20),   # to 3000
             _fake_run("fp32", 1, 1.0, [1.0] * 20 + [0.7] * 20),

@@ -5,6 +5,7 @@ import pytest
 import torch
 from test_benchcli import _tiny
 
+from dphelpers.evaluation import testsets
 from dphelpers.lifter import Lifter
 from dphelpers.models.checkpoint import save_model
 from dphelpers.tools import study
@@ -20,7 +21,7 @@ def files(tmp_path_factory):
 
 
 def test_test_sets_share_poses_cameras_and_failures(splits):
-    sets = study.build_test_sets(splits[1], 24, keep_modes=(0.0, 1.0))
+    sets = testsets.build_test_sets(splits[1], 24, keep_modes=(0.0, 1.0))
     a, b = sets["keep=0"], sets["keep=1"]
     assert torch.equal(a.poses_3d_mm, b.poses_3d_mm) and torch.equal(a.failed_joints,
                                                                      b.failed_joints)
@@ -28,10 +29,10 @@ def test_test_sets_share_poses_cameras_and_failures(splits):
     failed = a.inverted_joints | a.jittered_joints | a.missed_joints
     assert failed.any() and torch.equal(b.kept_true_mode, failed)   # every failure keeps one
     assert not torch.equal(a.heatmaps, b.heatmaps)
-    d = study.describe(a)
+    d = testsets.describe(a)
     assert d["n"] == 24 and 0 <= d["n_failed_limb"] <= 24 and d["failed_joint_pct"] > 0
     with pytest.raises(ValueError, match="at least one"):
-        study.build_test_sets(splits[1], 4, keep_modes=())
+        testsets.build_test_sets(splits[1], 4, keep_modes=())
 
 
 def test_study_writes_every_set_subset_and_the_curve(files, tmp_path, capsys):

@@ -14,7 +14,7 @@ from ..metrics import root_relative
 from ..skeleton import N_H36M
 from .twins import LIMB_JOINTS, TwinBatch, _check_pose
 
-__all__ = ["nearest_distance", "coverage", "coverage_table", "mean_hypothesis",
+__all__ = ["nearest_distance", "coverage", "coverage_table", "subset_coverage", "mean_hypothesis",
            "split_hypotheses"]
 
 
@@ -114,3 +114,15 @@ def split_hypotheses(hypotheses: Tensor, gt: Tensor, twin: Tensor, joints) -> Te
     d_gt = torch.linalg.vector_norm(hyp[:, joints] - gt[joints], dim=-1).mean(-1)
     d_tw = torch.linalg.vector_norm(hyp[:, joints] - twin[joints], dim=-1).mean(-1)
     return (d_tw < d_gt).long()
+
+
+def subset_coverage(pred: torch.Tensor, test, twins: TwinBatch, full: str = "full") -> dict:
+    """:func:`coverage_table` of hypotheses ``(b, h, 17, 3)`` mm on a test set and on its
+    ambiguous subset: ``{full: ..., "ambiguous": ...}`` (no ambiguous key when it has none)."""
+    out = {full: coverage_table(pred, test.poses_3d_mm, twins)}
+    amb = test.ambiguous
+    if amb.any():
+        sub = TwinBatch(poses=twins.poses[amb], valid=twins.valid[amb], flips=twins.flips,
+                        moved_mask=twins.moved_mask)
+        out["ambiguous"] = coverage_table(pred[amb], test.poses_3d_mm[amb], sub)
+    return out

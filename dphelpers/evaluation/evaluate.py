@@ -139,6 +139,8 @@ def evaluate_fixed(poses_mm: torch.Tensor, test: SampleBatch) -> Evaluation:
     return _collect([_per_sample(pred.unsqueeze(1), test.poses_3d_mm.cpu())], test, 1)
 
 
-def table_rows(name: str, ev: Evaluation) -> dict[str, dict[str, float]]:
-    """``{"NAME (full)": summary, "NAME (ambiguous)": summary}`` rows (one per subset) of a metrics table."""
-    return {f"{name} ({subset})": row for subset, row in ev.table().items()}
+def table_rows(name: str, ev: Evaluation, full: str = "full") -> dict[str, dict[str, float]]:
+    """``{"NAME (full)": summary, "NAME (ambiguous)": summary}`` rows (one per subset) of a
+    metrics table; ``full``: how the whole test set is named (the book says ``"all"``)."""
+    return {f"{name} ({full if subset == 'full' else subset})": row
+            for subset, row in ev.table().items()}

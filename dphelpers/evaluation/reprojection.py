@@ -6,7 +6,7 @@ the axes of the image).  For a 3D pose and the 2D joints of the same image, the 
 ``s >= 0`` and ``t`` have a closed form, and the root-mean-square of what is left over (in the
 2D joints' units, here heatmap pixels) says how well the pose fits the image.  On the test
 split the 2D joints are the heatmaps' argmax; on a photo they are the detector's own joints,
-so the two numbers compare like with like.
+so the two numbers compare like with like (:mod:`dphelpers.evaluation.realcheck`).
 
 The 16 MPII joints of the heatmaps sit at the Human3.6M joints ``skeleton.H36M_TO_MPII``.
 """
@@ -63,3 +63,5 @@ def weak_perspective_fit(poses_mm: torch.Tensor, joints_2d: torch.Tensor) -> Wea
     residuals = uv - (scale[..., None, None] * xy + shift[..., None, :])
     rms = residuals.pow(2).sum(-1).mean(-1).sqrt()
     return WeakFit(scale.float(), shift.float(), rms.float(), residuals.float())
+
+

@@ -1,7 +1,12 @@
-"""Tooling around the method (not part of it): the command line (:mod:`~dphelpers.tools.cli`),
+"""Tooling around the method (not part of it; no notebook imports it): the command line
+(:mod:`~dphelpers.tools.cli`, shared options in :mod:`~dphelpers.tools.options`) and its verbs:
 the benchmark (:mod:`~dphelpers.tools.bench`, :mod:`~dphelpers.tools.benchcli`), the book build
-(:mod:`~dphelpers.tools.book`), papermill sweeps on Dask (:mod:`~dphelpers.tools.sweep`),
-DistributedDataParallel training (:mod:`~dphelpers.tools.ddp`) and the live JupyterLab pose
-explorer (:mod:`~dphelpers.tools.explorer`).  Importing this package imports none of them.
+(:mod:`~dphelpers.tools.book`, its reader-level checks :mod:`~dphelpers.tools.bookcheck`),
+papermill sweeps on Dask (:mod:`~dphelpers.tools.sweep`), DistributedDataParallel training
+(:mod:`~dphelpers.tools.ddp`), the studies (``study``, ``mechanism``, ``heldout``, ``realcheck``,
+``fewstep``, ``curves``) and the JupyterLab check of the explorer (``labcheck``).  Importing this
+package imports none of them.
 """
-__all__ = ["cli", "bench", "benchcli", "book", "sweep", "ddp", "explorer"]
+__all__ = ["cli", "options", "verbs", "bench", "benchcli", "book", "bookcheck", "sweep", "ddp",
+           "study", "mechanism", "heldout", "realcheck", "fewstep", "curves", "labcheck",
+           "modelref", "onnxexport", "resultspage", "tryit"]

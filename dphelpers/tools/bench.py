@@ -1,4 +1,5 @@
-"""The benchmark: accuracy of DiffPose against its ablations, and speed against the machine (notebook 05).
+"""The benchmark: accuracy of DiffPose against its ablations, and speed against the machine
+(``bench`` verb; notebook 05 reads its file; the training profile: :mod:`dphelpers.training.profile`).
 
 Speed is reported as work done per second and as a fraction of what a plain matrix
 product of the denoiser's shape reaches in the same run, so that the number says how
@@ -26,7 +27,7 @@ from ..pipeline import SampleBatch
 from ..training.train import TrainConfig, new_state, train_step
 
 __all__ = ["sampling_flops", "training_flops", "matmul_rate", "PeakMemory", "bench_sampling",
-           "bench_training", "bench_end_to_end", "profile_training", "STEP_PHASES", "machine_info", "write_json"]
+           "bench_training", "bench_end_to_end", "machine_info", "write_json"]
 
 
 #: the few-step (DDIM, eta = 1) samplers ``bench`` adds rows for: accuracy of full, speed
@@ -223,64 +224,6 @@ def bench_end_to_end(model: nn.Module, stream, config: TrainConfig, steps: int =
             + (", compiled" if config.compile else "") + ")")
     return _time_training(model, config, lambda: stream.next_batch(b), b, name, steps, repeats)
 
-
-#: the phases :func:`~dphelpers.training.train.train_step` and ``DiffPose.loss`` label (record_function)
-STEP_PHASES = ("draws", "forward", "candidates", "embedding", "denoiser", "backward", "clip",
-               "optimizer", "ema")
-#: single operators worth naming: dropout masks, autocast's weight casts, candidate draws
-STEP_OPS = {"aten::bernoulli_": "dropout masks (bernoulli_)",
-            "aten::_to_copy": "dtype casts (autocast)",
-            "aten::multinomial": "candidate draws (multinomial)"}
-
-
-def profile_training(model: nn.Module, stream, config: TrainConfig | None = None,
-                     steps: int = 10, batch_size: int = 64) -> list[dict]:
-    """Where one training step's time goes: ``torch.profiler`` over ``steps`` steps of
-    :func:`~dphelpers.training.train.train_step` on a COPY of ``model``, batches drawn from ``stream``
-    (a :class:`~dphelpers.pipeline.TrainStream`, its generator advanced).
-
-    Rows ``{"part", "ms_per_step", "share"}``: the simulated batch (timed apart, outside the
-    step), the labelled phases (:data:`STEP_PHASES`; "draws" holds "candidates", "forward"
-    holds "embedding" and "denoiser"; on CUDA in GPU time), a few named operators (:data:`STEP_OPS`, wherever they run)
-    and the whole step.  Shares are of data + step.
-    """
-    from torch.profiler import ProfilerActivity, profile
-    config = TrainConfig() if config is None else config
-    device = model.device
-    work = copy.deepcopy(model).train()
-    state = new_state(work, torch.Generator(device=device).manual_seed(0), config)
-    batches = []
-    t0 = time.perf_counter()
-    for _ in range(steps + 2):
-        batches.append(stream.next_batch(batch_size))
-    _sync(device)
-    data_ms = (time.perf_counter() - t0) / (steps + 2) * 1000
-    for b in batches[:2]:                       # warm-up outside the profile
-        train_step(state, b, config)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
-                                           else [])
-    with profile(activities=activities) as prof:
-        t0 = time.perf_counter()
-        for b in batches[2:]:
-            train_step(state, b, config)
-        _sync(device)
-        step_ms = (time.perf_counter() - t0) / steps * 1000
-    events = prof.key_averages()
-    if device.type == "cuda":      # the labelled phases' kernels, in GPU time (CPU time ~ launches)
-        total = {e.key: getattr(e, "device_time_total", 0) / 1000 / steps for e in events}
-        own = {e.key: getattr(e, "self_device_time_total", 0) / 1000 / steps for e in events}
-    else:
-        total = {e.key: e.cpu_time_total / 1000 / steps for e in events}     # ms per step
-        own = {e.key: e.self_cpu_time_total / 1000 / steps for e in events}
-    rows = [{"part": "simulated batch (data stream)", "ms_per_step": data_ms}]
-    rows += [{"part": f"step: {p}", "ms_per_step": total[p]} for p in STEP_PHASES if p in total]
-    rows += [{"part": f"op: {label}", "ms_per_step": own[k]} for k, label in STEP_OPS.items()
-             if k in own]
-    rows.append({"part": "whole step (profiled)", "ms_per_step": step_ms})
-    whole = data_ms + step_ms
-    for r in rows:
-        r["share"] = r["ms_per_step"] / whole
-    return rows
 
 
 def machine_info(device: str | torch.device = "cpu") -> dict:

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import torch
 
+from ..evaluation.coverage import subset_coverage
 from ..evaluation.tables import table
 from ..models.modelfiles import SHIPPED_NAMES, shipped_file
+from ..training.profile import profile_training
 from ..training.train import TrainConfig
 from . import bench, modelref
 from .modelref import Loaded, model_entry
@@ -105,18 +107,6 @@ def _bf16_model(models: list[Loaded]) -> Loaded:
     return (full or [m for m in models if m.info.name != "lifter"] or models)[0]
 
 
-def _coverage(pred: torch.Tensor, test, twins) -> dict:
-    """Twin coverage on the full test set and on its ambiguous subset."""
-    from ..evaluation.coverage import coverage_table
-    from ..evaluation.twins import TwinBatch
-    out = {"full": coverage_table(pred, test.poses_3d_mm, twins)}
-    amb = test.ambiguous
-    if amb.any():
-        sub = TwinBatch(poses=twins.poses[amb], valid=twins.valid[amb], flips=twins.flips,
-                        moved_mask=twins.moved_mask)
-        out["ambiguous"] = coverage_table(pred[amb], test.poses_3d_mm[amb], sub)
-    return out
-
 
 def accuracy(models: list[Loaded], train_m, test_m, n_test: int | None, n_hypo: int = 200,
              eval_batch: int = 8, seed: int = 0, bf16: bool = False, progress: bool = True,
@@ -138,12 +128,12 @@ def accuracy(models: list[Loaded], train_m, test_m, n_test: int | None, n_hypo: 
         ev = evaluate(m.model, test, n_hypo, eval_batch, seed=seed, progress=progress, keep=True,
                       autocast_dtype=None)
         evals[m.label] = ev
-        cover[m.label] = _coverage(ev.predictions, test, twins)
+        cover[m.label] = subset_coverage(ev.predictions, test, twins)
         levels, freq = reliability_from_quantiles(ev.quantiles)
         reliab[m.label] = {"levels": levels.tolist(), "freq": freq[1:].mean(0).tolist()}
         if m is single and m.info.name != "lifter":
-            cover["single hypothesis (one sample)"] = _coverage(ev.predictions[:, :1], test, twins)
-            cover["single hypothesis (mean)"] = _coverage(mean_hypothesis(ev.predictions), test,
+            cover["single hypothesis (one sample)"] = subset_coverage(ev.predictions[:, :1], test, twins)
+            cover["single hypothesis (mean)"] = subset_coverage(mean_hypothesis(ev.predictions), test,
                                                           twins)
             if bf16:
                 label = modelref.label_of(f"{m.info.name} bf16", m.path)
@@ -230,7 +220,7 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
           + ", ".join(f"batch {b} {r:.2f}x" for b, r in ratio.items()))
     print(f"data stream: {1 / data_s:.1f} batches of 64 per second (heatmap simulation, not in "
           "the step)")
-    profile = bench.profile_training(model, stream, TrainConfig(precision="bf16"), steps=10)
+    profile = profile_training(model, stream, TrainConfig(precision="bf16"), steps=10)
     print(table(profile, caption="where a bf16 training step's time goes (torch.profiler, batch "
                 "64; phases nest: forward holds candidates, embedding and denoiser)", digits=3))
     if compile_ratio:

@@ -1,7 +1,7 @@
 """The live explorer in a real JupyterLab, driven by headless Chromium (notebook 06's section 8).
 
 Starts a JupyterLab server on a scratch folder holding a small notebook that displays
-:func:`~dphelpers.tools.explorer.pose_explorer`, opens it in Chromium (``playwright`` driving
+:func:`~dphelpers.evaluation.explorer.pose_explorer`, opens it in Chromium (``playwright`` driving
 ``/usr/bin/chromium``), runs all cells, and then uses the explorer as a reader would: set the
 denoising step (typed into the slider's readout, the same event as releasing the handle),
 press *resample*, switch the test sample.  After each action it waits for the figure's new
@@ -38,7 +38,7 @@ def explorer_notebook(path: Path, checkpoint: str | None, n_test: int, n_hypo: i
 from dphelpers.data import load_mocap, split_clips
 from dphelpers.models.modelfiles import load_or_train
 from dphelpers.pipeline import make_test_set
-from dphelpers.tools.explorer import pose_explorer
+from dphelpers.evaluation.explorer import pose_explorer
 train_m, test_m = split_clips(load_mocap())
 model, info = load_or_train("full", {checkpoint!r}, train_m, quick=False)
 test = make_test_set(test_m, {n_test})

@@ -1,7 +1,7 @@
 """The mechanism study: per-joint errors of failed vs other joints, every model (notebook 05).
 
 Builds the model study's test set where *every* argmax failure keeps a weaker mode at the
-truth (simulator v2, ``p_keep_true_mode = 1``, seed 1234, :func:`~dphelpers.tools.study.
+truth (simulator v2, ``p_keep_true_mode = 1``, seed 1234, :func:`~dphelpers.evaluation.testsets.
 build_test_sets`), samples every model on it (float32, the same draws as ``evaluate``) and
 writes :func:`dphelpers.evaluation.mechanism.summarise`'s rows per model:
 
@@ -64,8 +64,8 @@ def run_verb(args) -> int:
     """The ``mechanism`` verb."""
     from ..data import load_mocap, split_clips
     from ..evaluation.mechanism import MechanismConfig, group_table, headline_table
+    from ..evaluation.testsets import build_test_sets, describe
     from .benchcli import load_models, resolve_entries
-    from .study import build_test_sets, describe
     t0 = time.time()
     config = MechanismConfig(n_hypo=args.n_hypo, batch_size=args.eval_batch, seed=args.seed)
     models = load_models(resolve_entries(args.models), args.device)

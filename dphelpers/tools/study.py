@@ -25,38 +25,15 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["KEEP_MODES", "SUBSETS", "build_test_sets", "score_models", "learning_curve",
+from ..evaluation.testsets import KEEP_MODES, build_test_sets, describe
+
+__all__ = ["SUBSETS", "score_models", "learning_curve",
            "add_arguments", "run_verb",
            "main"]
 
-KEEP_MODES: tuple[float, ...] = (0.0, 0.5, 1.0)
 #: subset key of :meth:`~dphelpers.evaluation.evaluate.Evaluation.table` -> how the tables call it
 SUBSETS = {"full": "all", "ambiguous": "ambiguous", "failed limb": "failed limb"}
 
-
-def _keep_key(p: float) -> str:
-    return f"keep={p:g}"
-
-
-def build_test_sets(test_m, n_test: int | None, keep_modes=KEEP_MODES, seed: int = 1234,
-                    simulator: str | None = None) -> dict:
-    """``{"keep=0.5": SampleBatch, ...}``: one test set per kept-mode share, same poses,
-    cameras and failures (the default simulator preset unless ``simulator`` names one)."""
-    from ..heatmaps import DEFAULT_PRESET, HeatmapConfig
-    from ..pipeline import make_test_set
-    if not keep_modes:
-        raise ValueError("build_test_sets: give at least one kept-mode share")
-    preset = simulator or DEFAULT_PRESET
-    return {_keep_key(p): make_test_set(test_m, n_test, seed=seed, heatmap_config=HeatmapConfig
-                                        .preset(preset, p_keep_true_mode=float(p)))
-            for p in keep_modes}
-
-
-def describe(test) -> dict:
-    """Sizes of a test set and of its subsets."""
-    return {"n": len(test), "n_ambiguous": int(test.ambiguous.sum()),
-            "n_failed_limb": int(test.failed_limb_sample.sum()),
-            "failed_joint_pct": 100.0 * float(test.failed_joints.float().mean())}
 
 
 def score_models(models, test, baseline_mm: torch.Tensor, n_hypo: int, batch_size: int,

@@ -2,8 +2,10 @@
 
 :mod:`~dphelpers.training.train` (``fit``, the loop for one model or a group on one stream),
 :mod:`~dphelpers.training.config` (``TrainConfig`` and the learning-rate rules),
-:mod:`~dphelpers.training.state` (the exact-resume state) and
-:mod:`~dphelpers.training.many` (several models on one stream).  Importing this package
-imports none of them.
+:mod:`~dphelpers.training.state` (the exact-resume state),
+:mod:`~dphelpers.training.many` (several models on one stream),
+:mod:`~dphelpers.training.profile` (where a step's time goes) and
+:mod:`~dphelpers.training.curves` (training runs side by side).  Importing this package imports
+none of them.
 """
-__all__ = ["train", "config", "state", "many"]
+__all__ = ["train", "config", "state", "many", "profile", "curves"]

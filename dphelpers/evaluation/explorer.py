@@ -23,11 +23,10 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from .. import viz
-from .. import vizcore
-from ..vizcore import scene_box, scene_layout
+from .. import viz, vizcore
 from ..metrics import p1, root_relative
 from ..skeleton import H36M_BONES, N_H36M, side_of
+from ..vizcore import scene_box, scene_layout
 
 __all__ = ["trajectory_figure", "explorer_figure", "PoseExplorer", "pose_explorer"]
 
