@@ -221,6 +221,35 @@ def _uniform(rng: Range, shape, gen, device) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(shape, generator=gen, device=device)
 
 
+def _truncate(pts: torch.Tensor, loc: torch.Tensor, amp: torch.Tensor, sigma: torch.Tensor,
+              cfg: HeatmapConfig, gen: torch.Generator | None):
+    """Truncation: per sample, a border on one side of one axis cuts the extreme joints off;
+    their peak becomes a faint, wide blob just inside the border.  Returns the new
+    ``(loc, amp, sigma, truncated)``; draws from ``gen`` in a fixed order."""
+    b, j = pts.shape[:2]
+    dev = pts.device
+    cut_sample = torch.rand(b, generator=gen, device=dev) < cfg.p_truncate
+    axis = torch.randint(0, 2, (b,), generator=gen, device=dev)
+    high_side = torch.rand(b, generator=gen, device=dev) < 0.5
+    frac = _uniform(cfg.truncate_fraction, (b,), gen, dev)
+    coord = pts.gather(2, axis[:, None, None].expand(b, j, 1))[..., 0]          # (b, j)
+    lo, hi = coord.min(dim=1).values, coord.max(dim=1).values
+    cut = torch.where(high_side, lo + frac * (hi - lo), hi - frac * (hi - lo))
+    cut = cut.clamp(0, cfg.size - 1)
+    beyond = torch.where(high_side[:, None], coord > cut[:, None], coord < cut[:, None])
+    truncated = beyond & cut_sample[:, None]
+    inward = torch.where(high_side, -1.0, 1.0)[:, None] * _uniform((0.0, 3.0), (b, j), gen, dev)
+    blob_loc = loc.clone()
+    is_x = (axis == 0)[:, None]
+    blob_loc[..., 0] = torch.where(is_x, cut[:, None] + inward, loc[..., 0])
+    blob_loc[..., 1] = torch.where(is_x, loc[..., 1], cut[:, None] + inward)
+    loc = torch.where(truncated[..., None], blob_loc, loc)
+    amp = torch.where(truncated, _uniform(cfg.truncated_amplitude, (b, j), gen, dev), amp)
+    blob_sigma = _uniform(cfg.truncated_sigma_px, (b, j, 2), gen, dev)
+    sigma = torch.where(truncated[..., None], blob_sigma, sigma)
+    return loc, amp, sigma, truncated
+
+
 def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = None,
                       config: HeatmapConfig | None = None,
                       generator: torch.Generator | None = None) -> SimulatedHeatmaps:
@@ -249,26 +278,7 @@ def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = N
     amp = torch.where(occluded, amp * occ_amp, amp)
     sigma = torch.where(occluded[..., None], sigma * occ_sig, sigma)
 
-    # truncation: per sample, a border on one side of one axis cuts the extreme joints off
-    cut_sample = torch.rand(b, generator=gen, device=dev) < cfg.p_truncate
-    axis = torch.randint(0, 2, (b,), generator=gen, device=dev)
-    high_side = torch.rand(b, generator=gen, device=dev) < 0.5
-    frac = _uniform(cfg.truncate_fraction, (b,), gen, dev)
-    coord = pts.gather(2, axis[:, None, None].expand(b, j, 1))[..., 0]          # (b, j)
-    lo, hi = coord.min(dim=1).values, coord.max(dim=1).values
-    cut = torch.where(high_side, lo + frac * (hi - lo), hi - frac * (hi - lo))
-    cut = cut.clamp(0, cfg.size - 1)
-    beyond = torch.where(high_side[:, None], coord > cut[:, None], coord < cut[:, None])
-    truncated = beyond & cut_sample[:, None]
-    inward = torch.where(high_side, -1.0, 1.0)[:, None] * _uniform((0.0, 3.0), (b, j), gen, dev)
-    blob_loc = loc.clone()
-    is_x = (axis == 0)[:, None]
-    blob_loc[..., 0] = torch.where(is_x, cut[:, None] + inward, loc[..., 0])
-    blob_loc[..., 1] = torch.where(is_x, loc[..., 1], cut[:, None] + inward)
-    loc = torch.where(truncated[..., None], blob_loc, loc)
-    amp = torch.where(truncated, _uniform(cfg.truncated_amplitude, (b, j), gen, dev), amp)
-    blob_sigma = _uniform(cfg.truncated_sigma_px, (b, j, 2), gen, dev)
-    sigma = torch.where(truncated[..., None], blob_sigma, sigma)
+    loc, amp, sigma, truncated = _truncate(pts, loc, amp, sigma, cfg, gen)
 
     # left/right confusion: a second mode at the symmetric joint's (jittered) peak
     flip_t = torch.tensor(MPII_PARTNER, device=dev)

@@ -76,6 +76,46 @@ def joints_outside(image, detection) -> list[str]:
     return [MPII_NAMES[j] for j in np.flatnonzero(out)]
 
 
+def _photo_traces(img: np.ndarray, box: tuple[float, float, float],
+                  joints: np.ndarray) -> list:
+    """The photo, the person box (the crop; ``box`` = centre x, y and side) and the detected
+    2D joints (one trace per side)."""
+    cx, cy, side = box
+    out = [image_trace(img),
+           go.Scatter(x=[cx - side / 2, cx + side / 2, cx + side / 2, cx - side / 2,
+                         cx - side / 2],
+                      y=[cy - side / 2, cy - side / 2, cy + side / 2, cy + side / 2,
+                         cy - side / 2], mode="lines", name="person box (the crop)",
+                      line={"color": "#b8860b", "width": 2, "dash": "dash"}, hoverinfo="skip")]
+    for i, s in enumerate(SIDES):
+        pts = bone_segments(joints[None], "mpii", s)
+        out.append(go.Scatter(x=none_for_nan(pts[:, 0]), y=none_for_nan(pts[:, 1]),
+                              mode="lines+markers", name="detected 2D joints",
+                              legendgroup="2d", showlegend=i == 0,
+                              line={"color": COLORS[s], "width": 3},
+                              marker={"color": COLORS[s], "size": 6}))
+    return out
+
+
+def _cloud_traces(poses: np.ndarray, m: int, max_hypotheses: int) -> list:
+    """The first ``max_hypotheses`` hypotheses (thin, side colours) and the medoid ``m`` (bold,
+    dark, drawn on top), one 3D trace per side each."""
+    shown = poses[:max(int(max_hypotheses), 1)]
+    opacity = float(np.clip(2.0 / np.sqrt(len(shown)), 0.08, 0.5))
+    label = f"hypotheses ({len(shown)}" + (f" of {len(poses)})" if len(shown) < len(poses)
+                                          else ")")
+    out = [go.Scatter3d(**display_xyz(bone_segments(shown, "h36m", s)), mode="lines",
+                        name=label, legendgroup="hyp", showlegend=i == 0, opacity=opacity,
+                        line={"color": COLORS[s], "width": 2}, hoverinfo="skip")
+           for i, s in enumerate(SIDES)]
+    out += [go.Scatter3d(**display_xyz(bone_segments(poses[m][None], "h36m", s)),
+                         mode="lines+markers", name="medoid hypothesis", legendgroup="medoid",
+                         showlegend=i == 0, line={"color": COLORS["gt"], "width": 9},
+                         marker={"size": 3, "color": COLORS["gt"]}, hoverinfo="skip")
+            for i, s in enumerate(SIDES)]
+    return out
+
+
 def prediction_figure(image, detection, poses_mm, title: str = "",
                       max_hypotheses: int = 200) -> go.Figure:
     """Photo + 2D joints | 3D hypotheses with the medoid bold; spread per joint below.
@@ -100,37 +140,11 @@ def prediction_figure(image, detection, poses_mm, title: str = "",
                                         f"{len(poses)} hypotheses, medoid bold",
                                         "spread per joint around the medoid (mm)"],
                         vertical_spacing=0.1, horizontal_spacing=0.03)
-    fig.add_trace(image_trace(img), row=1, col=1)
     cx, cy, side = (float(v) for v in np.asarray(detection.box, dtype=float))
-    fig.add_trace(go.Scatter(x=[cx - side / 2, cx + side / 2, cx + side / 2, cx - side / 2,
-                                cx - side / 2],
-                             y=[cy - side / 2, cy - side / 2, cy + side / 2, cy + side / 2,
-                                cy - side / 2], mode="lines", name="person box (the crop)",
-                             line={"color": "#b8860b", "width": 2, "dash": "dash"},
-                             hoverinfo="skip"), row=1, col=1)
-    for i, s in enumerate(SIDES):
-        pts = bone_segments(joints[None], "mpii", s)
-        fig.add_trace(go.Scatter(x=none_for_nan(pts[:, 0]), y=none_for_nan(pts[:, 1]),
-                                 mode="lines+markers", name="detected 2D joints",
-                                 legendgroup="2d", showlegend=i == 0,
-                                 line={"color": COLORS[s], "width": 3},
-                                 marker={"color": COLORS[s], "size": 6}), row=1, col=1)
-    shown = poses[:max(int(max_hypotheses), 1)]
-    opacity = float(np.clip(2.0 / np.sqrt(len(shown)), 0.08, 0.5))
-    label = f"hypotheses ({len(shown)}" + (f" of {len(poses)})" if len(shown) < len(poses)
-                                          else ")")
-    for i, s in enumerate(SIDES):
-        fig.add_trace(go.Scatter3d(**display_xyz(bone_segments(shown, "h36m", s)), mode="lines",
-                                   name=label, legendgroup="hyp", showlegend=i == 0,
-                                   opacity=opacity, line={"color": COLORS[s], "width": 2},
-                                   hoverinfo="skip"), row=1, col=2)
-    for i, s in enumerate(SIDES):          # the medoid: bold, dark, on top of the cloud
-        fig.add_trace(go.Scatter3d(**display_xyz(bone_segments(poses[m][None], "h36m", s)),
-                                   mode="lines+markers", name="medoid hypothesis",
-                                   legendgroup="medoid", showlegend=i == 0,
-                                   line={"color": COLORS["gt"], "width": 9},
-                                   marker={"size": 3, "color": COLORS["gt"]},
-                                   hoverinfo="skip"), row=1, col=2)
+    for trace in _photo_traces(img, (cx, cy, side), joints):
+        fig.add_trace(trace, row=1, col=1)
+    for trace in _cloud_traces(poses, m, max_hypotheses):
+        fig.add_trace(trace, row=1, col=2)
     fig.add_trace(go.Bar(x=list(H36M_NAMES[1:]), y=spread[1:], name="spread per joint",
                          marker_color=COLORS["hypo"], showlegend=False,
                          hovertemplate="%{x}: %{y:.0f} mm<extra></extra>"), row=2, col=1)

@@ -238,22 +238,11 @@ def fit_group(models: dict[str, nn.Module], stream: TrainStream,
     replicas = Replicas() if replicas is None else replicas
     _check_group(models, configs, checkpoints, own_streams)
     first = next(iter(configs.values()))
-    keep = {int(k) for k in keep_at}
-    if keep and any(p is None for p in checkpoints.values()):
-        raise ValueError("fit: keep_at needs a checkpoint file to name the snapshots after")
+    keep = _check_keep_at(keep_at, first, checkpoints)
     if first.threads:
         torch.set_num_threads(first.threads)
-    if any(k % first.stream_chunk for k in keep | {first.steps}):
-        raise ValueError(f"fit: steps {first.steps} and keep_at {sorted(keep)} must be multiples "
-                         f"of stream_chunk={first.stream_chunk} (a snapshot resumes only between "
-                         "chunks)")
     stream.set_chunk(first.stream_chunk)
-    states = {}
-    for name, model in models.items():
-        gen = (torch.Generator(device=next(model.parameters()).device)
-               .manual_seed(loss_seed(configs[name].seed, name)) if own_streams
-               else stream.generator)
-        states[name] = new_state(model, gen, configs[name], rank=replicas.rank)
+    states = _new_states(models, stream, configs, own_streams, replicas)
     start = (_resume_group(states, checkpoints, stream, own_streams, replicas)
              if resume_from_checkpoint else 0)
     losses = {name: replicas.loss_module(model) for name, model in models.items()}
@@ -286,6 +275,37 @@ def fit_group(models: dict[str, nn.Module], stream: TrainStream,
         bar.close()
         raise training_interrupted(next(iter(states.values())).step, saved,
                                    [p for p in checkpoints.values() if p is not None]) from None
+    return _finished(states, start)
+
+
+def _check_keep_at(keep_at: tuple[int, ...], first: TrainConfig, checkpoints: dict) -> set[int]:
+    """The snapshot steps, refused unless every model has a file to name them after and they
+    (and the last step) fall on a chunk boundary of the stream."""
+    keep = {int(k) for k in keep_at}
+    if keep and any(p is None for p in checkpoints.values()):
+        raise ValueError("fit: keep_at needs a checkpoint file to name the snapshots after")
+    if any(k % first.stream_chunk for k in keep | {first.steps}):
+        raise ValueError(f"fit: steps {first.steps} and keep_at {sorted(keep)} must be multiples "
+                         f"of stream_chunk={first.stream_chunk} (a snapshot resumes only between "
+                         "chunks)")
+    return keep
+
+
+def _new_states(models: dict, stream: TrainStream, configs: dict, own_streams: bool,
+                replicas: Replicas) -> dict[str, TrainState]:
+    """A fresh :class:`TrainState` per model, drawing its loss from a generator of its own
+    (``own_streams``, :func:`loss_seed`) or from the stream's."""
+    states = {}
+    for name, model in models.items():
+        gen = (torch.Generator(device=next(model.parameters()).device)
+               .manual_seed(loss_seed(configs[name].seed, name)) if own_streams
+               else stream.generator)
+        states[name] = new_state(model, gen, configs[name], rank=replicas.rank)
+    return states
+
+
+def _finished(states: dict, start: int) -> dict[str, TrainResult]:
+    """Every model (and its EMA copy) in eval mode, with its logged losses."""
     results = {}
     for name, state in states.items():
         state.model.eval()
