@@ -9,7 +9,7 @@ from dphelpers.evaluation.fewstep import (DEFAULT_SETTINGS, default_candidates, 
                                           few_step_rows, hypotheses_per_second, rows_table,
                                           setting_kwargs, setting_name)
 from dphelpers.pipeline import make_test_set
-from dphelpers.tools.fewstep import main
+from dphelpers.tools.cli import main as cli_main
 
 
 def test_settings_names_and_kwargs():
@@ -58,7 +58,7 @@ def test_default_candidates():
 
 def test_main_writes_json(tmp_path, capsys):
     out = tmp_path / "fewstep.json"
-    assert main(["--n-test", "2", "--n-hypo", "2", "--batch-size", "2", "--repeats", "1",
+    assert cli_main(["fewstep", "--n-test", "2", "--n-hypo", "2", "--batch-size", "2", "--repeats", "1",
                  "--quiet", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["setup"]["n_test"] == 2 and len(data["rows"]) == 5

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dphelpers.tools import labcheck
+from dphelpers.tools import cli, labcheck
 
 
 def test_explorer_notebook_has_the_two_cells(tmp_path):
@@ -22,7 +22,7 @@ def test_explorer_works_in_jupyterlab(tmp_path):
         pytest.skip(f"{labcheck.CHROMIUM} is missing: Debian's chromium is not installed "
                     "(`bash .ci/install` as root installs it)")
     pytest.importorskip("playwright", reason="playwright drives the browser")
-    assert labcheck.main(["--n-test", "6", "--n-hypo", "6", "--out", str(tmp_path)]) == 0
+    assert cli.main(["labcheck", "--n-test", "6", "--n-hypo", "6", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     acts = report["actions"]
     assert [a["action"] for a in acts][:3] == ["first display (run all)", "step set to 5",

@@ -13,7 +13,7 @@ from dphelpers.evaluation.testsets import build_test_sets
 from dphelpers.lifter import Lifter
 from dphelpers.models.checkpoint import save_model
 from dphelpers.skeleton import H36M_TO_MPII
-from dphelpers.tools import mechanism as tool
+from dphelpers.tools import cli
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_command_line_writes_rows_and_the_command(tmp_path, capsys):
     files = {"full": save_model(d / "a.pt", _tiny(), step=3),
              "lifter": save_model(d / "l.pt", Lifter().eval(), step=2)}
     out = tmp_path / "mech.json"
-    assert tool.main(["--models", f"full={files['full']}", f"lifter={files['lifter']}",
+    assert cli.main(["mechanism", "--models", f"full={files['full']}", f"lifter={files['lifter']}",
                       "--n-test", "6", "--n-hypo", "3", "--quiet", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["command"].startswith("python -m dphelpers mechanism --models")

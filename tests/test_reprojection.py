@@ -78,14 +78,14 @@ def test_realcheck_writes_photo_and_test_numbers(tmp_path, capsys):
     from dphelpers.diffusion import DiffPose, DiffPoseConfig
     from dphelpers.embedding import EmbeddingConfig
     from dphelpers.models.checkpoint import save_model
-    from dphelpers.tools.realcheck import main
+    from dphelpers.tools.cli import main
     tiny = DiffPoseConfig(embedding=EmbeddingConfig(n_channels=16, d_model=32, n_heads=2,
                                                     n_layers=1, d_ff=64, cond_dim=64),
                           denoiser=DenoiserConfig(cond_dim=64, hidden=64))
     torch.manual_seed(0)
     path = save_model(tmp_path / "tiny.pt", DiffPose(tiny), step=3)
     out = tmp_path / "realcheck.json"
-    assert main(["--models", f"full={path}", "--n-hypo", "6", "--n-test", "4", "--quiet",
+    assert main(["realcheck", "--models", f"full={path}", "--n-hypo", "6", "--n-test", "4", "--quiet",
                  "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     (row,) = res["models"].values()

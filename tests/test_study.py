@@ -8,7 +8,7 @@ from test_benchcli import _tiny
 from dphelpers.evaluation import testsets
 from dphelpers.lifter import Lifter
 from dphelpers.models.checkpoint import save_model
-from dphelpers.tools import study
+from dphelpers.tools import cli
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_test_sets_share_poses_cameras_and_failures(splits):
 
 def test_study_writes_every_set_subset_and_the_curve(files, tmp_path, capsys):
     out = tmp_path / "s.json"
-    assert study.main(["--models", f"full={files['full']}", f"lifter={files['lifter']}",
+    assert cli.main(["study", "--models", f"full={files['full']}", f"lifter={files['lifter']}",
                        "--n-test", "12", "--n-hypo", "3", "--keep-modes", "0,1",
                        "--curve", str(files["full_later"]), str(files["full"]),
                        "--curve-n-test", "5", "--quiet", "--out", str(out)]) == 0
@@ -58,9 +58,9 @@ def test_study_writes_every_set_subset_and_the_curve(files, tmp_path, capsys):
 
 def test_bad_arguments_say_what_is_wrong(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        study.main(["--keep-modes", "0,2", "--out", str(tmp_path / "x.json")])
+        cli.main(["study", "--keep-modes", "0,2", "--out", str(tmp_path / "x.json")])
     assert "shares must lie in [0, 1]" in capsys.readouterr().err
-    assert study.main(["--curve", str(tmp_path / "none.pt"), "--out",
+    assert cli.main(["study", "--curve", str(tmp_path / "none.pt"), "--out",
                        str(tmp_path / "x.json")]) == 2
     assert "--curve file(s) not found" in capsys.readouterr().err
 
@@ -68,9 +68,9 @@ def test_bad_arguments_say_what_is_wrong(tmp_path, capsys):
 def test_merge_keeps_earlier_rows_and_curve_points(files, tmp_path):
     out = tmp_path / "m.json"
     base = ["--n-test", "6", "--n-hypo", "2", "--keep-modes", "0.5", "--quiet", "--out", str(out)]
-    assert study.main(["--models", f"full={files['full']}", "--curve", str(files["full"])]
+    assert cli.main(["study", "--models", f"full={files['full']}", "--curve", str(files["full"])]
                       + base) == 0
-    assert study.main(["--models", f"lifter={files['lifter']}", "--curve",
+    assert cli.main(["study", "--models", f"lifter={files['lifter']}", "--curve",
                        str(files["full_later"]), "--merge"] + base) == 0
     res = json.loads(out.read_text())
     rows = res["accuracy"]["keep=0.5"]
@@ -78,14 +78,14 @@ def test_merge_keeps_earlier_rows_and_curve_points(files, tmp_path):
     assert [p["steps"] for p in res["learning_curve"]["points"]] == [3, 7]
     assert len(res["commands"]) == 2
     # a later run on fewer test sets adds its rows and keeps every set the file holds
-    assert study.main(["--models", f"full={files['full_later']}", "--merge", *base[:5], "0,0.5",
+    assert cli.main(["study", "--models", f"full={files['full_later']}", "--merge", *base[:5], "0,0.5",
                        *base[6:]]) == 0
-    assert study.main(["--models", f"lifter={files['lifter']}", "--merge", *base]) == 0
+    assert cli.main(["study", "--models", f"lifter={files['lifter']}", "--merge", *base]) == 0
     res = json.loads(out.read_text())
     assert res["setup"]["keep_modes"] == [0.0, 0.5] and set(res["accuracy"]) == {"keep=0",
                                                                                    "keep=0.5"}
     assert "full (a_later.pt) (full)" in res["accuracy"]["keep=0"]
-    assert study.main(["--models", f"lifter={files['lifter']}", "--merge",
+    assert cli.main(["study", "--models", f"lifter={files['lifter']}", "--merge",
                        *base[:2], "--n-hypo", "3", *base[4:]]) == 2     # one 'error:' line
 
 
@@ -100,7 +100,7 @@ def test_a_curve_file_among_the_models_is_not_sampled_twice(files, tmp_path, mon
 
     monkeypatch.setattr(ev_mod, "evaluate", counting)
     out = tmp_path / "r.json"
-    assert study.main(["--models", f"full={files['full']}", "--curve", str(files["full"]),
+    assert cli.main(["study", "--models", f"full={files['full']}", "--curve", str(files["full"]),
                        "--n-test", "5", "--curve-n-test", "5", "--n-hypo", "2",
                        "--keep-modes", "0.5", "--quiet", "--out", str(out)]) == 0
     assert calls == [5]                                   # once, for the table and the curve
@@ -113,7 +113,7 @@ def test_a_curve_file_among_the_models_is_not_sampled_twice(files, tmp_path, mon
 def study_file(files, tmp_path_factory):
     """A real study file: two budgets of one model, the lifter, two kept-mode sets, a curve."""
     out = tmp_path_factory.mktemp("study_out") / "s.json"
-    assert study.main(["--models", f"full={files['full']}", f"full={files['full_later']}",
+    assert cli.main(["study", "--models", f"full={files['full']}", f"full={files['full_later']}",
                        f"lifter={files['lifter']}", "--n-test", "10", "--n-hypo", "3",
                        "--keep-modes", "0,0.5", "--curve", str(files["full"]),
                        str(files["full_later"]), "--curve-n-test", "10", "--quiet",

@@ -169,13 +169,13 @@ def load_study(path: str | Path | None = None) -> dict:
     path = Path(path) if path is not None else STUDY_FILE
     if not path.is_file():
         raise FileNotFoundError(f"study file {path} does not exist: write it with "
-                                "`python -m dphelpers.tools.study`")
+                                "`python -m dphelpers study`")
     study = json.loads(path.read_text())
     acc = study.get("accuracy") if isinstance(study, dict) else None
     if not isinstance(acc, dict) or not all(str(k).startswith("keep=") and isinstance(v, dict)
                                             for k, v in acc.items()):
         raise ValueError(f"study file {path}: expected an 'accuracy' object of test sets "
-                         "('keep=0.5': {rows}), as `python -m dphelpers.tools.study` writes")
+                         "('keep=0.5': {rows}), as `python -m dphelpers study` writes")
     return study
 
 

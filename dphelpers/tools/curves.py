@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 
 from ..training.curves import equal_samples_rows
 
-__all__ = ["parse_run", "train_run", "add_arguments", "main", "run_verb"]
+__all__ = ["parse_run", "train_run", "add_arguments", "run_verb"]
 
 
 _RUN_OPTIONS = ("clip", "batch", "lr", "warmup")
@@ -118,11 +117,6 @@ def add_arguments(p) -> None:
     p.set_defaults(seed=0)            # each --run names its own seed
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dphelpers.tools.curves ARGS`` = ``python -m dphelpers curves ARGS``."""
-    from .cli import main as cli_main
-    return cli_main(["curves", *(sys.argv[1:] if argv is None else argv)])
-
 
 def run_verb(args) -> int:
     """The ``curves`` verb."""
@@ -142,7 +136,3 @@ def run_verb(args) -> int:
         args.out.write_text(json.dumps(done, indent=1))
         print(table(done["equal_samples"], caption="loss at equal samples seen"))
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

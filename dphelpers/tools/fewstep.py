@@ -6,13 +6,12 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 from ..evaluation.fewstep import default_candidates, few_step_figure, few_step_rows, rows_table
 
-__all__ = ["add_arguments", "main", "run_verb"]
+__all__ = ["add_arguments", "run_verb"]
 
 
 def add_arguments(p) -> None:
@@ -30,11 +29,6 @@ def add_arguments(p) -> None:
                    help="JSON file to write")
     p.add_argument("--html", type=Path, default=None, help="also write the figure here (default: no figure file)")
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dphelpers.tools.fewstep ARGS`` = ``python -m dphelpers fewstep ARGS``."""
-    from .cli import main as cli_main
-    return cli_main(["fewstep", *(sys.argv[1:] if argv is None else argv)])
 
 
 def run_verb(args) -> int:
@@ -66,7 +60,3 @@ def run_verb(args) -> int:
         few_step_figure(rows).write_html(args.html, include_plotlyjs=True)
     print(f"wrote {args.out} ({out['seconds']} s)")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,7 +8,7 @@ press *resample*, switch the test sample.  After each action it waits for the fi
 title, records how long the redraw took, counts the plotly figures drawn inside the widget and
 saves a screenshot.  Writes ``report.json`` and the PNGs to ``--out``.
 
-    python -m dphelpers.tools.labcheck --out runs/lab
+    python -m dphelpers labcheck --out runs/lab
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["explorer_notebook", "add_arguments", "main", "run_verb"]
+__all__ = ["explorer_notebook", "add_arguments", "run_verb"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -157,11 +157,6 @@ def add_arguments(p) -> None:
     p.set_defaults(seed=0, threads=None)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dphelpers.tools.labcheck ARGS`` = ``python -m dphelpers labcheck ARGS``."""
-    from .cli import main as cli_main
-    return cli_main(["labcheck", *(sys.argv[1:] if argv is None else argv)])
-
 
 def run_verb(args) -> int:
     """The ``labcheck`` verb."""
@@ -203,7 +198,3 @@ def run_verb(args) -> int:
               f"{a['title']}")
     print(f"labcheck: wrote {args.out / 'report.json'} and {len(report['actions'])} screenshots")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

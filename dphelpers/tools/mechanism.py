@@ -5,7 +5,7 @@ truth (simulator v2, ``p_keep_true_mode = 1``, seed 1234, :func:`~dphelpers.eval
 build_test_sets`), samples every model on it (float32, the same draws as ``evaluate``) and
 writes :func:`dphelpers.evaluation.mechanism.summarise`'s rows per model:
 
-    python -m dphelpers.tools.mechanism --n-test 1000 --threads 1 \\
+    python -m dphelpers mechanism --n-test 1000 --threads 1 \\
         --out data/results/mechanism.json
 
 The file is written after each model (so a long run can be read while it goes on).
@@ -13,13 +13,12 @@ The file is written after each model (so a long run can be read while it goes on
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-__all__ = ["add_arguments", "main", "run", "run_verb"]
+__all__ = ["add_arguments", "run", "run_verb"]
 
 
 def run(models, test, config, out: dict, path: Path | None = None,
@@ -54,11 +53,6 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dphelpers.tools.mechanism ARGS`` = ``python -m dphelpers mechanism ARGS``."""
-    from .cli import main as cli_main
-    return cli_main(["mechanism", *(sys.argv[1:] if argv is None else argv)])
-
 
 def run_verb(args) -> int:
     """The ``mechanism`` verb."""
@@ -84,7 +78,3 @@ def run_verb(args) -> int:
     print(group_table(out["rows"], "best_mm"))
     print(f"mechanism: wrote {args.out} in {out['seconds']:.0f} s")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

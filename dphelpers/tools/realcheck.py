@@ -18,13 +18,12 @@ Float32, seeds explicit.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 from ..evaluation.realcheck import photo_check, test_check
 
-__all__ = ["add_arguments", "main", "run_verb"]
+__all__ = ["add_arguments", "run_verb"]
 
 
 
@@ -39,11 +38,6 @@ def add_arguments(p) -> None:
     o.compute(p, "seed of the sampling")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dphelpers.tools.realcheck ARGS`` = ``python -m dphelpers realcheck ARGS``."""
-    from .cli import main as cli_main
-    return cli_main(["realcheck", *(sys.argv[1:] if argv is None else argv)])
 
 
 def run_verb(args) -> int:
@@ -81,7 +75,3 @@ def run_verb(args) -> int:
     args.out.write_text(json.dumps(out, indent=1))
     print(f"realcheck: {len(models)} model(s) in {out['seconds']:.0f} s; wrote {args.out}")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

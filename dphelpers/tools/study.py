@@ -9,7 +9,7 @@ argmax fails PCKh@0.5, the case heatmap sampling is for).  ``--curve`` files (sn
 run, :func:`~dphelpers.training.train.snapshot_file`) give the learning curve: P1 min and median
 against training steps on the first set.
 
-    python -m dphelpers.tools.study --models full=runs/long/diffpose_full.pt \\
+    python -m dphelpers study --models full=runs/long/diffpose_full.pt \\
         argmax_only=... no_transformer=... lifter=... --n-test 1000 \\
         --curve runs/long/diffpose_full.step5000.pt ... --out data/results/study.json
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -28,8 +27,7 @@ import torch
 from ..evaluation.testsets import KEEP_MODES, build_test_sets, describe
 
 __all__ = ["SUBSETS", "score_models", "learning_curve",
-           "add_arguments", "run_verb",
-           "main"]
+           "add_arguments", "run_verb"]
 
 #: subset key of :meth:`~dphelpers.evaluation.evaluate.Evaluation.table` -> how the tables call it
 SUBSETS = {"full": "all", "ambiguous": "ambiguous", "failed limb": "failed limb"}
@@ -110,11 +108,6 @@ def add_arguments(p) -> None:
                    help="keep what --out already holds: its accuracy rows and learning-curve "
                         "points (same test sizes) stay unless this run recomputes them")
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dphelpers.tools.study ARGS`` = ``python -m dphelpers study ARGS``."""
-    from .cli import main as cli_main
-    return cli_main(["study", *(sys.argv[1:] if argv is None else argv)])
 
 
 def run_verb(args) -> int:
@@ -202,7 +195,3 @@ def _write(path: Path, out: dict, t0: float) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
     return path
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
