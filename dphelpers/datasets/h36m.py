@@ -144,6 +144,35 @@ def _actions(values) -> np.ndarray:
     return np.asarray([normalize_action(t, strict=False) for t in text])
 
 
+def _checked_heatmaps(raw: dict, keys: dict, m: int, path) -> np.ndarray:
+    """The stored heatmaps as float32 ``(m, 16, 64, 64)``, refused (naming the key) when their
+    shape, dtype or values are wrong."""
+    heat = np.asarray(raw["heatmaps"])
+    if heat.shape != (m, N_MPII, 64, 64) or not np.issubdtype(heat.dtype, np.floating):
+        raise ValueError(f"{path}: key {keys['heatmaps']!r} has shape {heat.shape} dtype {heat.dtype}, "
+                         f"expected ({m}, 16, 64, 64) float")
+    heat = heat.astype(np.float32)
+    if not np.isfinite(heat).all():
+        raise ValueError(f"{path}: key {keys['heatmaps']!r} contains NaN or inf")
+    return heat
+
+
+def _checked_meta(raw: dict, keys: dict, subjects: np.ndarray, m: int, path) -> dict:
+    """Subject, action, camera, frame (and argmax_2d, subaction when stored), one row each of
+    the ``m`` kept rows; a column of another length is refused, naming its key."""
+    meta = {"subject": subjects, "action": _actions(raw["action"]),
+            "camera": _as_int(raw["camera"], path, keys["camera"]),
+            "frame": _as_int(raw["frame"], path, keys["frame"])}
+    if "argmax_2d" in keys:
+        meta["argmax_2d"] = as_points(raw["argmax_2d"], N_MPII, 2, path, keys["argmax_2d"])
+    if "subaction" in keys:
+        meta["subaction"] = np.asarray(raw["subaction"]).reshape(-1)
+    for c, v in meta.items():
+        if len(v) != m:
+            raise ValueError(f"{path}: key {keys[c]!r} has {len(v)} rows, expected {m}")
+    return meta
+
+
 def load_h36m_h5(path, subjects=None, every: int = 1, table: str | None = None,
                  with_heatmaps: bool = True, scale_to_mm: float = 1.0) -> LoadedSet:
     """Read a Human3.6M HDF5 file (layouts and keys in the module docstring) -> :class:`LoadedSet`.
@@ -186,25 +215,8 @@ def load_h36m_h5(path, subjects=None, every: int = 1, table: str | None = None,
     if extent < 20.0:
         raise ValueError(f"{path}: key {keys['gt_3d']!r} spans only {extent:.3g} units around the "
                          f"pelvis: metres? pass scale_to_mm=1000")
-    heat = None
-    if "heatmaps" in keys:
-        heat = np.asarray(raw["heatmaps"])
-        if heat.shape != (m, N_MPII, 64, 64) or not np.issubdtype(heat.dtype, np.floating):
-            raise ValueError(f"{path}: key {keys['heatmaps']!r} has shape {heat.shape} dtype {heat.dtype}, "
-                             f"expected ({m}, 16, 64, 64) float")
-        heat = heat.astype(np.float32)
-        if not np.isfinite(heat).all():
-            raise ValueError(f"{path}: key {keys['heatmaps']!r} contains NaN or inf")
-    meta = {"subject": subj[mask], "action": _actions(raw["action"]),
-            "camera": _as_int(raw["camera"], path, keys["camera"]),
-            "frame": _as_int(raw["frame"], path, keys["frame"])}
-    if "argmax_2d" in keys:
-        meta["argmax_2d"] = as_points(raw["argmax_2d"], N_MPII, 2, path, keys["argmax_2d"])
-    if "subaction" in keys:
-        meta["subaction"] = np.asarray(raw["subaction"]).reshape(-1)
-    for c, v in meta.items():
-        if len(v) != m:
-            raise ValueError(f"{path}: key {keys[c]!r} has {len(v)} rows, expected {m}")
+    heat = _checked_heatmaps(raw, keys, m, path) if "heatmaps" in keys else None
+    meta = _checked_meta(raw, keys, subj[mask], m, path)
     hard = None
     if "hard" in keys:
         hard = np.asarray(raw["hard"]).reshape(-1).astype(bool)

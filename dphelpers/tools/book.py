@@ -304,6 +304,27 @@ def _jupyter_book(book_dir: Path, log_path: Path) -> None:
                            f"full log in {log_path}; last lines:\n{tail}")
 
 
+def _publish_chapters(executed: Sequence[Path], book_dir: Path, check: bool) -> list[Path]:
+    """Copy the executed notebooks to ``book_dir/chapters`` (emptied first: no stale chapter),
+    clean each for the reader (:func:`clean_executed`; the executed copies stay as papermill
+    wrote them), check them (:func:`check_notebooks`, unless ``check`` is False) and add the
+    download links."""
+    chapters_dir = book_dir / _CHAPTERS
+    if chapters_dir.exists():
+        shutil.rmtree(chapters_dir)  # generated (gitignored)
+    chapters_dir.mkdir(parents=True)
+    chapters = [chapters_dir / nb.name for nb in executed]
+    for nb, chapter in zip(executed, chapters):
+        shutil.copyfile(nb, chapter)
+        clean_executed(chapter)     # papermill's parameters cell, stderr, progress bars
+    if check:
+        check_notebooks(chapters)   # what the reader will see
+    repo = repository_url(book_dir)
+    for chapter in chapters:
+        add_download_links(chapter, repo)
+    return chapters
+
+
 def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, execute: bool = True,
                kernel: str = "python3", notebooks: Sequence[str | os.PathLike] | None = None,
                book_dir: str | os.PathLike = BOOK_DIR, progress: bool = True,
@@ -334,19 +355,7 @@ def build_book(out_dir: str | os.PathLike | None = None, quick: bool = False, ex
         if missing:
             raise FileNotFoundError(f"execute=False but executed notebooks missing in {out_dir}: "
                                     f"{', '.join(missing)} (run with execute=True first)")
-    chapters_dir = book_dir / _CHAPTERS
-    if chapters_dir.exists():
-        shutil.rmtree(chapters_dir)  # generated (gitignored): no stale chapters
-    chapters_dir.mkdir(parents=True)
-    chapters = [chapters_dir / nb.name for nb in executed]
-    for nb, chapter in zip(executed, chapters):   # the executed copies stay as papermill wrote
-        shutil.copyfile(nb, chapter)
-        clean_executed(chapter)     # papermill's parameters cell, stderr, progress bars
-    if check:
-        check_notebooks(chapters)   # what the reader will see
-    repo = repository_url(book_dir)
-    for chapter in chapters:
-        add_download_links(chapter, repo)
+    _publish_chapters(executed, book_dir, check)
     from ..evaluation import results as _results
     from .resultspage import write_results_page
 

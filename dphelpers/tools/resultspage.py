@@ -263,6 +263,22 @@ def speed_table(res: dict):
     return Table(table.columns, rows, table.caption)
 
 
+def _authors_section(res: dict, authors: dict | None) -> list[str]:
+    """"Speed against the authors' implementation": the side-by-side rows of ``res`` when it
+    times the authors' code, else the stored reference (``authors_speed.json``)."""
+    sp = R.authors_speedup(res)
+    parts = ["## Speed against the authors' implementation", ""]
+    if sp:
+        from ..evaluation.tables import table
+        parts.extend([table([[r["batch"], f"{r['ours']:,.0f}", f"{r['authors']:,.0f}",
+                              f"{r['speedup']:.1f}x"] for r in sp],
+                            columns=["images per batch", "ours (hypotheses/s)",
+                                     "authors' (hypotheses/s)", "speed-up"]).to_markdown(), ""])
+    if sp or authors is None:
+        return parts + [_authors_text(res, sp), ""]
+    return parts + _authors_reference(authors, res)
+
+
 def results_markdown(res: dict, source: str = "data/results/bench.json",
                      study: dict | None = None, curve: dict | None = None,
                      authors: dict | None = None, mechanism: dict | None = None,
@@ -308,18 +324,7 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
         section("Calibration", R.calibration_table(res), _calibration_text(cal))
     if res.get("speed"):
         section("Speed", speed_table(res), _speed_text(res))
-    sp = R.authors_speedup(res)
-    parts.extend(["## Speed against the authors' implementation", ""])
-    if sp:
-        from ..evaluation.tables import table
-        parts.extend([table([[r["batch"], f"{r['ours']:,.0f}", f"{r['authors']:,.0f}",
-                              f"{r['speedup']:.1f}x"] for r in sp],
-                            columns=["images per batch", "ours (hypotheses/s)",
-                                     "authors' (hypotheses/s)", "speed-up"]).to_markdown(), ""])
-    if sp or authors is None:
-        parts.extend([_authors_text(res, sp), ""])
-    else:
-        parts.extend(_authors_reference(authors, res))
+    parts.extend(_authors_section(res, authors))
     parts.extend(extra_sections)
     if res.get("commands"):
         parts.extend(["## How these numbers were made", "", "```bash",
