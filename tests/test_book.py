@@ -29,7 +29,8 @@ from conftest import served
 from PIL import Image
 
 from dphelpers.tools.book import BOOK_DIR, RESULTS_PAGE, build_book, find_notebooks
-from dphelpers.tools.bookcheck import notebook_problems, page_problems
+from dphelpers.tools.bookcheck import notebook_problems
+from dphelpers.tools.pagecheck import page_problems
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

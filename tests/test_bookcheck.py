@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from dphelpers.tools.book import BOOK_DIR
-from dphelpers.tools.bookcheck import CHECKS, notebook_problems, page_problems
+from dphelpers.tools.bookcheck import CHECKS, notebook_problems
+from dphelpers.tools.pagecheck import page_problems
 
 from conftest import served
 

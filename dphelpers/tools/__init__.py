@@ -9,4 +9,4 @@ package imports none of them.
 """
 __all__ = ["cli", "options", "verbs", "bench", "benchcli", "book", "bookcheck", "sweep", "ddp",
            "study", "mechanism", "heldout", "realcheck", "fewstep", "curves", "labcheck",
-           "modelref", "onnxexport", "resultspage", "tryit"]
+           "modelref", "onnxexport", "pagecheck", "resultspage", "tryit"]

@@ -14,7 +14,7 @@ given those files it resumes exactly where it stopped.  Which file to write is
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,11 +22,11 @@ from torch import nn
 from torch.profiler import record_function
 from tqdm.auto import tqdm
 
-from ..models.checkpoint import CheckpointError, check_config, read_checkpoint, write_checkpoint
 from ..pipeline import SampleBatch, TrainStream
 from ..precision import default_precision
 from .config import (DEFAULT_STEPS, LARGE_BATCH_WARMUP, PRECISIONS, RESUME_FIELDS, TrainConfig,
                      check_resume_config, scaled_lr)
+from .resume import resume_group, save_group, snapshot_file
 from .state import TrainState
 
 __all__ = ["DEFAULT_STEPS", "PRECISIONS", "default_precision", "TrainConfig", "TrainResult", "train_step",
@@ -116,11 +116,6 @@ def new_state(model: nn.Module, generator: torch.Generator, config: TrainConfig,
                           dropout_seed=config.seed * 1_000_003 + 7919 * (rank + 1))
 
 
-def snapshot_file(checkpoint: str | Path, step: int) -> Path:
-    """Where :func:`fit` keeps the state at ``step``: ``runs/x.pt`` -> ``runs/x.step5000.pt``."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(f"{checkpoint.stem}.step{step}{checkpoint.suffix}")
-
 
 def loss_seed(seed: int, name: str) -> int:
     """The seed of model ``name``'s own loss stream in a group (stable across runs and machines)."""
@@ -181,37 +176,6 @@ def _check_group(models: dict, configs: dict, checkpoints: dict, own_streams: bo
         raise ValueError(f"fit: two models would write the same checkpoint: {checkpoints}")
 
 
-def _resume_group(states: dict, checkpoints: dict, stream: TrainStream, own_streams: bool,
-                  replicas: Replicas) -> int:
-    """Load every existing checkpoint (all or none, all at one step; with ``own_streams`` the
-    shared batch stream too); returns the step they hold (0: none)."""
-    files = {n: Path(p) for n, p in checkpoints.items() if p is not None}
-    present = {n: p for n, p in files.items() if p.is_file()}
-    if not present:
-        return 0
-    if len(present) != len(files):
-        missing = sorted(set(files) - set(present))
-        raise CheckpointError(f"fit: checkpoints exist for {sorted(present)} but not for "
-                              f"{missing}: the models share one stream and resume together; "
-                              "move the existing files away to start afresh")
-    saved = {n: read_checkpoint(p) for n, p in present.items()}
-    steps = {n: int(s["step"]) for n, s in saved.items()}
-    if len(set(steps.values())) > 1:
-        raise CheckpointError(f"fit: the checkpoints stopped at different steps {steps} "
-                              f"({ {n: str(p) for n, p in present.items()} }); they resume "
-                              "together only from one step")
-    if own_streams and any(s.get("stream_rng") is None for s in saved.values()):
-        bad = sorted(n for n, s in saved.items() if s.get("stream_rng") is None)
-        raise CheckpointError(f"fit: {[str(present[n]) for n in bad]} lack 'stream_rng': "
-                              "written by a single-model run, not by fit_many")
-    for name, state_saved in saved.items():
-        check_config(state_saved, states[name].model.config, present[name])
-        replicas.check_resume(state_saved, present[name])
-        states[name].load_state_dict(state_saved, replicas.rank)
-    if own_streams:
-        stream.generator.set_state(next(iter(saved.values()))["stream_rng"])
-    return next(iter(steps.values()))
-
 
 def fit_group(models: dict[str, nn.Module], stream: TrainStream,
               configs: dict[str, TrainConfig], checkpoints: dict[str, str | Path | None],
@@ -243,7 +207,7 @@ def fit_group(models: dict[str, nn.Module], stream: TrainStream,
         torch.set_num_threads(first.threads)
     stream.set_chunk(first.stream_chunk)
     states = _new_states(models, stream, configs, own_streams, replicas)
-    start = (_resume_group(states, checkpoints, stream, own_streams, replicas)
+    start = (resume_group(states, checkpoints, stream, own_streams, replicas)
              if resume_from_checkpoint else 0)
     losses = {name: replicas.loss_module(model) for name, model in models.items()}
     for model in models.values():
@@ -268,7 +232,7 @@ def fit_group(models: dict[str, nn.Module], stream: TrainStream,
                 replicas.logged(step, first.steps, state.log_losses[-1], show)
             regular = step % first.ckpt_every == 0 or step == first.steps
             if regular or step in keep:
-                _save_group(states, configs, checkpoints, stream if own_streams else None,
+                save_group(states, configs, checkpoints, stream if own_streams else None,
                             replicas, step if regular else None, step in keep)
                 saved = step if regular else saved
     except KeyboardInterrupt:
@@ -315,24 +279,6 @@ def _finished(states: dict, start: int) -> dict[str, TrainResult]:
                                     resumed_from=start)
     return results
 
-
-def _save_group(states: dict, configs: dict, checkpoints: dict, stream: TrainStream | None,
-                replicas: Replicas, regular: int | None, snapshot: bool) -> None:
-    """Write every model's checkpoint (``regular``: the step) and/or ``snapshot`` file; every
-    process takes part (its random streams), only the main one writes."""
-    stream_rng = {} if stream is None else {"stream_rng": stream.generator.get_state()}
-    for name, state in states.items():
-        if checkpoints[name] is None:
-            continue
-        rngs = replicas.rank_rngs(state)               # every process takes part
-        if not replicas.is_main:
-            continue
-        payload = {**state.state_dict(rank_rngs=rngs), "train_config": asdict(configs[name]),
-                   **stream_rng, **replicas.payload()}
-        if regular is not None:
-            write_checkpoint(checkpoints[name], state.model, payload)
-        if snapshot:
-            write_checkpoint(snapshot_file(checkpoints[name], state.step), state.model, payload)
 
 
 def fit(model: nn.Module, stream: TrainStream, config: TrainConfig | None = None,
