@@ -248,7 +248,7 @@ NOT_YET_LAZY = {
     ("dphelpers.detector.detect", "mpii_from_blazepose"), ("dphelpers.detector.detect", "detect_heatmaps"),
     ("dphelpers.evaluation.mechanism", "collect"), ("dphelpers.pipeline", "make_batch"),
     ("dphelpers.pipeline", "make_test_set"), ("dphelpers.pipeline", "__init__"),
-    ("dphelpers.tools.bench", "sampling_flops"), ("dphelpers.tools.bench", "training_flops"),
+    ("dphelpers.tools.measure", "sampling_flops"), ("dphelpers.tools.measure", "training_flops"),
 }
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from test_benchcli import _tiny
+from test_bench import _tiny
 
 from dphelpers import metrics
 from dphelpers.evaluation import mechanism as M

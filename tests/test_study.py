@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from test_benchcli import _tiny
+from test_bench import _tiny
 
 from dphelpers.evaluation import testsets
 from dphelpers.lifter import Lifter

@@ -1,242 +1,273 @@
-"""The benchmark: accuracy of DiffPose against its ablations, and speed against the machine
-(``bench`` verb; notebook 05 reads its file; the training profile: :mod:`dphelpers.training.profile`).
+"""``python -m dphelpers bench``: the models' accuracy side by side, and speed against the
+machine, printed and written as JSON (``runs/bench.json``; notebook 05 reads it).
 
-Speed is reported as work done per second and as a fraction of what a plain matrix
-product of the denoiser's shape reaches in the same run, so that the number says how
-close to the machine's limit the implementation runs.  FLOPs are counted analytically
-(multiply-add = 2 FLOPs) from the model's settings: the *necessary* work of one
-hypothesis is the embedding of its candidates (histogram path), the condition's
-share of the denoiser's first layer once, and 25 denoising steps without it.
+- Accuracy: every ``--models`` entry (a name: its shipped file; ``NAME=PATH``: that file,
+  which must hold model NAME) on the same test samples, float32 (``--bf16`` adds bfloat16
+  rows of the full model), the mean-pose baseline, twin coverage and reliability.  It takes
+  minutes; :func:`accuracy_estimate` measures one batch and says how many before starting.
+- Few-step sampling (:mod:`dphelpers.tools.fewstep`): for each ``--few-step`` k, the full
+  model's accuracy with k DDIM steps (eta = 1) and its sampling speed at every batch size.
+- Speed: sampling at each ``--batches`` size (``--bf16``: also bfloat16), and
+  :func:`~dphelpers.tools.measure.bench_training` in fp32 and bf16 side by side at batch 64 and
+  32 in the same run, so their ratio is a same-machine ratio.
+
+Which file is read is :mod:`dphelpers.models.modelfiles`' rule (through
+:mod:`~dphelpers.tools.modelref`, which also names the rows).
 """
 from __future__ import annotations
 
-import copy
-import json
-import platform
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import torch
-from torch import nn
 
-from ..diffusion import DiffPose, DiffPoseConfig
-from ..pipeline import SampleBatch
-from ..training.train import TrainConfig, new_state, train_step
+from ..evaluation.coverage import subset_coverage
+from ..evaluation.tables import table
+from ..models.modelfiles import SHIPPED_NAMES, shipped_file
+from ..training.profile import profile_training
+from ..training.train import TrainConfig
+from . import measure, modelref
+from .modelref import Loaded, model_entry
+from .verbs import duration, evaluation_table
 
-__all__ = ["sampling_flops", "training_flops", "matmul_rate", "PeakMemory", "bench_sampling",
-           "bench_training", "bench_end_to_end", "machine_info", "write_json"]
+__all__ = ["model_entry", "resolve_entries", "load_models", "accuracy_estimate", "accuracy",
+           "speed", "run_bench", "TRAIN_BATCHES", "FEW_STEPS"]
 
-
-#: the few-step (DDIM, eta = 1) samplers ``bench`` adds rows for: accuracy of full, speed
-FEW_STEPS: tuple[int, ...] = (10, 5)
-
-
-def _embedding_flops(cfg: DiffPoseConfig) -> float:
-    e = cfg.embedding
-    j, d = e.n_joints, e.d_model
-    hist = 2 * j * 2 * e.heatmap_size * e.n_channels          # histogram x table
-    proj = 2 * j * d * d
-    if e.use_transformer:
-        per_token = 2 * (4 * d * d + 2 * d * e.d_ff)           # qkv + out, feed-forward
-        attn = 2 * 2 * j * j * d                               # scores and weighted sum
-        enc = e.n_layers * (j * per_token + attn)
-    else:
-        enc = 0
-    head = 2 * j * d * e.cond_dim
-    return float(hist + proj + enc + head)
+TRAIN_BATCHES = (64, 32)        # the paper's batch and the authors' code's
+FEW_STEPS = measure.FEW_STEPS
 
 
-def _step_flops(cfg: DiffPoseConfig, with_cond: bool) -> float:
-    n = cfg.denoiser
-    inp = n.pose_dim + 1 + (n.cond_dim if with_cond else 0)
-    return float(2 * (inp * n.hidden + 2 * n.n_blocks * n.hidden * n.hidden + n.hidden * n.pose_dim))
+def resolve_entries(entries: list[tuple[str, Path | None]] | None) -> list[tuple[str, Path | None]]:
+    """``--models`` as parsed; None: the shipped models present (a note names missing ones).
 
-
-def sampling_flops(cfg: DiffPoseConfig = DiffPoseConfig(), steps: int | None = None) -> float:
-    """Necessary FLOPs of one hypothesis (condition once, then ``steps`` denoiser calls
-    without it; None = all of the schedule's 25)."""
-    n = cfg.denoiser
-    k = cfg.schedule.n_steps if steps is None else steps
-    return (_embedding_flops(cfg) + 2 * n.cond_dim * n.hidden
-            + k * _step_flops(cfg, with_cond=False))
-
-
-def training_flops(cfg: DiffPoseConfig = DiffPoseConfig()) -> float:
-    """FLOPs of one training sample: forward (embedding + one full denoiser step) x 3 for backward."""
-    return 3 * (_embedding_flops(cfg) + _step_flops(cfg, with_cond=True))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_rate(rows: int, width: int = 1024, device: str | torch.device = "cpu",
-                dtype: torch.dtype = torch.float32, seconds: float = 1.0) -> float:
-    """FLOP/s of a plain ``(rows, width) @ (width, width)`` product, timed for about ``seconds``."""
-    device = torch.device(device)
-    a = torch.randn(rows, width, device=device, dtype=dtype)
-    w = torch.randn(width, width, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ w
-    _sync(device)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(5):
-            a @ w
-        n += 5
-        _sync(device)
-    return 2.0 * rows * width * width * n / (time.perf_counter() - t0)
-
-
-class PeakMemory:
-    """Peak memory above the starting level during a ``with`` block (bytes).
-
-    CUDA: the allocator's peak.  CPU: the process's resident set, polled every millisecond
-    in a thread (an estimate; short spikes may be missed).
+    Duplicate entries (same name and file) are an error naming them.
     """
-
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
-        self.peak = 0
-
-    def __enter__(self) -> "PeakMemory":
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
-        else:
-            self._proc = psutil.Process()
-            self._base = self._proc.memory_info().rss
-            self._max = self._base
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._poll, daemon=True)
-            self._thread.start()
-        return self
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self._max = max(self._max, self._proc.memory_info().rss)
-            time.sleep(0.001)
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak = self._max - self._base
+    if entries is None:
+        present = [n for n in SHIPPED_NAMES if shipped_file(n).is_file()]
+        missing = [n for n in SHIPPED_NAMES if n not in present]
+        if not present:
+            raise FileNotFoundError(f"no shipped models in {shipped_file('full').parent}: name "
+                                    "model files with --models NAME=PATH")
+        if missing:
+            print(f"bench: no shipped file for {', '.join(missing)}: comparing "
+                  f"{', '.join(present)} (train the others and pass them as NAME=PATH)")
+        return [(n, None) for n in present]
+    seen = set()
+    for name, path in entries:
+        key = (name, None if path is None else Path(path).resolve())
+        if key in seen:
+            raise ValueError(f"--models names {name}{'' if path is None else '=' + str(path)} "
+                             "twice")
+        seen.add(key)
+    return list(entries)
 
 
-@dataclass
-class SpeedRow:
-    what: str
-    batch: int
-    per_second: float
-    gflops: float
-    matmul_gflops: float
-    fraction: float
-    peak_mb: float
-
-    def as_dict(self) -> dict:
-        return dict(vars(self))
-
-
-def bench_sampling(model: DiffPose, heatmaps: torch.Tensor, batch: int, n_hypo: int = 200,
-                   repeats: int = 3, autocast_dtype: torch.dtype | None = None, seed: int = 0,
-                   steps: int | None = None, eta: float = 1.0) -> SpeedRow:
-    """Hypotheses per second for ``batch`` images x ``n_hypo`` hypotheses (best of ``repeats``).
-
-    ``steps=k``: the k-step DDIM sampler with noise ``eta`` (``DiffPose.sample``); None: the
-    25-step ancestral one.
-    """
-    device = model.device
-    hm = heatmaps[:batch].to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    kw = {} if steps is None else {"steps": steps, "eta": eta}
-    model.sample(hm, n_hypo, generator=gen, autocast_dtype=autocast_dtype, **kw)  # warm-up
-    _sync(device)
-    best = float("inf")
-    with PeakMemory(device) as mem:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model.sample(hm, n_hypo, generator=gen, autocast_dtype=autocast_dtype, **kw)
-            _sync(device)
-            best = min(best, time.perf_counter() - t0)
-    hyp_s = batch * n_hypo / best
-    flops = hyp_s * sampling_flops(model.config, steps)
-    ref = matmul_rate(batch * n_hypo, model.config.denoiser.hidden, device,
-                      autocast_dtype or torch.float32)
-    name = "sample" + (f" ({str(autocast_dtype).split('.')[-1]})" if autocast_dtype else "")
-    if steps is not None:
-        name += f" {steps} DDIM eta={eta:g}"
-    return SpeedRow(name, batch, hyp_s, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
+def load_models(entries: list[tuple[str, Path | None]], device: str | torch.device = "cpu"
+                ) -> list[Loaded]:
+    """Read every entry first (a bad one fails before any work) and print what was read."""
+    loaded = [modelref.load(name, path, device) for name, path in entries]
+    labels = [m.label for m in loaded]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise ValueError(f"--models: two entries make the same row {dup}: give the files "
+                         "different names")
+    for m in loaded:
+        print(m.info)
+    return loaded
 
 
-def _time_training(model: nn.Module, config: TrainConfig, next_batch, b: int, name: str,
-                   steps: int, repeats: int) -> SpeedRow:
-    """Steps per second of ``train_step(state, next_batch(), config)`` on a COPY of ``model``:
-    3 warm-up steps, then the best of ``repeats`` timings of ``steps`` steps, as a row with the
-    step's GFLOP/s against a same-shape matrix product at batch ``b``."""
-    device = model.device
-    work = copy.deepcopy(model).train()
-    state = new_state(work, torch.Generator(device=device).manual_seed(0), config)
-    for _ in range(3):
-        train_step(state, next_batch(), config)
-    _sync(device)
-    best = float("inf")
-    with PeakMemory(device) as mem:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                train_step(state, next_batch(), config)
-            _sync(device)
-            best = min(best, (time.perf_counter() - t0) / steps)
-    flops = b * training_flops(model.config) / best if hasattr(model.config, "embedding") else 0.0
-    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
-    ref = matmul_rate(b, 1024, device, dtype)
-    return SpeedRow(name, b, 1 / best, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
+def _hypotheses_per_s(model, heatmaps: torch.Tensor, n_hypo: int, dtype) -> float:
+    gen = torch.Generator(device=model.device).manual_seed(0)
+    t0 = time.perf_counter()
+    model.sample(heatmaps.to(model.device), n_hypo, generator=gen, autocast_dtype=dtype)
+    return heatmaps.shape[0] * n_hypo / (time.perf_counter() - t0)
 
 
-def bench_training(model: nn.Module, batch: SampleBatch, steps: int = 20,
-                   config: TrainConfig | None = None, repeats: int = 1) -> SpeedRow:
-    """Training steps per second of :func:`dphelpers.training.train.train_step` (forward, backward,
-    clipping, Adam, EMA; ``config.precision``, default :class:`TrainConfig`'s) on one
-    pre-built batch, on a COPY of ``model`` (the caller's weights are untouched).  Best of
-    ``repeats`` timings of ``steps`` steps."""
-    config = TrainConfig() if config is None else config
-    batch = batch.to(model.device)
-    name = "train step" + (" (bf16)" if config.precision == "bf16" else "")
-    return _time_training(model, config, lambda: batch, len(batch), name, steps, repeats)
+def accuracy_estimate(models: list[Loaded], test, n_hypo: int, eval_batch: int,
+                      bf16: bool) -> tuple[float, str]:
+    """Seconds the accuracy part will take, from one timed batch of the first DiffPose model
+    (the lifter's single prediction is free), and a line saying so."""
+    diffpose = [m for m in models if m.info.name != "lifter"]
+    if not diffpose:
+        return 0.0, f"accuracy: {len(models)} model(s) x {len(test):,} test samples: seconds"
+    hm = test.heatmaps[:eval_batch]
+    total = len(test) * n_hypo
+    seconds = len(diffpose) * total / _hypotheses_per_s(diffpose[0].model, hm, n_hypo, None)
+    extra = ""
+    if bf16:
+        seconds += total / _hypotheses_per_s(diffpose[0].model, hm, n_hypo, torch.bfloat16)
+        extra = f" + bfloat16 rows of {_bf16_model(models).label}"
+    return seconds, (f"accuracy: {len(models)} model(s) x {len(test):,} test samples x {n_hypo} "
+                     f"hypotheses in float32{extra}: about {duration(seconds)} on this machine "
+                     "(from one timed batch; --skip-accuracy skips it)")
 
 
-def bench_end_to_end(model: nn.Module, stream, config: TrainConfig, steps: int = 20,
-                     repeats: int = 1) -> SpeedRow:
-    """What training gets end to end: steps per second of drawing a batch from ``stream`` (a
-    :class:`~dphelpers.pipeline.TrainStream`, its generator advanced) *and* running
-    :func:`~dphelpers.training.train.train_step` on it (``config``: batch size, precision, compile),
-    on a COPY of ``model``.  Best of ``repeats`` timings of ``steps`` steps, after 3 warm-up
-    steps (with ``config.compile`` those include the compilation)."""
-    b = config.batch_size
-    name = ("end to end (stream + step" + (", bf16" if config.precision == "bf16" else "")
-            + (", compiled" if config.compile else "") + ")")
-    return _time_training(model, config, lambda: stream.next_batch(b), b, name, steps, repeats)
+def _bf16_model(models: list[Loaded]) -> Loaded:
+    full = [m for m in models if m.info.name == "full"]
+    return (full or [m for m in models if m.info.name != "lifter"] or models)[0]
 
 
 
-def machine_info(device: str | torch.device = "cpu") -> dict:
-    device = torch.device(device)
-    info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
-            "cpu": platform.processor() or platform.machine(), "cores": psutil.cpu_count(logical=True)}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+def accuracy(models: list[Loaded], train_m, test_m, n_test: int | None, n_hypo: int = 200,
+             eval_batch: int = 8, seed: int = 0, bf16: bool = False, progress: bool = True,
+             few_steps: tuple[int, ...] = ()) -> dict:
+    """Every model on the same test set; returns the JSON parts ``accuracy`` (rows named
+    ``"LABEL (subset)"``), ``coverage``, ``reliability`` and ``accuracy_setup``."""
+    from ..evaluation.coverage import mean_hypothesis
+    from ..evaluation.evaluate import evaluate, evaluate_fixed, table_rows, training_mean_pose
+    from ..evaluation.twins import depth_flip_twins_batch
+    from ..metrics import reliability_from_quantiles
+    from ..pipeline import make_test_set
+    test = make_test_set(test_m, n_test)
+    twins = depth_flip_twins_batch(test.poses_3d_mm)
+    _, line = accuracy_estimate(models, test, n_hypo, eval_batch, bf16)
+    print(line, flush=True)
+    evals, cover, reliab = {}, {}, {}
+    single = _bf16_model(models)
+    for m in models:
+        ev = evaluate(m.model, test, n_hypo, eval_batch, seed=seed, progress=progress, keep=True,
+                      autocast_dtype=None)
+        evals[m.label] = ev
+        cover[m.label] = subset_coverage(ev.predictions, test, twins)
+        levels, freq = reliability_from_quantiles(ev.quantiles)
+        reliab[m.label] = {"levels": levels.tolist(), "freq": freq[1:].mean(0).tolist()}
+        if m is single and m.info.name != "lifter":
+            cover["single hypothesis (one sample)"] = subset_coverage(ev.predictions[:, :1], test, twins)
+            cover["single hypothesis (mean)"] = subset_coverage(mean_hypothesis(ev.predictions), test,
+                                                          twins)
+            if bf16:
+                label = modelref.label_of(f"{m.info.name} bf16", m.path)
+                evals[label] = evaluate(m.model, test, n_hypo, eval_batch, seed=seed,
+                                        progress=progress, autocast_dtype=torch.bfloat16)
+            for k in few_steps:
+                label = modelref.label_of(f"{m.info.name} {k} DDIM eta=1", m.path)
+                evals[label] = evaluate(m.model, test, n_hypo, eval_batch, seed=seed,
+                                        progress=progress, autocast_dtype=None,
+                                        sample_kwargs={"steps": k, "eta": 1.0})
+        ev.predictions = None      # the hypotheses are large; the metrics stay
+    evals["mean pose"] = evaluate_fixed(training_mean_pose(train_m, seed=seed + 1), test)
+    print(evaluation_table(evals, caption="accuracy (mm; PCK@150 in %; float32 unless bf16)"))
+    print("twin coverage (fraction of depth-flip twins with a hypothesis within 50 / 100 mm; "
+          "ground truth alike)")
+    width = max(len(f"{k} ({s})") for k, parts in cover.items() for s in parts) + 2
+    for name, parts in cover.items():
+        for subset, c in parts.items():
+            print(f"  {name + ' (' + subset + ')':{width}s} twins {c['twin@50']:.3f} / "
+                  f"{c['twin@100']:.3f}   gt {c['gt_same@50']:.3f} / {c['gt_same@100']:.3f}   "
+                  f"n_twins {int(c['n_twins'])}")
+    rows = {k: v for label, e in evals.items() for k, v in table_rows(label, e).items()}
+    return {"accuracy": rows, "coverage": cover, "reliability": reliab,
+            "accuracy_setup": {"n_test": len(test), "n_ambiguous": int(test.ambiguous.sum()),
+                               "n_hypo": n_hypo, "models": [_model_json(m) for m in models]}}
 
 
-def write_json(path: str | Path, payload: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2))
-    return path
+def _model_json(m: Loaded) -> dict:
+    return {"label": m.label, "name": m.info.name, "file": str(m.path),
+            "trained_steps": m.info.trained_steps}
+
+
+def _speed_model(models: list[Loaded], device):
+    """The full model read for accuracy, else the shipped one, else an untrained one (speed
+    does not depend on the weights)."""
+    full = [m for m in models if m.info.name == "full"]
+    if full:
+        return full[0].model, full[0].label
+    if shipped_file("full").is_file():
+        m = modelref.load("full", None, device)
+        print(m.info)
+        return m.model, m.label
+    from ..diffusion import DiffPose
+    return DiffPose().to(device).eval(), "untrained full-size DiffPose"
+
+
+def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32),
+          n_hypo: int = 200, bf16: bool = False, train_steps: int = 20, data_batches: int = 10,
+          few_steps: tuple[int, ...] = FEW_STEPS, e2e_batches: tuple[int, ...] = (64,),
+          compile: bool = False) -> dict:
+    """Sampling and training speed; returns the JSON parts ``speed`` (one record per row),
+    ``training_bf16_over_fp32`` and the FLOP counts."""
+    from ..pipeline import TrainStream, make_test_set
+    model, label = _speed_model(models, device)
+    print(f"speed: {label}, sampling at batches {list(batches)} x {n_hypo} hypotheses, training "
+          f"{train_steps} steps in fp32 and bf16 at batches {list(TRAIN_BATCHES)}", flush=True)
+    test = make_test_set(test_m, max(batches))
+    rows = []
+    for b in batches:
+        rows.append(measure.bench_sampling(model, test.heatmaps, b, n_hypo))
+        if bf16:
+            rows.append(measure.bench_sampling(model, test.heatmaps, b, n_hypo,
+                                             autocast_dtype=torch.bfloat16))
+        for k in few_steps:               # the few-step sampler (DDIM, eta = 1) at this batch
+            rows.append(measure.bench_sampling(model, test.heatmaps, b, n_hypo, steps=k))
+    stream = TrainStream(train_m, seed=0, device=device)
+    batch = stream.next_batch(max(TRAIN_BATCHES))
+    ratio = {}
+    for b in TRAIN_BATCHES:
+        part = batch.subset(slice(0, b))
+        fp32, bf = (measure.bench_training(model, part, train_steps, TrainConfig(precision=p))
+                    for p in ("fp32", "bf16"))
+        rows += [fp32, bf]
+        ratio[str(b)] = bf.per_second / fp32.per_second
+    e2e, compile_ratio = _end_to_end(model, stream, e2e_batches, train_steps, bf16, compile)
+    rows += e2e
+    t0 = time.perf_counter()
+    for _ in range(data_batches):
+        stream.next_batch(64)
+    data_s = (time.perf_counter() - t0) / data_batches
+    print(table([r.as_dict() for r in rows], caption="speed (per s: hypotheses or training "
+                "steps; fraction: of a same-shape matrix product's GFLOP/s)"))
+    print("training steps/s, bf16 over fp32 (same run, same machine): "
+          + ", ".join(f"batch {b} {r:.2f}x" for b, r in ratio.items()))
+    print(f"data stream: {1 / data_s:.1f} batches of 64 per second (heatmap simulation, not in "
+          "the step)")
+    profile = profile_training(model, stream, TrainConfig(precision="bf16"), steps=10)
+    print(table(profile, caption="where a bf16 training step's time goes (torch.profiler, batch "
+                "64; phases nest: forward holds candidates, embedding and denoiser)", digits=3))
+    if compile_ratio:
+        print("end-to-end steps/s, compiled over eager (same run): " + ", ".join(
+            f"{k} {v:.2f}x" for k, v in compile_ratio.items()))
+    return {"speed": [r.as_dict() for r in rows], "speed_model": label,
+            "training_bf16_over_fp32": ratio, "compiled_over_eager": compile_ratio, "data_batches_per_s": 1 / data_s,
+            "training_profile": profile,
+            "flops_per_hypothesis": measure.sampling_flops(model.config),
+            "flops_per_training_sample": measure.training_flops(model.config)}
+
+
+def _end_to_end(model, stream, batches, steps: int, bf16: bool, compile: bool):
+    """End-to-end training rows (stream + step) at each batch size, fp32 (and bf16), eager (and
+    compiled); returns the rows and compiled/eager ratios of steps per second."""
+    rows, ratio = [], {}
+    for b in batches:
+        for precision in ("fp32", "bf16") if bf16 else ("fp32",):
+            eager = measure.bench_end_to_end(model, stream, TrainConfig(
+                batch_size=b, precision=precision), steps)
+            rows.append(eager)
+            if compile:
+                comp = measure.bench_end_to_end(model, stream, TrainConfig(
+                    batch_size=b, precision=precision, compile=True), steps)
+                rows.append(comp)
+                ratio[f"batch {b} {precision}"] = comp.per_second / eager.per_second
+    return rows, ratio
+
+
+def run_bench(args) -> int:
+    """The ``bench`` verb: read the models, accuracy, speed, one JSON file."""
+    from ..data import load_mocap, split_clips
+    t0 = time.time()
+    models = [] if args.skip_accuracy else load_models(resolve_entries(args.models), args.device)
+    train_m, test_m = split_clips(load_mocap(args.data))
+    out: dict = {"machine": measure.machine_info(args.device)}
+    if not args.skip_accuracy:
+        out.update(accuracy(models, train_m, test_m, args.n_test, args.n_hypo, args.eval_batch,
+                            args.seed, args.bf16, progress=not args.quiet,
+                            few_steps=args.few_step))
+    if not args.skip_speed:
+        out.update(speed(models, train_m, test_m, args.device, args.batches, args.n_hypo,
+                         args.bf16, args.train_steps, few_steps=args.few_step,
+                         e2e_batches=tuple(args.e2e_batches), compile=args.compile))
+    out["seconds"] = round(time.time() - t0, 1)
+    path = measure.write_json(args.out, out)
+    parts = [p for p, skip in (("accuracy", args.skip_accuracy), ("speed", args.skip_speed))
+             if not skip]
+    print(f"bench: {' and '.join(parts) or 'nothing'} in {duration(out['seconds'])}; wrote {path}")
+    return 0

@@ -6,7 +6,7 @@ evaluated against the mean-pose baseline), ``train``, ``evaluate``, ``bench``, `
 results (:data:`TOOL_VERBS`: ``study``, ``mechanism``, ``heldout``, ``realcheck``,
 ``fewstep``, ``curves``, ``labcheck``).  One parser: the options verbs share are defined once
 in :mod:`~dphelpers.tools.options`.  This module is the parser and the error handling; the
-work is in :mod:`~dphelpers.tools.verbs`, :mod:`~dphelpers.tools.benchcli`,
+work is in :mod:`~dphelpers.tools.verbs`, :mod:`~dphelpers.tools.bench`,
 :mod:`~dphelpers.tools.book`, :mod:`~dphelpers.tools.sweep` and the tool modules.  Which model file a verb
 reads or writes is :mod:`dphelpers.models.modelfiles`' rule.
 
@@ -188,7 +188,7 @@ def _add_train(sub) -> None:
 
 
 def _add_bench(sub) -> None:
-    from .bench import FEW_STEPS
+    from .measure import FEW_STEPS
     p = _verb(sub, "bench", "accuracy of the models side by side, and speed against the machine",
               "Accuracy: every --models entry evaluated on the same test samples in float32 "
               "(--bf16 adds bfloat16 rows), with twin coverage and reliability; it takes "
@@ -357,7 +357,7 @@ def _dispatch(args) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)   # weight initialisation; every draw after it uses a generator
     if args.verb == "bench":
-        from .benchcli import run_bench
+        from .bench import run_bench
         return run_bench(args)
     if args.verb in TOOL_VERBS:
         return importlib.import_module(f"{__package__}.{TOOL_VERBS[args.verb][0]}").run_verb(args)

@@ -36,7 +36,7 @@ def run_verb(args) -> int:
     from ..data import load_mocap, split_clips
     from ..models.checkpoint import load_model
     from ..pipeline import make_test_set
-    from .bench import machine_info
+    from .measure import machine_info
 
     t0 = time.time()
     model = load_model(args.checkpoint, device=args.device)

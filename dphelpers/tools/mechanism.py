@@ -59,7 +59,7 @@ def run_verb(args) -> int:
     from ..data import load_mocap, split_clips
     from ..evaluation.mechanism import MechanismConfig, group_table, headline_table
     from ..evaluation.testsets import build_test_sets, describe
-    from .benchcli import load_models, resolve_entries
+    from .bench import load_models, resolve_entries
     t0 = time.time()
     config = MechanismConfig(n_hypo=args.n_hypo, batch_size=args.eval_batch, seed=args.seed)
     models = load_models(resolve_entries(args.models), args.device)

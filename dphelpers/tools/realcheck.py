@@ -45,7 +45,7 @@ def run_verb(args) -> int:
     from ..data import load_mocap, split_clips
     from ..detector import detect_heatmaps, load_image
     from ..pipeline import make_test_set
-    from .benchcli import load_models, resolve_entries
+    from .bench import load_models, resolve_entries
     t0 = time.time()
     if args.image == "astronaut":
         from skimage.data import astronaut

@@ -115,7 +115,7 @@ def run_verb(args) -> int:
     from ..data import load_mocap, split_clips
     from ..evaluation.evaluate import training_mean_pose
     from ..evaluation.tables import metrics_table
-    from .benchcli import load_models, resolve_entries
+    from .bench import load_models, resolve_entries
     missing = [str(f) for f in args.curve if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"--curve file(s) not found: {', '.join(missing)}")

@@ -1,7 +1,7 @@
 """The work behind ``python -m dphelpers run | train | evaluate | predict | export``.
 
 The parser and the error handling live in :mod:`dphelpers.tools.cli`, ``bench`` in
-:mod:`dphelpers.tools.benchcli`.  Every verb prints which model file it read (path, model
+:mod:`dphelpers.tools.bench`.  Every verb prints which model file it read (path, model
 name, training steps), shows progress for long work, and ends with one line: what it did,
 how long it took, what it wrote.  Result files are named after the model file
 (:func:`~dphelpers.tools.modelref.result_stem`), so two models' results never collide.

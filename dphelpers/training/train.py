@@ -1,7 +1,7 @@
 """Training: one step, one loop, checkpoints and exact resume (notebook 04).
 
 :func:`train_step` is *the* optimisation step, used by the loop here and by the benchmark
-(:mod:`dphelpers.tools.bench`): the loss under the dropout stream (and bfloat16 autocast if
+(:mod:`dphelpers.tools.measure`): the loss under the dropout stream (and bfloat16 autocast if
 asked), backward, optional gradient clipping, Adam, the model's own post-step hook (the
 lifter's max-norm), the EMA update.  :func:`fit_group` is *the* loop, for one model
 (:func:`fit`), several on one stream (:func:`dphelpers.training.many.fit_many`) and several
