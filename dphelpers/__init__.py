@@ -11,8 +11,8 @@ __version__ = "0.1.0"
 __all__ = [
     "skeleton", "data", "cameras", "heatmaps", "failures", "pckh", "h36ma", "candidates",
     "embedding", "denoiser", "schedule", "diffusion", "lifter", "metrics", "pipeline", "augment",
-    "calibration", "viz", "vizcore", "configs", "precision", "targets", "files", "params",
-    "quiet",
+    "anatomy", "calibration", "viz", "vizcore", "configs", "precision", "targets", "files",
+    "params", "quiet",
     # subpackages: training, model files, evaluation, data loaders, the detector, tooling
     "training", "models", "evaluation", "datasets", "detector", "tools",
 ]

@@ -4,6 +4,7 @@ from dataclasses import asdict
 import pytest
 import torch
 
+from dphelpers import anatomy
 from dphelpers import augment as A
 from dphelpers.cameras import CameraConfig
 from dphelpers.skeleton import L_HIP, R_HIP
@@ -27,7 +28,7 @@ def _aug(poses, seed=0, **kw):
 def test_training_and_test_data_lie_within_the_stated_ranges(splits):
     for split in splits:
         p = torch.as_tensor(split)
-        assert A.within_bone_range(p).all() and A.within_limits(p).all()
+        assert anatomy.within_bone_range(p).all() and anatomy.within_limits(p).all()
 
 
 def test_augmented_poses_stay_plausible(poses):
@@ -36,8 +37,8 @@ def test_augmented_poses_stay_plausible(poses):
                    p_bones=1.0, p_lean=0.5, p_lie=0.2)
         assert out.shape == poses.shape and out.dtype == poses.dtype
         assert torch.isfinite(out).all()
-        assert A.within_bone_range(out).all()
-        assert A.within_limits(out).all()
+        assert anatomy.within_bone_range(out).all()
+        assert anatomy.within_limits(out).all()
 
 
 def test_pelvis_is_kept_and_stays_at_the_hip_midpoint(poses):
@@ -70,21 +71,21 @@ def test_enabled_draws_a_fixed_amount_whatever_the_probabilities(poses):
 
 @pytest.mark.parametrize("name", sorted(ONLY))
 def test_each_transform_changes_poses(poses, name):
-    before_angles = A.joint_angles(poses)
+    before_angles = anatomy.joint_angles(poses)
     out = _aug(poses, **{**ONLY, name: 1.0})
     moved = torch.linalg.vector_norm(out - poses, dim=-1).amax(dim=1)       # (b,)
     assert (moved > 0.01).float().mean() > 0.5, f"{name} changed too few poses"
     if name in ("p_lean", "p_lie"):               # a rigid turn: articulation unchanged
-        after = A.joint_angles(out)
+        after = anatomy.joint_angles(out)
         for key in before_angles:
             assert torch.allclose(after[key], before_angles[key], atol=0.05)
         tilt = torch.rad2deg(torch.acos(torch.nn.functional.cosine_similarity(
             out[:, 8] - out[:, 0], poses[:, 8] - poses[:, 0], dim=-1).clamp(-1, 1)))
         assert tilt.max() > (60 if name == "p_lie" else 10)
     if name == "p_bones":
-        assert not torch.allclose(A.bone_lengths(out), A.bone_lengths(poses), atol=1e-3)
+        assert not torch.allclose(anatomy.bone_lengths(out), anatomy.bone_lengths(poses), atol=1e-3)
     if name == "p_angles":                         # rotations about joints keep every bone
-        assert torch.allclose(A.bone_lengths(out), A.bone_lengths(poses), atol=1e-5)
+        assert torch.allclose(anatomy.bone_lengths(out), anatomy.bone_lengths(poses), atol=1e-5)
 
 
 def test_transforms_off_leave_poses_unchanged(poses):
@@ -99,10 +100,10 @@ def test_limits_catch_an_impossible_pose(poses):
     # fold the forearm back onto the upper arm: elbow flexion ~180 degrees
     bad[0, 13] = elbow + (shoulder - elbow) / torch.linalg.vector_norm(shoulder - elbow) \
         * torch.linalg.vector_norm(wrist - elbow)
-    assert A.within_limits(poses[:1]).all() and not A.within_limits(bad).any()
+    assert anatomy.within_limits(poses[:1]).all() and not anatomy.within_limits(bad).any()
     long = poses[:1].clone()
     long[0, 13] = long[0, 12] + 2 * (long[0, 13] - long[0, 12])            # forearm x2
-    assert not A.within_bone_range(long).any()
+    assert not anatomy.within_bone_range(long).any()
 
 
 def test_bad_input_and_config_errors(poses):
@@ -126,7 +127,7 @@ def test_bad_input_and_config_errors(poses):
 def test_single_pose_batch_and_float64(poses):
     one = _aug(poses[:1].double(), p_swap_body=1.0, p_swap_limb=1.0)
     assert one.shape == (1, 17, 3) and one.dtype == torch.float64
-    assert A.within_limits(one).all() and A.within_bone_range(one).all()
+    assert anatomy.within_limits(one).all() and anatomy.within_bone_range(one).all()
 
 
 def test_wide_camera_config():
