@@ -7,9 +7,9 @@ import nbformat
 import pytest
 
 from dphelpers.tools import sweep as sweep_mod
-from dphelpers.tools.sweep import (add_sweep_parser, default_metric, expand_grid, parse_grid,
-                                   parse_value, results_table, run_notebook, run_sweep_cli, sweep,
-                                   sweep_figure)
+from dphelpers.tools.grid import expand_grid, parse_grid, parse_value
+from dphelpers.tools.sweep import (add_sweep_parser, default_metric, results_table, run_notebook,
+                                   run_sweep_cli, sweep, sweep_figure)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,6 +7,6 @@ papermill sweeps on Dask (:mod:`~dphelpers.tools.sweep`), DistributedDataParalle
 ``fewstep``, ``curves``) and the JupyterLab check of the explorer (``labcheck``).  Importing this
 package imports none of them.
 """
-__all__ = ["cli", "options", "verbs", "measure", "bench", "book", "bookcheck", "sweep", "ddp",
-           "study", "mechanism", "heldout", "realcheck", "fewstep", "curves", "labcheck",
+__all__ = ["cli", "options", "verbs", "measure", "bench", "book", "bookcheck", "sweep", "grid",
+           "ddp", "study", "mechanism", "heldout", "realcheck", "fewstep", "curves", "labcheck",
            "modelref", "onnxexport", "pagecheck", "resultspage", "tryit"]
