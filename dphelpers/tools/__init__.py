@@ -1,12 +1,14 @@
 """Tooling around the method (not part of it; no notebook imports it): the command line
-(:mod:`~dphelpers.tools.cli`, shared options in :mod:`~dphelpers.tools.options`) and its verbs:
-the benchmark (:mod:`~dphelpers.tools.bench`, its instruments in :mod:`~dphelpers.tools.measure`), the book build
-(:mod:`~dphelpers.tools.book`, its reader-level checks :mod:`~dphelpers.tools.bookcheck`),
-papermill sweeps on Dask (:mod:`~dphelpers.tools.sweep`), DistributedDataParallel training
+(:mod:`~dphelpers.tools.cli`; its parser :mod:`~dphelpers.tools.parser`, shared options in
+:mod:`~dphelpers.tools.options`) and its verbs: the benchmark (:mod:`~dphelpers.tools.bench`,
+its instruments in :mod:`~dphelpers.tools.measure`), the book build (:mod:`~dphelpers.tools.book`,
+its reader-level checks :mod:`~dphelpers.tools.bookcheck` and :mod:`~dphelpers.tools.pagecheck`),
+papermill sweeps on Dask (:mod:`~dphelpers.tools.sweep`, its grid :mod:`~dphelpers.tools.grid`),
+DistributedDataParallel training
 (:mod:`~dphelpers.tools.ddp`), the studies (``study``, ``mechanism``, ``heldout``, ``realcheck``,
 ``fewstep``, ``curves``) and the JupyterLab check of the explorer (``labcheck``).  Importing this
 package imports none of them.
 """
-__all__ = ["cli", "options", "verbs", "measure", "bench", "book", "bookcheck", "sweep", "grid",
-           "ddp", "study", "mechanism", "heldout", "realcheck", "fewstep", "curves", "labcheck",
-           "modelref", "onnxexport", "pagecheck", "resultspage", "tryit"]
+__all__ = ["cli", "parser", "options", "verbs", "measure", "bench", "book", "bookcheck",
+           "pagecheck", "sweep", "grid", "ddp", "study", "mechanism", "heldout", "realcheck",
+           "fewstep", "curves", "labcheck", "modelref", "onnxexport", "resultspage", "tryit"]
