@@ -1,5 +1,5 @@
 """The book's chapter copies are cleaned for the reader and offer their downloads
-(dphelpers/tools/book.py: clean_executed, add_download_links, copy_source_notebooks)."""
+(dphelpers/tools/chapters.py: clean_executed, add_download_links, copy_source_notebooks)."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ import json
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from dphelpers.tools.book import (SOURCE_NOTEBOOKS, add_download_links, clean_executed,
-                                  copy_source_notebooks, repository_url)
+from dphelpers.tools.chapters import (SOURCE_NOTEBOOKS, add_download_links, clean_executed,
+                                      copy_source_notebooks, repository_url)
 
 
 def _executed(tmp_path):

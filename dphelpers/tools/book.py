@@ -11,7 +11,7 @@ Steps of :func:`build_book`:
 2. copy the executed notebooks to ``book/chapters/``, write ``book/_toc.yml`` for them, copy
    the installed plotly package's ``plotly.min.js`` to ``book/_build/plotly_js/`` (so the
    library always matches the Python package that made the figures);
-   Each chapter copy is cleaned for the reader (:func:`clean_executed`): papermill's
+   Each chapter copy is cleaned for the reader (:mod:`dphelpers.tools.chapters`): papermill's
    injected ``# Parameters`` cell is removed (the notebook's own parameters cell stays), and so
    are stderr streams (library log lines: TensorFlow Lite, profilers, warnings) and frozen
    progress-bar widgets; the chapter copies get a line of download links under their title
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -44,11 +43,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from .chapters import (CHAPTERS, add_download_links, clean_executed, copy_source_notebooks,
+                       repository_url)
+
 __all__ = [
     "ROOT", "BOOK_DIR", "NOTEBOOK_DIR", "NOTEBOOK_GLOB", "FRONT_PAGES", "BACK_PAGES",
-    "RESULTS_PAGE", "SOURCE_NOTEBOOKS", "find_notebooks", "execute_notebooks", "clean_executed",
-    "add_download_links", "repository_url", "check_notebooks", "write_toc", "copy_plotly_js",
-    "copy_source_notebooks", "build_book",
+    "RESULTS_PAGE", "find_notebooks", "execute_notebooks", "check_notebooks", "write_toc",
+    "copy_plotly_js", "build_book",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,15 +59,9 @@ NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 #: markdown pages (without ``.md``) of the book's source, before and after the chapters
 FRONT_PAGES: tuple[str, ...] = ("install", "tryit", "batches")
 BACK_PAGES: tuple[str, ...] = ("references",)
-_CHAPTERS = "chapters"
 #: the generated results page, relative to the book's folder (without ``.md``)
-RESULTS_PAGE = f"{_CHAPTERS}/results"
+RESULTS_PAGE = f"{CHAPTERS}/results"
 _LOG_TAIL_LINES = 60
-#: where the unexecuted chapter notebooks are offered for download, relative to the site root
-SOURCE_NOTEBOOKS = "_static/notebooks"
-#: a frozen progress bar as text: "100%|####| 160/160 [18:24<00:00, 6.72s/it]"
-_PROGRESS = re.compile(r"\d+/\d+ \[[\d:]+<[\d:?]+|\d+%\|")
-_WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def find_notebooks(notebook_dir: str | os.PathLike = NOTEBOOK_DIR) -> list[Path]:
@@ -151,87 +146,6 @@ def execute_notebooks(notebooks: Sequence[Path], out_dir: str | os.PathLike, qui
     return done
 
 
-def _is_debris(output: dict) -> bool:
-    """stderr text, or a progress-bar widget (its view has no state in the static book)."""
-    if output.get("output_type") == "stream":
-        return output.get("name") == "stderr"
-    data = output.get("data", {})
-    if _WIDGET in data:
-        text = data.get("text/plain", "")
-        return bool(_PROGRESS.search("".join(text) if isinstance(text, list) else str(text)))
-    return False
-
-
-def clean_executed(path: str | os.PathLike) -> dict[str, int]:
-    """Remove what a reader should not meet from an executed notebook, in place.
-
-    Removes papermill's injected-parameters cell (tag ``injected-parameters``), stderr stream
-    outputs and progress-bar widget outputs; returns how many of each were removed."""
-    path = Path(path)
-    nb = json.loads(path.read_text())
-    cells = [c for c in nb["cells"]
-             if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
-    removed = {"injected cells": len(nb["cells"]) - len(cells), "outputs": 0}
-    for c in cells:
-        if c.get("cell_type") == "code":
-            kept = [o for o in c.get("outputs", []) if not _is_debris(o)]
-            removed["outputs"] += len(c.get("outputs", [])) - len(kept)
-            c["outputs"] = kept
-    nb["cells"] = cells
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-    return removed
-
-
-def repository_url(book_dir: str | os.PathLike = BOOK_DIR) -> str:
-    """The repository's public address: env ``DPHELPERS_REPO_URL``, else ``repository: url``
-    of ``book_dir/_config.yml``; ``""`` when neither is set."""
-    url = os.environ.get("DPHELPERS_REPO_URL", "").strip()
-    if url:
-        return url
-    config = Path(book_dir) / "_config.yml"
-    if config.is_file():
-        import yaml
-        repo = (yaml.safe_load(config.read_text()) or {}).get("repository") or {}
-        return str(repo.get("url") or "").strip()
-    return ""
-
-
-def add_download_links(path: str | os.PathLike, repo_url: str = "") -> None:
-    """Put a line of download links under the chapter's title (its first Markdown cell), in
-    place: the source notebook (``../_static/notebooks/NAME.ipynb``, no outputs), this page as
-    executed (``../_sources/chapters/NAME.ipynb``) and ``repo_url`` when given."""
-    path = Path(path)
-    nb = json.loads(path.read_text())
-    name = path.name
-    links = [f'<a href="../{SOURCE_NOTEBOOKS}/{name}" download>the notebook</a> '
-             "(no outputs: run it yourself)",
-             f'<a href="../_sources/{_CHAPTERS}/{name}" download>this page as executed</a>']
-    if repo_url:
-        links.append(f'<a href="{repo_url}">the repository</a>')
-    line = '<p class="dp-downloads">Download: ' + " · ".join(links) + "</p>"
-    first = next((c for c in nb["cells"] if c.get("cell_type") == "markdown"), None)
-    if first is None:
-        raise ValueError(f"{name} has no Markdown cell to put the download links in")
-    src = "".join(first["source"]) if isinstance(first["source"], list) else first["source"]
-    head, sep, rest = src.partition("\n")
-    first["source"] = head + "\n\n" + line + "\n" + (sep + rest if rest else "")
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-
-
-def copy_source_notebooks(sources: Sequence[Path], html_dir: str | os.PathLike) -> Path:
-    """Copy the unexecuted chapter notebooks into the built site (:data:`SOURCE_NOTEBOOKS`),
-    their outputs cleared (they are committed without outputs; this makes sure)."""
-    dest = Path(html_dir) / SOURCE_NOTEBOOKS
-    dest.mkdir(parents=True, exist_ok=True)
-    for src in sources:
-        nb = json.loads(Path(src).read_text())
-        for c in nb["cells"]:
-            if c.get("cell_type") == "code":
-                c["outputs"], c["execution_count"] = [], None
-        (dest / Path(src).name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-    return dest
-
-
 def check_notebooks(executed: Sequence[Path]) -> None:
     """Raise ``RuntimeError`` listing every reader-level problem of the executed notebooks
     (:func:`dphelpers.tools.bookcheck.notebook_problems`); nothing is published then."""
@@ -267,7 +181,7 @@ def write_toc(chapters: Sequence[str], book_dir: str | os.PathLike = BOOK_DIR,
              "  - caption: Getting started", "    chapters:", *entries(FRONT_PAGES)]
     if chapters:
         lines += ["  - caption: Chapters", "    chapters:",
-                  *entries([f"{_CHAPTERS}/{c}" for c in chapters])]
+                  *entries([f"{CHAPTERS}/{c}" for c in chapters])]
     if results:
         lines += ["  - caption: Results", "    chapters:", *entries([RESULTS_PAGE])]
     lines += ["  - caption: Back matter", "    chapters:", *entries(BACK_PAGES)]
@@ -309,7 +223,7 @@ def _publish_chapters(executed: Sequence[Path], book_dir: Path, check: bool) -> 
     clean each for the reader (:func:`clean_executed`; the executed copies stay as papermill
     wrote them), check them (:func:`check_notebooks`, unless ``check`` is False) and add the
     download links."""
-    chapters_dir = book_dir / _CHAPTERS
+    chapters_dir = book_dir / CHAPTERS
     if chapters_dir.exists():
         shutil.rmtree(chapters_dir)  # generated (gitignored)
     chapters_dir.mkdir(parents=True)
