@@ -12,4 +12,4 @@ the explorer (``labcheck``).  Importing this package imports none of them.
 __all__ = ["cli", "parser", "options", "verbs", "measure", "bench", "book", "chapters",
            "bookcheck", "pagecheck", "sweep", "grid", "ddp", "study", "mechanism", "heldout",
            "realcheck", "fewstep", "curves", "labcheck", "modelref", "onnxexport", "resultspage",
-           "tryit"]
+           "resultstext", "tryit"]
