@@ -9,7 +9,7 @@ DistributedDataParallel training (:mod:`~dphelpers.tools.ddp`), the studies (``s
 ``mechanism``, ``heldout``, ``realcheck``, ``fewstep``, ``curves``) and the JupyterLab check of
 the explorer (``labcheck``).  Importing this package imports none of them.
 """
-__all__ = ["cli", "parser", "options", "verbs", "measure", "bench", "book", "chapters",
+__all__ = ["cli", "parser", "options", "verbs", "export", "measure", "bench", "book", "chapters",
            "bookcheck", "pagecheck", "sweep", "grid", "ddp", "study", "mechanism", "heldout",
            "realcheck", "fewstep", "curves", "labcheck", "modelref", "onnxexport", "resultspage",
            "resultstext", "tryit"]

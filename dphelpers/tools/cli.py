@@ -77,9 +77,10 @@ def _dispatch(args) -> int:
     if args.verb in ("export-onnx", "serve"):
         from .tryit import run_cli
         return run_cli(args)
-    from . import verbs
     if args.verb == "export":
-        return verbs.export(args)
+        from .export import export
+        return export(args)
+    from . import verbs
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)   # weight initialisation; every draw after it uses a generator
