@@ -250,6 +250,21 @@ def _truncate(pts: torch.Tensor, loc: torch.Tensor, amp: torch.Tensor, sigma: to
     return loc, amp, sigma, truncated
 
 
+def _main_peaks(pts: torch.Tensor, occluded: torch.Tensor, cfg: HeatmapConfig,
+                gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each joint's main peak: jittered location ``(b, j, 2)``, per-axis width ``(b, j, 2)`` and
+    height ``(b, j)``; occlusion makes it faint and wide."""
+    b, j, dev = pts.shape[0], pts.shape[1], pts.device
+    loc = pts + cfg.loc_noise_px * torch.randn(b, j, 2, generator=gen, device=dev)
+    sigma = _uniform(cfg.sigma_px, (b, j, 2), gen, dev)
+    amp = _uniform(cfg.amplitude, (b, j), gen, dev)
+    occ_amp = _uniform(cfg.occluded_amplitude, (b, j), gen, dev)
+    occ_sig = _uniform(cfg.occluded_sigma_scale, (b, j, 1), gen, dev)
+    amp = torch.where(occluded, amp * occ_amp, amp)
+    sigma = torch.where(occluded[..., None], sigma * occ_sig, sigma)
+    return loc, sigma, amp
+
+
 def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = None,
                       config: HeatmapConfig | None = None,
                       generator: torch.Generator | None = None) -> SimulatedHeatmaps:
@@ -269,15 +284,7 @@ def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = N
     occluded = (occlusion_mask(pts, depth_mm) if depth_mm is not None
                 else torch.zeros(b, j, dtype=torch.bool, device=dev))
 
-    # main peak: jittered location, per-axis width, height; occlusion makes it faint and wide
-    loc = pts + cfg.loc_noise_px * torch.randn(b, j, 2, generator=gen, device=dev)
-    sigma = _uniform(cfg.sigma_px, (b, j, 2), gen, dev)
-    amp = _uniform(cfg.amplitude, (b, j), gen, dev)
-    occ_amp = _uniform(cfg.occluded_amplitude, (b, j), gen, dev)
-    occ_sig = _uniform(cfg.occluded_sigma_scale, (b, j, 1), gen, dev)
-    amp = torch.where(occluded, amp * occ_amp, amp)
-    sigma = torch.where(occluded[..., None], sigma * occ_sig, sigma)
-
+    loc, sigma, amp = _main_peaks(pts, occluded, cfg, gen)
     loc, amp, sigma, truncated = _truncate(pts, loc, amp, sigma, cfg, gen)
 
     # left/right confusion: a second mode at the symmetric joint's (jittered) peak

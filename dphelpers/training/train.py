@@ -177,6 +177,19 @@ def _check_group(models: dict, configs: dict, checkpoints: dict, own_streams: bo
 
 
 
+def _log_windows(states: dict[str, TrainState], windows: dict[str, list[torch.Tensor]],
+                 replicas: Replicas, total: int, bar, show: bool) -> None:
+    """Log each model's mean loss over its window (read from the device here, once per window)
+    at the current step, empty the windows, and show the last loss on the bar."""
+    for name, state in states.items():
+        state.log_steps.append(state.step)
+        state.log_losses.append(replicas.mean(windows[name]))
+        windows[name] = []
+    bar.set_postfix({n: f"{s.log_losses[-1]:.4f}" for n, s in states.items()})
+    last = list(states.values())[-1]
+    replicas.logged(last.step, total, last.log_losses[-1], show)
+
+
 def fit_group(models: dict[str, nn.Module], stream: TrainStream,
               configs: dict[str, TrainConfig], checkpoints: dict[str, str | Path | None],
               own_streams: bool, progress: bool = True, keep_at: tuple[int, ...] = (),
@@ -224,12 +237,7 @@ def fit_group(models: dict[str, nn.Module], stream: TrainStream,
                 windows[name].append(train_step(state, batch, configs[name], losses[name]))
             step = next(iter(states.values())).step
             if step % first.log_every == 0:
-                for name, state in states.items():
-                    state.log_steps.append(step)
-                    state.log_losses.append(replicas.mean(windows[name]))
-                    windows[name] = []
-                bar.set_postfix({n: f"{s.log_losses[-1]:.4f}" for n, s in states.items()})
-                replicas.logged(step, first.steps, state.log_losses[-1], show)
+                _log_windows(states, windows, replicas, first.steps, bar, show)
             regular = step % first.ckpt_every == 0 or step == first.steps
             if regular or step in keep:
                 save_group(states, configs, checkpoints, stream if own_streams else None,
