@@ -220,12 +220,12 @@ def _check_page(browser, url: str, shot: Path, min_plots: int = 0) -> tuple[list
 
 
 def test_reader_sees_no_broken_output(site, base_url, browser, tmp_path_factory):
-    """Every chapter and the results page: no finding of any check of
-    :data:`dphelpers.tools.bookcheck.CHECKS`, the expected plotly figures drawn; screenshots
-    saved."""
+    """Every page a reader opens (the front pages, every chapter, the results page, the
+    references): no finding of any check of :data:`dphelpers.tools.bookcheck.CHECKS`, the
+    expected plotly figures drawn; screenshots saved."""
     shots = tmp_path_factory.mktemp("screenshots")
     report, drawn = {}, {}
-    for name in _chapters(site) + [f"{RESULTS_PAGE}.html"]:
+    for name in [p for p in _pages(site) if p != "index.html"]:     # index.html only redirects
         stem = Path(name).stem
         shot = shots / f"{stem}.png"
         problems, drawn[stem] = _check_page(browser, base_url + name, shot, MIN_PLOTS.get(stem, 0))
