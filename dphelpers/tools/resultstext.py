@@ -35,12 +35,12 @@ def peak_measured(res: dict) -> list[bool]:
             for r in res.get("speed", [])]
 
 
-def acc(res: dict, name: str, subset: str = "full") -> dict | None:
+def _acc(res: dict, name: str, subset: str = "full") -> dict | None:
     return res["accuracy"].get(f"{name} ({subset})")
 
 
 def accuracy_text(res: dict) -> str:
-    full, amb = acc(res, "full"), acc(res, "full", "ambiguous")
+    full, amb = _acc(res, "full"), _acc(res, "full", "ambiguous")
     text = ("*DiffPose (bf16)* is the same model sampled in bfloat16; *argmax only* (one 2D "
             "pose per image instead of heatmap samples) and *no transformer* are the paper's "
             "ablations, trained with the settings above; *mean pose* always predicts the average "
@@ -57,7 +57,7 @@ def accuracy_text(res: dict) -> str:
     if full:
         text += (f" DiffPose's best hypothesis lands {full['P1_min']:.1f} mm from the truth on "
                  f"average, its median one {full['P1_median']:.1f} mm")
-        base = acc(res, "mean pose")
+        base = _acc(res, "mean pose")
         if base:
             text += (f", against {base['P1_min']:.1f} mm for the mean-pose baseline that "
                      "ignores the image")
@@ -66,7 +66,7 @@ def accuracy_text(res: dict) -> str:
         harder = "harder" if amb["P1_min"] > full["P1_min"] else "not harder"
         text += (f" The ambiguous samples (wide heatmaps, the H36MA rule "
                  f"{cite('wehrbein2021flows')}) are {harder}: {amb['P1_min']:.1f} mm.")
-    arg = acc(res, "argmax_only")
+    arg = _acc(res, "argmax_only")
     if full and arg:
         gap = round(arg["P1_min"], 1) - round(full["P1_min"], 1)   # as the table shows them
         n = res.get("accuracy_setup", {}).get("n_test")
