@@ -64,6 +64,7 @@ class Cameras:
     center_px: torch.Tensor
 
     def to(self, device: torch.device | str) -> "Cameras":
+        """A copy with all four tensors moved to ``device`` (dtypes kept)."""
         return Cameras(self.R.to(device), self.t_m.to(device), self.focal_px.to(device),
                        self.center_px.to(device))
 

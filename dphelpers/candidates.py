@@ -114,7 +114,7 @@ def sample_candidates(heatmaps: torch.Tensor, n_hypo: int, config: SamplingConfi
         raise ValueError(f"n_hypo must be an int >= 1, got {n_hypo!r}")
     config = SamplingConfig() if config is None else config
     hm = (validate_heatmaps(heatmaps) if validate else heatmaps.float()).clamp_min(0.0)
-    b, j, size = hm.shape[0], hm.shape[1], hm.shape[-1]
+    b, size = hm.shape[0], hm.shape[-1]
     flat = rearrange(hm, "b j h w -> (b j) (h w)")
     n_random = config.n_samples - 1 if config.use_argmax else config.n_samples
 

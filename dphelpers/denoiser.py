@@ -22,6 +22,9 @@ __all__ = ["DenoiserConfig", "ResidualBlock", "Denoiser"]
 
 @dataclass(frozen=True)
 class DenoiserConfig:
+    """Sizes of the denoiser MLP: pose and condition widths, hidden width, number of residual
+    blocks and the leaky-ReLU slope."""
+
     pose_dim: int = 48
     cond_dim: int = 2048
     hidden: int = 1024

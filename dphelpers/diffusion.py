@@ -45,6 +45,7 @@ class DiffPoseConfig:
     pose_scale: float = 10.0
 
     def to_dict(self) -> dict:
+        """All settings as nested plain dicts (``dataclasses.asdict``): what a checkpoint stores."""
         return asdict(self)
 
     @classmethod
@@ -110,6 +111,7 @@ class DiffPose(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device the model lives on, read from the schedule's buffers."""
         return self.schedule.device
 
     def condition(self, heatmaps: torch.Tensor, n_hypo: int = 1,

@@ -114,6 +114,8 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self) -> "FileLock":
+        """Take the lock without waiting and write this process's id into ``path.lock``;
+        returns ``self``.  Raises :class:`FileLocked` when another process holds it."""
         import fcntl
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         while True:
@@ -141,6 +143,7 @@ class FileLock:
         return self
 
     def release(self) -> None:
+        """Remove ``path.lock`` and drop the lock; does nothing when it is not held."""
         if self._fd is None:
             return
         self.lock_path.unlink(missing_ok=True)

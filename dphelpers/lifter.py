@@ -94,6 +94,7 @@ class LifterConfig:
                              f"got {self.lr_decay_per_1k_steps!r}")
 
     def to_dict(self) -> dict:
+        """All settings as a plain dict (``dataclasses.asdict``), as stored in a checkpoint."""
         return asdict(self)
 
     @classmethod
@@ -180,6 +181,7 @@ class Lifter(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device the model lives on, read from the ``input_joints`` buffer."""
         return self.input_joints.device
 
     @torch.no_grad()

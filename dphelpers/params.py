@@ -51,6 +51,7 @@ class Settings:
 
     @property
     def short_label(self) -> str:
+        """"QUICK settings" or "full settings", without :attr:`label`'s explanation."""
         return "QUICK settings" if self.quick else "full settings"
 
     def choose(self, name: str, value, *, full, quick):

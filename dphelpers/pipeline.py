@@ -76,9 +76,12 @@ class SampleBatch:
         return self.heatmaps.shape[0]
 
     def to(self, device: torch.device | str) -> "SampleBatch":
+        """A copy with every tensor field moved to ``device``."""
         return SampleBatch(**{k: v.to(device) for k, v in vars(self).items()})
 
     def subset(self, index: torch.Tensor | slice) -> "SampleBatch":
+        """The samples picked by ``index`` (a slice, indices or a ``(b,)`` bool mask) along the
+        batch dimension of every field."""
         return SampleBatch(**{k: v[index] for k, v in vars(self).items()})
 
 
@@ -152,6 +155,8 @@ class TrainStream:
         return augment_poses(self.poses[idx], self.generator, self.augment)
 
     def next_batch(self, batch_size: int) -> SampleBatch:
+        """The stream's next :class:`SampleBatch` of ``batch_size`` samples on its device:
+        poses drawn uniformly with replacement, then (augmented,) viewed and simulated."""
         if self.chunk == 1:
             idx = torch.randint(0, self.poses.shape[0], (batch_size,), generator=self.generator,
                                 device=self.device)

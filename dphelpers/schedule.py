@@ -83,10 +83,12 @@ class CosineSchedule(nn.Module):
 
     @property
     def n_steps(self) -> int:
+        """T, the number of diffusion steps (``config.n_steps``, 25 by default)."""
         return self.config.n_steps
 
     @property
     def device(self) -> torch.device:
+        """The device of the coefficient buffers (and so of the model holding them)."""
         return self.betas.device
 
     def _coef(self, name: str, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:

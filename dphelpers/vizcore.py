@@ -84,6 +84,8 @@ def as_image(img, name: str) -> np.ndarray:
 
 
 def skeleton_name(skeleton: str) -> str:
+    """``skeleton`` unchanged if it is ``"h36m"`` or ``"mpii"`` (a key of :data:`BONES`), else
+    ValueError."""
     if skeleton not in BONES:
         raise ValueError(f"skeleton must be 'h36m' or 'mpii', got {skeleton!r}")
     return skeleton

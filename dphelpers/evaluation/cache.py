@@ -128,6 +128,8 @@ def evaluation_to_dict(ev) -> dict:
 
 
 def evaluation_from_dict(d: dict):
+    """Inverse of :func:`evaluation_to_dict`: the cached dict back as an
+    :class:`~dphelpers.evaluation.evaluate.Evaluation`."""
     from .evaluate import Evaluation
     return Evaluation(**d)
 

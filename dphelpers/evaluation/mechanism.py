@@ -65,6 +65,7 @@ class MechanismConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MechanismConfig":
+        """The config from a dict of field values; an unknown key is a ``ValueError`` naming it."""
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"MechanismConfig has no field(s) {unknown}")

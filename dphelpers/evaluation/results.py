@@ -66,6 +66,7 @@ def model_label(name: str) -> str:
 
 
 def is_quick(res: dict) -> bool:
+    """Whether the results file was written under QUICK sizes (its ``quick`` key)."""
     return bool(res.get("quick", False))
 
 
@@ -126,6 +127,7 @@ def calibration_rows(res: dict) -> list[dict]:
 
 
 def calibration_table(res: dict, caption: str = "") -> Table:
+    """:func:`calibration_rows` as a table: ECE to three decimals, the signed gap with its sign."""
     rows = [{**r, **{k: (None if r[k] is None else f"{r[k]:.3f}")
                      for k in ("ECE (all)", "ECE (ambiguous)")},
              "mean signed gap": f"{r['mean signed gap']:+.3f}"} for r in calibration_rows(res)]

@@ -53,10 +53,12 @@ def stem(name: str) -> str:
 
 
 def shipped_file(name: str) -> Path:
+    """The shipped model file of ``name``: ``data/checkpoints/<stem>.pt`` (may not exist)."""
     return SHIPPED_DIR / f"{stem(name)}.pt"
 
 
 def run_file(name: str, runs_dir: str | Path = RUNS_DIR) -> Path:
+    """The file ``train`` writes by default for ``name``: ``<runs_dir>/<stem>.pt``."""
     return Path(runs_dir) / f"{stem(name)}.pt"
 
 
@@ -126,6 +128,7 @@ class ModelInfo:
 
     @property
     def untrained(self) -> bool:
+        """True for the QUICK stand-in trained a few steps in memory (no model file)."""
         return self.source == "untrained stand-in"
 
     def __str__(self) -> str:

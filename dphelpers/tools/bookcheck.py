@@ -97,6 +97,7 @@ def raw_table_lines(text: str) -> list[str]:
 
 
 def forbidden_words(text: str) -> list[str]:
+    """The :data:`FORBIDDEN` phrases that occur in ``text``, ignoring case."""
     low = text.lower()
     return [w for w in FORBIDDEN if w in low]
 

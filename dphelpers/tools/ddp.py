@@ -59,6 +59,7 @@ class DistInfo:
 
     @property
     def is_main(self) -> bool:
+        """True on rank 0, the process that shows progress and writes the checkpoints."""
         return self.rank == 0
 
 
@@ -130,31 +131,40 @@ class DistributedReplicas(Replicas):
         self.rank, self.world_size, self.is_main = info.rank, info.world_size, info.is_main
 
     def local_batch(self, batch_size: int) -> int:
+        """This rank's share of the global batch (:func:`local_batch_size`)."""
         return local_batch_size(batch_size, self.world_size)
 
     def loss_module(self, model: nn.Module) -> nn.Module:
+        """``model``'s loss wrapped in DistributedDataParallel (:func:`wrap_ddp`)."""
         return wrap_ddp(model, self.info)
 
     def mean(self, window: list[torch.Tensor]) -> float:
+        """The mean loss of the window averaged over all ranks (an all-reduce: every rank
+        must call it)."""
         mean = torch.stack(window).mean().to(self.info.device, torch.float32)
         dist.all_reduce(mean)
         return mean.item() / self.world_size
 
     def rank_rngs(self, state) -> list[dict]:
+        """Every rank's :meth:`TrainState.rng_state`, in rank order (an all-gather: every
+        rank must call it)."""
         gathered = [None] * self.world_size
         dist.all_gather_object(gathered, state.rng_state())      # every rank takes part
         return gathered
 
     def payload(self) -> dict:
+        """Extra checkpoint entries: the number of processes that wrote it."""
         return {"world_size": self.world_size}
 
     def check_resume(self, saved: dict, path: Path) -> None:
+        """Refuse a checkpoint saved by a different number of processes (``ValueError``)."""
         n = len(saved.get("rngs") or [])
         if n != self.world_size:
             raise ValueError(f"{path} was saved by {n} process(es); resume it with "
                              f"--nproc_per_node giving {n} in all (now {self.world_size})")
 
     def logged(self, step: int, steps: int, loss: float, bar_shown: bool) -> None:
+        """On rank 0 without a progress bar (``--quiet``), print the step and logged loss."""
         if self.is_main and not bar_shown:
             print(f"step {step:,}/{steps:,} loss {loss:.4f}", flush=True)
 
@@ -195,6 +205,7 @@ def ddp_fit(config: TrainConfig, name: str = "full", checkpoint: str | Path | No
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m dphelpers.tools.ddp``; defaults from :class:`TrainConfig`."""
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m dphelpers.tools.ddp",
@@ -223,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run :func:`ddp_fit` from the command line (default file ``runs/ddp_<stem>.pt``); rank 0
+    prints a summary.  Returns the exit status, 0."""
     from ..models.modelfiles import stem, train_config, writing_file
     args = build_parser().parse_args(argv)
     config = train_config(args.model, steps=args.steps, batch_size=args.batch_size, seed=args.seed,

@@ -89,6 +89,9 @@ def _wait_title(page, contains: str, timeout_s: float) -> float:
 
 
 def drive(url: str, out: Path, timeout_s: float = 300) -> dict:
+    """Open the explorer notebook at ``url`` in headless Chromium, run all cells, set the step,
+    resample and switch the sample; screenshots go to ``out``.  Returns the report dict
+    (per action: seconds to redraw, figure title, plots in the widget; page errors)."""
     from playwright.sync_api import sync_playwright
     report: dict = {"actions": []}
     with sync_playwright() as pw:

@@ -133,6 +133,10 @@ class PeakMemory:
 
 @dataclass
 class SpeedRow:
+    """One timing of the benchmark (a row of the results file's ``speed`` list): ``per_second``
+    is hypotheses or training steps per second; ``gflops`` the achieved rate, ``matmul_gflops``
+    a same-shape matrix product's, ``fraction`` their ratio; ``peak_mb`` in MiB."""
+
     what: str
     batch: int
     per_second: float
@@ -142,6 +146,7 @@ class SpeedRow:
     peak_mb: float
 
     def as_dict(self) -> dict:
+        """The row as a plain dict (field name -> value), for the JSON results file."""
         return dict(vars(self))
 
 
@@ -228,6 +233,8 @@ def bench_end_to_end(model: nn.Module, stream, config: TrainConfig, steps: int =
 
 
 def machine_info(device: str | torch.device = "cpu") -> dict:
+    """What the numbers were measured on: torch version, CPU threads and cores, the CPU, the
+    device and, on CUDA, the GPU's name (the results file's ``machine`` entry)."""
     device = torch.device(device)
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
             "cpu": platform.processor() or platform.machine(), "cores": psutil.cpu_count(logical=True)}
@@ -237,6 +244,7 @@ def machine_info(device: str | torch.device = "cpu") -> dict:
 
 
 def write_json(path: str | Path, payload: dict) -> Path:
+    """Write ``payload`` as indented JSON to ``path`` (parent folders created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))

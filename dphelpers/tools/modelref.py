@@ -36,6 +36,7 @@ class Loaded:
 
     @property
     def path(self) -> Path | None:
+        """The model file it was read from (``info.path``; None for a model only in memory)."""
         return self.info.path
 
     @property

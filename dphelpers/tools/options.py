@@ -19,6 +19,7 @@ __all__ = ["positive", "device", "learning_rate", "model_list", "name_list", "st
            "compute", "reading", "data", "evaluation", "out_dir", "models"]
 
 def positive(text: str) -> int:
+    """Argument type: an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -29,6 +30,7 @@ def positive(text: str) -> int:
 
 
 def device(text: str) -> str:
+    """Argument type: a torch device this machine has (cpu, cuda[:i] or mps), returned as given."""
     try:
         device = torch.device(text)
     except RuntimeError:
@@ -49,6 +51,8 @@ def device(text: str) -> str:
 
 
 def compute(p: argparse.ArgumentParser, seed_help: str) -> None:
+    """Add where to compute: ``--device``, ``--seed`` (described by ``seed_help``),
+    ``--threads`` and ``--quiet``."""
     p.add_argument("--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu",
                    help="torch device (cuda when present, else cpu)")
     p.add_argument("--seed", type=int, default=0, help=seed_help)
@@ -58,6 +62,7 @@ def compute(p: argparse.ArgumentParser, seed_help: str) -> None:
 
 
 def reading(p: argparse.ArgumentParser) -> None:
+    """Add which model file a reading verb loads: ``--model`` and ``--checkpoint``."""
     p.add_argument("--model", default="full", choices=MODEL_NAMES,
                    help="model to read: its shipped file data/checkpoints/<stem>.pt (stem "
                         "diffpose_<model>, or lifter); ignored with --checkpoint")
@@ -67,12 +72,15 @@ def reading(p: argparse.ArgumentParser) -> None:
 
 
 def data(p: argparse.ArgumentParser) -> None:
+    """Add ``--data``, the mocap npz (default: the embedded one)."""
     p.add_argument("--data", type=Path, default=None,
                    help="mocap npz to split into training and test clips (default: the "
                         "embedded data/mocap_h36m17.npz)")
 
 
 def evaluation(p: argparse.ArgumentParser, n_test: int | None) -> None:
+    """Add ``--n-hypo``, ``--n-test`` (default ``n_test``; None: the whole test split) and
+    ``--eval-batch``."""
     p.add_argument("--n-hypo", type=positive, default=200,
                    help="hypotheses per test sample (the paper's 200)")
     p.add_argument("--n-test", type=positive, default=n_test,
@@ -83,10 +91,13 @@ def evaluation(p: argparse.ArgumentParser, n_test: int | None) -> None:
 
 
 def out_dir(p: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--out``, the folder for ``what`` (default ``runs``)."""
     p.add_argument("--out", type=Path, default=Path("runs"), help=f"folder for {what}")
 
 
 def learning_rate(text: str) -> float | str:
+    """Argument type of ``train --lr``: a finite number > 0, or ``"scaled"`` (the large-batch
+    rule, :func:`~dphelpers.training.config.scaled_lr`)."""
     if text.strip().lower() == "scaled":
         return "scaled"
     try:
@@ -99,6 +110,7 @@ def learning_rate(text: str) -> float | str:
 
 
 def model_list(text: str) -> tuple[str, ...]:
+    """Argument type: comma-separated model names from :data:`MODEL_NAMES`, none twice."""
     names = tuple(v.strip() for v in text.split(",") if v.strip())
     bad = [n for n in names if n not in MODEL_NAMES]
     if not names or bad:
@@ -110,6 +122,7 @@ def model_list(text: str) -> tuple[str, ...]:
 
 
 def name_list(text: str) -> tuple[str, ...]:
+    """Argument type: comma-separated clip names or prefixes (``--hold-out``), at least one."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
         raise argparse.ArgumentTypeError(f"expected comma-separated clip names, got {text!r}")
@@ -117,6 +130,8 @@ def name_list(text: str) -> tuple[str, ...]:
 
 
 def step_list(text: str) -> tuple[int, ...]:
+    """Argument type: comma-separated step counts >= 1 (``--keep-at``, ``--few-step``); an
+    empty string gives ``()``."""
     try:
         steps = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:

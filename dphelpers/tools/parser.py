@@ -236,6 +236,8 @@ def _add_tool_verbs(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m dphelpers``: ``--debug`` and one subcommand per verb, each with
+    its options; errors print one line and exit with status 2."""
     parser = _Parser(prog="dphelpers", description=DESCRIPTION, epilog=EPILOG,
                      formatter_class=_Formatter)
     parser.add_argument("--debug", action="store_true",

@@ -31,6 +31,8 @@ PEAK_MB_FLOOR = 1.0
 
 
 def peak_measured(res: dict) -> list[bool]:
+    """Per row of ``res["speed"]``: whether its ``peak_mb`` is a measurement (at least
+    :data:`PEAK_MB_FLOOR`) rather than a missing or zero reading."""
     return [r.get("peak_mb") is not None and r["peak_mb"] >= PEAK_MB_FLOOR
             for r in res.get("speed", [])]
 
@@ -40,6 +42,8 @@ def _acc(res: dict, name: str, subset: str = "full") -> dict | None:
 
 
 def accuracy_text(res: dict) -> str:
+    """The paragraph under the accuracy table: what the models and metrics are, then the full
+    model's P1 against the mean pose, the ambiguous subset and the argmax-only ablation."""
     full, amb = _acc(res, "full"), _acc(res, "full", "ambiguous")
     text = ("*DiffPose (bf16)* is the same model sampled in bfloat16; *argmax only* (one 2D "
             "pose per image instead of heatmap samples) and *no transformer* are the paper's "
@@ -83,6 +87,8 @@ def accuracy_text(res: dict) -> str:
 
 
 def coverage_text(res: dict) -> str:
+    """The paragraph under the twin-coverage table: what a depth-flip twin is, and the share of
+    twins and ground truths the full model (and one hypothesis alone) reaches within 100 mm."""
     cov = res.get("coverage", {}).get("full", {}).get("full")
     one = res.get("coverage", {}).get("single hypothesis (one sample)", {}).get("full")
     text = ("A depth-flip twin of a test pose moves a limb to the other point of its camera ray at "
@@ -101,6 +107,9 @@ def coverage_text(res: dict) -> str:
 
 
 def calibration_text(rows: list[dict]) -> str:
+    """The paragraph under the calibration table: how the quantiles are read, and which model
+    has the lowest ECE on all samples
+    (``rows``: :func:`~dphelpers.evaluation.results.calibration_rows`)."""
     text = ("For each joint, the ground truth's quantile is the share of hypotheses farther from "
             "the median pose than the truth; for an honest spread those quantiles are uniform. "
             "The mean signed gap of the reliability curve says which way a model errs: positive "
@@ -114,6 +123,8 @@ def calibration_text(rows: list[dict]) -> str:
 
 
 def speed_text(res: dict) -> str:
+    """The paragraph under the speed table: what is timed, the machine, what the share of the
+    matmul rate means, and (when some row measured it) how peak memory was read."""
     m = res.get("machine", {})
     where = f"{m.get('cores', '?')} cores, {m.get('device', 'cpu')}, torch {m.get('torch', '?')}"
     text = ("Hypotheses per second when sampling (each image with its hypotheses as one tensor), "
@@ -153,6 +164,9 @@ def authors_reference(ref: dict, res: dict) -> list[str]:
 
 
 def authors_text(res: dict, rows: list[dict]) -> str:
+    """The paragraph on our sampler's speed-up over the authors' implementation, or a note that
+    the results file has no such timing (``rows``:
+    :func:`~dphelpers.evaluation.results.authors_speedup`)."""
     if not rows:
         return ("The results file holds no timing of the authors' implementation yet (rows "
                 "whose `what` names the authors); the bench verb adds them when it runs it.")
@@ -164,6 +178,8 @@ def authors_text(res: dict, rows: list[dict]) -> str:
 
 
 def study_text(study: dict) -> str:
+    """The paragraph under the model-study table: the test set, and argmax-only minus DiffPose
+    P1 min on the failed-limb samples for each share of failures that keep a true mode."""
     setup, sets = study.get("setup", {}), study.get("test_sets", {})
     first = sets.get("keep=0.5") or next(iter(sets.values()), {})   # the table's test set
     text = (f"One fixed test set of simulator v2 ({first.get('n', '?'):,} samples, "
@@ -189,6 +205,8 @@ def study_text(study: dict) -> str:
 
 
 def curve_text(study: dict) -> str:
+    """The paragraph under the learning-curve table: how P1 min and median moved between the
+    last two training snapshots."""
     pts = sorted(study.get("learning_curve", {}).get("points", []), key=lambda p: p["steps"])
     text = ("The full model's test error at snapshots of one training run, on the same "
             f"{study.get('learning_curve', {}).get('n_test', '?')} test samples.")
@@ -201,6 +219,8 @@ def curve_text(study: dict) -> str:
 
 
 def mechanism_text(mech: dict) -> str:
+    """The paragraph under the per-joint mechanism table: how joints are scored, the headline
+    sentence of full vs argmax-only when both were run, and the command that made it."""
     from ..evaluation.mechanism import headline_sentence
     setup = mech.get("setup", {})
     text = ("P1 averages 17 joints; sampling the heatmaps can only act on the joints whose "

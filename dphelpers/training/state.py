@@ -88,6 +88,7 @@ class TrainState:
         return {"generator": self.generator.get_state(), "dropout": self.dropout.state.clone()}
 
     def set_rng_state(self, rngs: dict) -> None:
+        """Restore the data and dropout streams from a :meth:`rng_state` dict."""
         self.generator.set_state(rngs["generator"])
         self.dropout.state = rngs["dropout"].clone()
 

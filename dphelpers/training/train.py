@@ -40,6 +40,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def training_interrupted(step: int, saved: int, checkpoints: list) -> TrainingInterrupted:
+    """The :class:`TrainingInterrupted` that :func:`fit_group` raises on Ctrl-C: stopped at
+    ``step``, and what the ``checkpoints`` keep (``saved``: the last step written, 0: none)."""
     files = ", ".join(str(c) for c in checkpoints)
     if not checkpoints:
         kept = "nothing was saved (no checkpoint file was given)"
@@ -52,6 +54,9 @@ def training_interrupted(step: int, saved: int, checkpoints: list) -> TrainingIn
 
 @dataclass
 class TrainResult:
+    """What a training run returns: the trained ``model`` and its EMA copy (both in eval mode),
+    the logged ``steps`` and mean ``losses``, and the step it resumed from (0: a fresh run)."""
+
     model: nn.Module
     ema: nn.Module
     steps: list[int]
@@ -134,6 +139,7 @@ class Replicas:
     rank, world_size, is_main = 0, 1, True
 
     def local_batch(self, batch_size: int) -> int:
+        """Samples this process draws per step out of the global ``batch_size`` (here: all)."""
         return batch_size
 
     def loss_module(self, model: nn.Module) -> nn.Module | None:
@@ -141,6 +147,7 @@ class Replicas:
         return None
 
     def mean(self, window: list[torch.Tensor]) -> float:
+        """The mean of a window of logged losses, as a float."""
         return torch.stack(window).mean().item()
 
     def rank_rngs(self, state: TrainState) -> list[dict] | None:
