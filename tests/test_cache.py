@@ -82,3 +82,18 @@ def test_cached_evaluate_equals_evaluate(tmp_path, splits):
 
 def test_package_digest_is_stable():
     assert cache.package_digest() == cache.package_digest()
+
+
+def test_code_text_ignores_documentation_but_not_code():
+    """A docstring, a comment or the layout changes nothing cached; any code change does."""
+    base = ('"""Module doc."""\nimport torch\n\n\ndef f(x):\n    """Doc."""\n    return x + 1\n\n\n'
+            'class C:\n    """Doc."""\n    y = 2\n')
+    documented = base.replace('"""Doc."""', '"""Better words, several\n    lines."""')
+    commented = base.replace("return x + 1", "return x + 1   # one more").replace("\n\n\n", "\n\n")
+    assert cache.code_text(documented) == cache.code_text(base)
+    assert cache.code_text(commented) == cache.code_text(base)
+    assert cache.code_text(base.replace("x + 1", "x + 2")) != cache.code_text(base)
+    assert cache.code_text(base.replace("y = 2", "y = 3")) != cache.code_text(base)
+    # a function whose body is only its docstring keeps a body (pass) and stays valid
+    only_doc = 'def g():\n    """Only a docstring."""\n'
+    assert "Pass" in cache.code_text(only_doc)

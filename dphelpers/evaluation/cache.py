@@ -7,8 +7,9 @@ second build of the book is fast and shows identical numbers.
 
 The key of a result is a SHA-256 over its settings (a JSON-able dict), typically holding
 the content hash of the model file (:func:`file_digest`), the content of the test set
-(:func:`tensor_digest`) and the source of the modules that compute it
-(:func:`source_digest`): change any of them and the result is computed again.
+(:func:`tensor_digest`) and the code of the modules that compute it
+(:func:`source_digest`, docstrings and comments excluded): change any of them and the result is
+computed again.
 
 Cache files live in ``runs/cache/`` of the project (ignored by git); the environment
 variable ``DPHELPERS_CACHE`` names another folder, or ``off`` to always compute.  Files
@@ -17,6 +18,7 @@ hold only tensors, numbers, strings, lists and dicts, read back with
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -28,7 +30,7 @@ from typing import Any, TypeVar
 import torch
 
 __all__ = ["CACHE_DIR", "CACHE_ENV", "cache_dir", "file_digest", "tensor_digest",
-           "source_digest", "package_digest", "cache_key", "load_or_compute",
+           "code_text", "source_digest", "package_digest", "cache_key", "load_or_compute",
            "evaluation_to_dict", "evaluation_from_dict", "cached_evaluate"]
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / "runs" / "cache"
@@ -72,21 +74,37 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
     return h.hexdigest()
 
 
+def code_text(source: str) -> str:
+    """What of a module's source can change a result: its syntax tree without docstrings
+    (comments and formatting are not in the tree), as text.  Editing a docstring, a comment
+    or the layout keeps the text; any change of the code changes it."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
+
+
 def source_digest(modules: Iterable[Any]) -> str:
-    """SHA-256 over the source files of modules (imported module objects)."""
+    """SHA-256 over the code of modules (imported module objects): :func:`code_text` of each
+    source file, so that documentation edits keep cached results."""
     h = hashlib.sha256()
     for m in modules:
-        h.update(Path(m.__file__).read_bytes())
+        h.update(code_text(Path(m.__file__).read_text()).encode())
     return h.hexdigest()
 
 
 def package_digest() -> str:
-    """SHA-256 over the source of every module of ``dphelpers`` (any code change counts)."""
+    """SHA-256 over the code (:func:`code_text`) of every module of ``dphelpers``: any code
+    change counts, documentation does not."""
     root = Path(__file__).resolve().parents[1]           # the package
     h = hashlib.sha256()
     for f in sorted(root.rglob("*.py")):
         h.update(f.relative_to(root).as_posix().encode())
-        h.update(f.read_bytes())
+        h.update(code_text(f.read_text()).encode())
     return h.hexdigest()
 
 
