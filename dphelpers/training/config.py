@@ -140,8 +140,9 @@ def scaled_lr(batch_size: int, base_lr: float = 1e-4, base_batch: int = 64) -> f
     root of the batch ratio (Adam's update noise falls as 1/sqrt(batch); the linear rule of
     SGD overshoots with Adam).  Use it with :data:`LARGE_BATCH_WARMUP` warm-up steps.  The CPU
     check at equal samples seen (``data/results/large_batch.json``, fp32, 102,400 samples) does
-    NOT yet support it at that budget: batch 512 at 2.8e-4 with 20 warm-up steps ended at a
-    mean loss of 0.380 over its last 25,600 samples against 0.318 for batch 64 at 1e-4."""
+    NOT support it at that budget: batch 512 at 2.8e-4 with 20 warm-up steps ended at a
+    mean loss of 0.380 over its last 25,600 samples against 0.318 for batch 64 at 1e-4; the
+    linear rule (8e-4) came closer, 0.335, and did not reach it either (200 optimizer steps)."""
     if batch_size < 1 or base_batch < 1:
         raise ValueError(f"batch sizes must be >= 1, got {batch_size} and {base_batch}")
     return base_lr * (batch_size / base_batch) ** 0.5
