@@ -2,6 +2,7 @@ import contextlib
 import functools
 import http.server
 import threading
+from urllib.parse import urlparse
 
 import pytest
 import torch
@@ -28,6 +29,31 @@ def served(directory):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def watched_page(browser):
+    """A new browser context and page (1280 x 1000) that report what a reader would suffer:
+    console errors, page errors, failed requests, HTTP errors, and any request to a host other
+    than 127.0.0.1 (aborted: the book must work offline).  Returns (page, context, problems),
+    ``problems`` a list that fills while the page runs."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    problems: list[str] = []
+
+    def route(r):
+        url = r.request.url
+        if url.startswith(("data:", "blob:")) or urlparse(url).hostname == "127.0.0.1":
+            r.continue_()
+        else:
+            problems.append(f"request to another host: {url}")
+            r.abort()
+
+    context.route("**/*", route)
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url} ({r.failure})"))
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url}"))
+    return page, context, problems
 
 
 @pytest.fixture(scope="session")

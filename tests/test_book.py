@@ -21,11 +21,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-from conftest import served
+from conftest import served, watched_page
 from PIL import Image
 
 from dphelpers.tools.book import BOOK_DIR, RESULTS_PAGE, build_book, find_notebooks
@@ -116,23 +115,7 @@ def _visit(browser, url: str):
     Returns (page, context, problems): console errors, page errors, failed or off-host
     requests.  Requests to any host but 127.0.0.1 are aborted and reported.
     """
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    problems: list[str] = []
-
-    def route(r):
-        url = r.request.url
-        if url.startswith(("data:", "blob:")) or urlparse(url).hostname == "127.0.0.1":
-            r.continue_()
-        else:
-            problems.append(f"request to another host: {url}")
-            r.abort()
-
-    context.route("**/*", route)
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url} ({r.failure})"))
-    page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url}"))
+    page, context, problems = watched_page(browser)
     page.goto(url, wait_until="load")
     if page.locator("span.math, div.math").count():
         page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")

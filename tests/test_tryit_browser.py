@@ -14,12 +14,12 @@ import re
 import shutil
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import plotly
 import pytest
 import torch
+from conftest import watched_page
 from test_book import CHROMIUM, CHROMIUM_ARGS, _sync_playwright
 
 from dphelpers.models.checkpoint import load_model
@@ -91,23 +91,7 @@ class Page:
 @pytest.fixture(scope="module")
 def tryit(site, browser):
     server, thread = start_server(site)
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    problems: list[str] = []
-
-    def route(r):
-        url = r.request.url
-        if url.startswith(("data:", "blob:")) or urlparse(url).hostname == "127.0.0.1":
-            r.continue_()
-        else:
-            problems.append(f"request to another host: {url}")
-            r.abort()
-
-    context.route("**/*", route)
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url} ({r.failure})"))
-    page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url}"))
+    page, context, problems = watched_page(browser)
     page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html", wait_until="load")
     page.wait_for_function("() => window.dpTryit && (window.dpTryit.draws >= 1 || "
                            "window.dpTryit.error)", timeout=90_000)
