@@ -27,19 +27,21 @@ def add_arguments(p) -> None:
     o.compute(p, "seed of the sampling")
     p.add_argument("--out", type=Path, default=Path("data/results/fewstep.json"),
                    help="JSON file to write")
-    p.add_argument("--html", type=Path, default=None, help="also write the figure here (default: no figure file)")
+    p.add_argument("--html", type=Path, default=None,
+                   help="also write the figure here (default: no figure file)")
 
 
 
 def run_verb(args) -> int:
     """The ``fewstep`` verb."""
     from ..data import load_mocap, split_clips
-    from ..models.checkpoint import load_model
+    from ..models.checkpoint import load_model, read_checkpoint
     from ..pipeline import make_test_set
     from .measure import machine_info
 
     t0 = time.time()
-    model = load_model(args.checkpoint, device=args.device)
+    state = read_checkpoint(args.checkpoint)
+    model = load_model(args.checkpoint, device=args.device, state=state)
     test = make_test_set(split_clips(load_mocap())[1], args.n_test)
     rows = few_step_rows(model, test, n_hypo=args.n_hypo, batch_size=args.batch_size,
                          seed=args.seed, progress=not args.quiet, repeats=args.repeats)
@@ -50,7 +52,8 @@ def run_verb(args) -> int:
           ", ".join(cands) if cands else "none")
     out = {"setup": {"checkpoint": str(args.checkpoint), "n_test": len(test),
                      "n_hypo": args.n_hypo, "batch_size": args.batch_size, "seed": args.seed,
-                     "repeats": args.repeats, "dtype": "float32"},
+                     "repeats": args.repeats, "dtype": "float32",
+                     "trained_steps": int(state["step"])},
            "machine": machine_info(args.device), "rows": rows, "default_candidates": cands,
            "command": args.command,
            "seconds": round(time.time() - t0, 1)}
