@@ -25,6 +25,12 @@ _PROGRESS = re.compile(r"\d+/\d+ \[[\d:]+<[\d:?]+|\d+%\|")
 _WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
+def _write_notebook(path: Path, nb: dict) -> None:
+    """Write a notebook's JSON the one way every copy of the book is written (indent 1, UTF-8
+    text kept as is, a final newline)."""
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
 def _is_debris(output: dict) -> bool:
     """stderr text, or a progress-bar widget (its view has no state in the static book)."""
     if output.get("output_type") == "stream":
@@ -52,7 +58,7 @@ def clean_executed(path: str | os.PathLike) -> dict[str, int]:
             removed["outputs"] += len(c.get("outputs", [])) - len(kept)
             c["outputs"] = kept
     nb["cells"] = cells
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    _write_notebook(path, nb)
     return removed
 
 
@@ -89,7 +95,7 @@ def add_download_links(path: str | os.PathLike, repo_url: str = "") -> None:
     src = "".join(first["source"]) if isinstance(first["source"], list) else first["source"]
     head, sep, rest = src.partition("\n")
     first["source"] = head + "\n\n" + line + "\n" + (sep + rest if rest else "")
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    _write_notebook(path, nb)
 
 
 def copy_source_notebooks(sources: Sequence[Path], html_dir: str | os.PathLike) -> Path:
@@ -102,5 +108,5 @@ def copy_source_notebooks(sources: Sequence[Path], html_dir: str | os.PathLike) 
         for c in nb["cells"]:
             if c.get("cell_type") == "code":
                 c["outputs"], c["execution_count"] = [], None
-        (dest / Path(src).name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        _write_notebook(dest / Path(src).name, nb)
     return dest
