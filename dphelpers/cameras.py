@@ -44,9 +44,11 @@ class CameraConfig:
         for name in ("azimuth_deg", "elevation_deg", "roll_deg", "distance_m", "focal_px"):
             lo, hi = getattr(self, name)
             if not lo <= hi:
-                raise ValueError(f"CameraConfig.{name} must be (lo, hi) with lo <= hi, got {(lo, hi)}")
+                raise ValueError(f"CameraConfig.{name} must be (lo, hi) with lo <= hi, "
+                                 f"got {(lo, hi)}")
         if not (-90 < self.elevation_deg[0] and self.elevation_deg[1] < 90):
-            raise ValueError(f"CameraConfig.elevation_deg must lie in (-90, 90), got {self.elevation_deg}")
+            raise ValueError("CameraConfig.elevation_deg must lie in (-90, 90), "
+                             f"got {self.elevation_deg}")
         if self.distance_m[0] <= 0 or self.focal_px[0] <= 0 or self.image_px <= 0:
             raise ValueError("CameraConfig: distance_m, focal_px and image_px must be positive")
         if self.crop_scale <= 0 or self.target_jitter_m < 0 or self.center_jitter_px < 0:
@@ -108,7 +110,8 @@ def _draw(pelvis: torch.Tensor, config: CameraConfig, generator: torch.Generator
     target = pelvis + (2 * torch.rand(b, 3, generator=generator, device=generator.device,
                                       dtype=torch.float64) - 1) * j
     c = config.center_jitter_px
-    center = config.image_px / 2 + (2 * torch.rand(b, 2, generator=generator, device=generator.device,
+    center = config.image_px / 2 + (2 * torch.rand(b, 2, generator=generator,
+                                                   device=generator.device,
                                                    dtype=torch.float64) - 1) * c
     # Camera centre on a sphere around the target; forward looks back at it.
     back = torch.stack([el.cos() * az.cos(), el.cos() * az.sin(), el.sin()], dim=-1)
@@ -128,7 +131,8 @@ def _draw(pelvis: torch.Tensor, config: CameraConfig, generator: torch.Generator
     return Cameras(R, t, focal, center)
 
 
-def random_cameras(poses_m: torch.Tensor, config: CameraConfig, generator: torch.Generator) -> Cameras:
+def random_cameras(poses_m: torch.Tensor, config: CameraConfig,
+                   generator: torch.Generator) -> Cameras:
     """One random camera per pose, aimed at its pelvis; every joint ends up at depth > 0.5 m.
 
     poses_m: (b, 17, 3) world metres. Returns :class:`Cameras` on ``poses_m``'s device and dtype.
@@ -157,8 +161,9 @@ def random_cameras(poses_m: torch.Tensor, config: CameraConfig, generator: torch
 def _check_cams(cams: Cameras, b: int, fn: str) -> None:
     if cams.R.shape != (b, 3, 3) or cams.t_m.shape != (b, 3) or cams.focal_px.shape != (b,) \
             or cams.center_px.shape != (b, 2):
-        raise ValueError(f"{fn}: cameras have shapes R {tuple(cams.R.shape)}, t_m {tuple(cams.t_m.shape)}, "
-                         f"focal_px {tuple(cams.focal_px.shape)}, center_px {tuple(cams.center_px.shape)}; "
+        raise ValueError(f"{fn}: cameras have shapes R {tuple(cams.R.shape)}, "
+                         f"t_m {tuple(cams.t_m.shape)}, focal_px {tuple(cams.focal_px.shape)}, "
+                         f"center_px {tuple(cams.center_px.shape)}; "
                          f"expected ({b}, 3, 3), ({b}, 3), ({b},), ({b}, 2)")
 
 
@@ -190,10 +195,12 @@ def crop_boxes(poses_2d_px: torch.Tensor, scale: float = 1.2) -> torch.Tensor:
 def _check_boxes(points: torch.Tensor, boxes: torch.Tensor, fn: str) -> None:
     _check_points(points, f"{fn}: points_px", 2)
     if boxes.shape != (points.shape[0], 3):
-        raise ValueError(f"{fn}: boxes has shape {tuple(boxes.shape)}, expected ({points.shape[0]}, 3)")
+        raise ValueError(f"{fn}: boxes has shape {tuple(boxes.shape)}, "
+                         f"expected ({points.shape[0]}, 3)")
 
 
-def to_heatmap_px(points_px: torch.Tensor, boxes: torch.Tensor, heatmap_size: int = 64) -> torch.Tensor:
+def to_heatmap_px(points_px: torch.Tensor, boxes: torch.Tensor,
+                  heatmap_size: int = 64) -> torch.Tensor:
     """Image pixels -> heatmap pixel units: ``u = (x - (cx - side/2)) / side * size - 0.5``.
 
     points_px: (b, j, 2); boxes: (b, 3) [cx, cy, side]. Returns (b, j, 2).
@@ -203,7 +210,8 @@ def to_heatmap_px(points_px: torch.Tensor, boxes: torch.Tensor, heatmap_size: in
     return (points_px - corner) / boxes[:, None, 2:] * heatmap_size - 0.5
 
 
-def from_heatmap_px(points_hm: torch.Tensor, boxes: torch.Tensor, heatmap_size: int = 64) -> torch.Tensor:
+def from_heatmap_px(points_hm: torch.Tensor, boxes: torch.Tensor,
+                    heatmap_size: int = 64) -> torch.Tensor:
     """Inverse of :func:`to_heatmap_px`: heatmap pixel units (b, j, 2) -> image pixels (b, j, 2)."""
     _check_boxes(points_hm, boxes, "from_heatmap_px")
     corner = boxes[:, None, :2] - boxes[:, None, 2:] / 2

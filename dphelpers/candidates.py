@@ -27,8 +27,8 @@ from einops import rearrange, repeat
 from .skeleton import N_MPII
 
 __all__ = [
-    "HEATMAP_MAX", "SamplingConfig", "validate_heatmaps", "sample_candidates", "candidates_to_pixels",
-    "pixels_to_coords",
+    "HEATMAP_MAX", "SamplingConfig", "validate_heatmaps", "sample_candidates",
+    "candidates_to_pixels", "pixels_to_coords",
 ]
 
 
@@ -53,7 +53,8 @@ class SamplingConfig:
 
 def _check_4d(heatmaps: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(heatmaps, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor (b, {N_MPII}, H, W), got {type(heatmaps).__name__}")
+        raise ValueError(f"{name} must be a torch.Tensor (b, {N_MPII}, H, W), "
+                         f"got {type(heatmaps).__name__}")
     if heatmaps.ndim != 4 or heatmaps.shape[1] != N_MPII:
         raise ValueError(f"{name} must have shape (b, {N_MPII}, H, W), got {tuple(heatmaps.shape)}")
     if not heatmaps.is_floating_point():
@@ -93,7 +94,8 @@ def validate_heatmaps(heatmaps: torch.Tensor, name: str = "heatmaps") -> torch.T
 
 
 def pixels_to_coords(index: torch.Tensor, size: int = 64) -> torch.Tensor:
-    """Pixel index ``i`` (centre at coordinate ``i``) -> normalised ``i / (size/2) - 1`` in [-1, 1)."""
+    """Pixel index ``i`` (centre at coordinate ``i``) -> normalised ``i / (size/2) - 1`` in
+    [-1, 1)."""
     return index.float() / (size / 2) - 1.0
 
 
@@ -135,15 +137,18 @@ def sample_candidates(heatmaps: torch.Tensor, n_hypo: int, config: SamplingConfi
     return torch.stack([pixels_to_coords(col, size), pixels_to_coords(row, size), values], dim=-1)
 
 
-def candidates_to_pixels(candidates: torch.Tensor, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel indices ``(ix, iy)`` (long, shape ``candidates.shape[:-1]``) of ``candidates: (..., 3)``.
+def candidates_to_pixels(candidates: torch.Tensor,
+                         size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel indices ``(ix, iy)`` (long, shape ``candidates.shape[:-1]``) of
+    ``candidates: (..., 3)``.
 
     The exact inverse of ``x = i / (size/2) - 1``: ``i = round((x + 1) * size/2)``, clamped
     to ``[0, size - 1]`` (the embedding's table look-up snaps candidates to pixels the same
     way).
     """
     if not isinstance(candidates, torch.Tensor) or candidates.ndim < 1 or candidates.shape[-1] != 3:
-        got = tuple(candidates.shape) if isinstance(candidates, torch.Tensor) else type(candidates).__name__
+        got = (tuple(candidates.shape) if isinstance(candidates, torch.Tensor)
+               else type(candidates).__name__)
         raise ValueError(f"candidates must have shape (..., 3) = (x, y, likelihood), got {got}")
     half = size / 2
     ix = torch.round((candidates[..., 0] + 1.0) * half).long().clamp(0, size - 1)

@@ -24,7 +24,8 @@ class UnknownSetting(KeyError, ValueError):
 
 
 def _is_tuple_field(cls: type, name: str) -> bool:
-    """Whether field ``name`` of dataclass ``cls`` is declared a tuple (JSON turns it into a list)."""
+    """Whether field ``name`` of dataclass ``cls`` is declared a tuple (JSON turns it into a
+    list)."""
     try:
         hint = typing.get_type_hints(cls)[name]
     except Exception:                                # an annotation this Python cannot evaluate
@@ -37,8 +38,9 @@ def _is_tuple_field(cls: type, name: str) -> bool:
 def from_dict(cls: type, d: dict, where: str | None = None, nested: dict | None = None):
     """``cls(**d)``, strictly: a key that is not a field of the dataclass ``cls`` is an
     :class:`UnknownSetting` naming it, the class and the known fields; a list where the field
-    is a tuple becomes a tuple.  ``nested``: field name -> dataclass, for fields that are settings of
-    their own (read with this same rule).  ``where`` starts the message (default: the class)."""
+    is a tuple becomes a tuple.  ``nested``: field name -> dataclass, for fields that are
+    settings of their own (read with this same rule).  ``where`` starts the message (default:
+    the class)."""
     where = where or cls.__name__
     if not isinstance(d, dict):
         raise TypeError(f"{where}: expected a dict of settings, got {type(d).__name__}")

@@ -47,7 +47,8 @@ class ResidualBlock(nn.Module):
 
 
 class Denoiser(nn.Module):
-    """eps_theta(x_t, t, cond).  ``x_t: (n, 48)``, ``t: (n,)`` or int, ``cond: (n, 2048)`` -> ``(n, 48)``."""
+    """eps_theta(x_t, t, cond).  ``x_t: (n, 48)``, ``t: (n,)`` or int, ``cond: (n, 2048)`` ->
+    ``(n, 48)``."""
 
     def __init__(self, config: DenoiserConfig = DenoiserConfig()) -> None:
         super().__init__()
@@ -63,7 +64,8 @@ class Denoiser(nn.Module):
         if x_t.dim() != 2 or x_t.shape[1] != c.pose_dim:
             raise ValueError(f"x_t must have shape (n, {c.pose_dim}), got {tuple(x_t.shape)}")
         if cond is not None and (cond.dim() != 2 or cond.shape != (x_t.shape[0], c.cond_dim)):
-            raise ValueError(f"cond must have shape ({x_t.shape[0]}, {c.cond_dim}), got {tuple(cond.shape)}")
+            raise ValueError(f"cond must have shape ({x_t.shape[0]}, {c.cond_dim}), "
+                             f"got {tuple(cond.shape)}")
 
     def _t_column(self, t: torch.Tensor | int, x_t: torch.Tensor) -> torch.Tensor:
         if isinstance(t, int):
@@ -89,7 +91,8 @@ class Denoiser(nn.Module):
         return torch.addmm(self.inp.bias, cond, w_c.t())
 
     def forward_projected(self, x_t: torch.Tensor, t: int, cond_h: torch.Tensor) -> torch.Tensor:
-        """Same as ``forward`` given ``cond_h = project_cond(cond)``; ``t`` is one step for all rows."""
+        """Same as ``forward`` given ``cond_h = project_cond(cond)``; ``t`` is one step for all
+        rows."""
         self._check(x_t, None)
         c = self.config
         w_x = self.inp.weight[:, :c.pose_dim]

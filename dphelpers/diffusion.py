@@ -27,8 +27,8 @@ from .precision import resolve_autocast
 from .schedule import CosineSchedule, ScheduleConfig
 from .targets import poses_to_x0, x0_to_poses
 
-__all__ = ["DiffPoseConfig", "DiffPose", "poses_to_x0", "x0_to_poses", "config_diff", "resolve_autocast",
-           "SAMPLE_BYTES_PER_HYPO", "check_sampling_memory"]
+__all__ = ["DiffPoseConfig", "DiffPose", "poses_to_x0", "x0_to_poses", "config_diff",
+           "resolve_autocast", "SAMPLE_BYTES_PER_HYPO", "check_sampling_memory"]
 
 _SUB = {"embedding": EmbeddingConfig, "denoiser": DenoiserConfig,
         "schedule": ScheduleConfig, "sampling": SamplingConfig}
@@ -116,7 +116,8 @@ class DiffPose(nn.Module):
 
     def condition(self, heatmaps: torch.Tensor, n_hypo: int = 1,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-        """Heatmaps ``(b, 16, 64, 64)`` -> ``cond: (b * n_hypo, 2048)``, candidates redrawn per hypothesis."""
+        """Heatmaps ``(b, 16, 64, 64)`` -> ``cond: (b * n_hypo, 2048)``, candidates redrawn per
+        hypothesis."""
         if isinstance(heatmaps, torch.Tensor):           # checked once, by sample_candidates
             heatmaps = heatmaps.to(self.device)
         with record_function("candidates"):
@@ -125,7 +126,8 @@ class DiffPose(nn.Module):
             return self.embedding(rearrange(cand, "b h j s c -> (b h) j s c"))
 
     def draw_training_noise(self, heatmaps: torch.Tensor, generator: torch.Generator | None = None,
-                            validate: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                            validate: bool = True
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Everything random in one training step but dropout, from ``generator`` in this order:
         ``candidates: (b, 16, n_samples, 3)`` (one hypothesis per sample), ``t: (b,)`` long and
         ``eps: (b, 48)``.  Eager on purpose: ``torch.compile`` cannot trace an explicit
@@ -157,7 +159,8 @@ class DiffPose(nn.Module):
 
     def loss(self, heatmaps: torch.Tensor, poses_3d_mm: torch.Tensor,
              generator: torch.Generator | None = None, *, t: torch.Tensor | None = None,
-             eps: torch.Tensor | None = None, candidates: torch.Tensor | None = None) -> torch.Tensor:
+             eps: torch.Tensor | None = None,
+             candidates: torch.Tensor | None = None) -> torch.Tensor:
         """p_losses: mean squared error between the added noise and its prediction.
 
         ``candidates: (b, 16, n_samples, 3)``, ``t: (b,)`` long and ``eps: (b, 48)``, when
@@ -177,9 +180,11 @@ class DiffPose(nn.Module):
             raise ValueError(f"candidates must have shape (b={b}, 16, n_samples, 3), "
                              f"got {tuple(candidates.shape)}")
         if t is None:
-            t = torch.randint(0, self.schedule.n_steps, (b,), device=self.device, generator=generator)
+            t = torch.randint(0, self.schedule.n_steps, (b,), device=self.device,
+                              generator=generator)
         elif t.shape != (b,) or t.dtype != torch.long:
-            raise ValueError(f"t must be a long tensor of shape ({b},), got {t.dtype} {tuple(t.shape)}")
+            raise ValueError(f"t must be a long tensor of shape ({b},), "
+                             f"got {t.dtype} {tuple(t.shape)}")
         if eps is None:
             eps = torch.randn((b, self.config.denoiser.pose_dim), device=self.device,
                               generator=generator)

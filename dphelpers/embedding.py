@@ -47,12 +47,14 @@ class EmbeddingConfig:
 
     def __post_init__(self) -> None:
         if self.d_model != 2 * self.n_channels:
-            raise ValueError(f"d_model ({self.d_model}) must equal 2 * n_channels ({2 * self.n_channels})")
+            raise ValueError(f"d_model ({self.d_model}) must equal "
+                             f"2 * n_channels ({2 * self.n_channels})")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
 
 
-def channel_embedding(x: torch.Tensor, n_channels: int = 64, freq: float = 8 * math.pi) -> torch.Tensor:
+def channel_embedding(x: torch.Tensor, n_channels: int = 64,
+                      freq: float = 8 * math.pi) -> torch.Tensor:
     """e_k(x) = cos^2(f (x - c_k)) where |f (x - c_k)| <= pi/2, else 0; c_k evenly on [-1, 1].
 
     ``x: (...)`` -> ``(..., n_channels)``; values in [0, 1].
@@ -70,7 +72,8 @@ def grid_table(size: int = 64, n_channels: int = 64, freq: float = 8 * math.pi,
 
 
 def candidate_features_plain(candidates: torch.Tensor, n_channels: int = 64,
-                             freq: float = 8 * math.pi, use_likelihood: bool = True) -> torch.Tensor:
+                             freq: float = 8 * math.pi,
+                             use_likelihood: bool = True) -> torch.Tensor:
     """Per-candidate features, likelihood-scaled: ``(n, j, s, 3) -> (n, j, s, 2 * n_channels)``."""
     feats = torch.cat([channel_embedding(candidates[..., 0], n_channels, freq),
                        channel_embedding(candidates[..., 1], n_channels, freq)], dim=-1)
@@ -88,7 +91,8 @@ def candidate_features_fast(candidates: torch.Tensor, table: torch.Tensor,
     size = table.shape[0]
     n, j, s, _ = candidates.shape
     weights = candidates[..., 2] if use_likelihood else torch.ones_like(candidates[..., 0])
-    idx = torch.round((candidates[..., :2] + 1) * (size / 2)).long().clamp_(0, size - 1)  # (n j s 2)
+    idx = torch.round((candidates[..., :2] + 1)
+                      * (size / 2)).long().clamp_(0, size - 1)  # (n j s 2)
     idx = rearrange(idx, "n j s c -> (n j) c s")
     hist = weights.new_zeros(n * j, 2, size)
     hist.scatter_add_(2, idx, rearrange(weights, "n j s -> (n j) 1 s").expand(-1, 2, -1))
@@ -112,7 +116,8 @@ class PoseEmbedding(nn.Module):
         else:
             self.encoder = None
         self.head = nn.Linear(c.n_joints * c.d_model, c.cond_dim)
-        self.register_buffer("table", grid_table(c.heatmap_size, c.n_channels, c.freq), persistent=False)
+        self.register_buffer("table", grid_table(c.heatmap_size, c.n_channels, c.freq),
+                             persistent=False)
 
     def summed_features(self, candidates: torch.Tensor) -> torch.Tensor:
         """Likelihood-weighted feature sum per joint: ``(n, 16, s, 3) -> (n, 16, 128)``."""
@@ -121,7 +126,8 @@ class PoseEmbedding(nn.Module):
             raise ValueError(f"candidates must have shape (n, {c.n_joints}, n_samples, 3), "
                              f"got {tuple(candidates.shape)}")
         if c.fast:
-            return candidate_features_fast(candidates, self.table.to(candidates.dtype), c.use_likelihood)
+            return candidate_features_fast(candidates, self.table.to(candidates.dtype),
+                                           c.use_likelihood)
         return candidate_features_plain(candidates, c.n_channels, c.freq, c.use_likelihood).sum(2)
 
     def tokens(self, candidates: torch.Tensor) -> torch.Tensor:

@@ -75,7 +75,8 @@ class LifterConfig:
     max_norm: float | None = 1.0            # per-row L2 bound of every Linear weight; None: off
     pose_scale: float = 10.0                # network units = metres x pose_scale (as DiffPose)
     lr: float = 1e-3
-    lr_decay_per_1k_steps: float = 0.96     # lr x this after every 1,000 steps (TrainConfig.lr_decay)
+    lr_decay_per_1k_steps: float = 0.96     # lr x this after every 1,000 steps
+                                            # (TrainConfig.lr_decay)
 
     def __post_init__(self) -> None:
         for name, low in (("hidden", 1), ("n_blocks", 0)):

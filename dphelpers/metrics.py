@@ -21,7 +21,8 @@ from .skeleton import CPS_JOINTS, L_HIP, N_H36M, NON_PELVIS, PCK_JOINTS, R_HIP
 
 __all__ = [
     "root_relative", "mpjpe", "per_joint_error", "procrustes_align", "p1", "p2",
-    "best_hypothesis", "pck", "cps", "quantiles", "reliability", "reliability_from_quantiles", "ece_from_quantiles",
+    "best_hypothesis", "pck", "cps", "quantiles", "reliability", "reliability_from_quantiles",
+    "ece_from_quantiles",
 ]
 
 
@@ -37,7 +38,8 @@ def _check(pred, gt) -> tuple[Tensor, Tensor]:
     """Validate ``pred: (b, h, 17, 3)`` and ``gt: (b, 17, 3)``; return them as float tensors."""
     pred, gt = _as_float(pred), _as_float(gt)
     if pred.ndim != 4 or pred.shape[-2:] != (N_H36M, 3) or pred.shape[1] < 1:
-        raise ValueError(f"pred must have shape (b, h, {N_H36M}, 3) with h >= 1, got {tuple(pred.shape)}")
+        raise ValueError(f"pred must have shape (b, h, {N_H36M}, 3) with h >= 1, "
+                         f"got {tuple(pred.shape)}")
     if gt.ndim != 3 or gt.shape[-2:] != (N_H36M, 3):
         raise ValueError(f"gt must have shape (b, {N_H36M}, 3), got {tuple(gt.shape)}")
     if pred.shape[0] != gt.shape[0]:
@@ -219,5 +221,6 @@ def ece_from_quantiles(q: Tensor, n_levels: int = 21) -> float:
 
 
 def reliability(pred: Tensor, gt: Tensor, n_levels: int = 21) -> tuple[Tensor, Tensor]:
-    """Reliability curve of hypotheses ``pred`` against ``gt`` (see :func:`reliability_from_quantiles`)."""
+    """Reliability curve of hypotheses ``pred`` against ``gt`` (see
+    :func:`reliability_from_quantiles`)."""
     return reliability_from_quantiles(quantiles(pred, gt), n_levels)

@@ -114,7 +114,8 @@ class TrainStream:
     per chunk: on a GPU that cost is kernel launches.  ``chunk=1`` is the stream every shipped
     model was trained on; another chunk is another stream of batches (the same distribution,
     other draws), so a run keeps its chunk (``TrainConfig.stream_chunk``) and resumes exactly
-    only from a chunk boundary (:func:`~dphelpers.training.train.fit` checks that checkpoints fall on one).
+    only from a chunk boundary (:func:`~dphelpers.training.train.fit` checks that checkpoints
+    fall on one).
     ``augment``: an enabled :class:`~dphelpers.augment.AugmentConfig` changes every batch's
     poses (:func:`~dphelpers.augment.augment_poses`, same generator) before its camera and
     heatmaps are drawn; ``None`` or disabled draws nothing extra (the shipped models' stream).

@@ -12,7 +12,8 @@ import torch
 __all__ = ["resolve_autocast", "default_precision"]
 
 
-def resolve_autocast(autocast_dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype | None:
+def resolve_autocast(autocast_dtype: torch.dtype | str | None,
+                     device: torch.device) -> torch.dtype | None:
     """``"auto"`` -> bfloat16 where ``device`` computes it natively (CUDA with bf16 support, a CPU
     with AVX-512 BF16/AMX through oneDNN), else None (float32); a dtype or None passes through."""
     if autocast_dtype is None or autocast_dtype in (torch.bfloat16, torch.float16):

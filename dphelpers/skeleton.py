@@ -23,7 +23,8 @@ H36M_BONES: tuple[tuple[int, int], ...] = tuple(
     (p, c) for c, p in enumerate(H36M_PARENTS) if p >= 0
 )
 #: (right, left) pairs, like MPII_FLIP_PAIRS.
-H36M_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 4), (2, 5), (3, 6), (14, 11), (15, 12), (16, 13))
+H36M_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 4), (2, 5), (3, 6), (14, 11), (15, 12),
+                                                (16, 13))
 H36M_LEFT: tuple[int, ...] = (4, 5, 6, 11, 12, 13)
 H36M_RIGHT: tuple[int, ...] = (1, 2, 3, 14, 15, 16)
 #: The raw 32-joint Human3.6M layout -> the 17 joints used everywhere.
@@ -48,12 +49,14 @@ MPII_PARENTS: tuple[int, ...] = (1, 2, 6, 6, 3, 4, -1, 6, 7, 8, 11, 12, 8, 8, 13
 MPII_BONES: tuple[tuple[int, int], ...] = tuple(
     (p, c) for c, p in enumerate(MPII_PARENTS) if p >= 0
 )
-MPII_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13))
+MPII_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((0, 5), (1, 4), (2, 3), (10, 15), (11, 14),
+                                                (12, 13))
 MPII_LEFT: tuple[int, ...] = (3, 4, 5, 13, 14, 15)
 MPII_RIGHT: tuple[int, ...] = (0, 1, 2, 10, 11, 12)
 N_MPII = 16
 
-#: MPII joint ``j`` sits at H36M joint ``H36M_TO_MPII[j]``: ``pose_mpii = pose_h36m[..., H36M_TO_MPII, :]``.
+#: MPII joint ``j`` sits at H36M joint ``H36M_TO_MPII[j]``:
+#: ``pose_mpii = pose_h36m[..., H36M_TO_MPII, :]``.
 H36M_TO_MPII: tuple[int, ...] = (3, 2, 1, 4, 5, 6, 0, 7, 8, 10, 16, 15, 14, 11, 12, 13)
 
 

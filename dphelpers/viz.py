@@ -101,8 +101,8 @@ def heatmap_figure(heatmaps, crop_image=None, joints=None, candidates=None) -> g
     heatmaps: (16, 64, 64); crop_image: (H, W, 3) uint8, shown under each map (block-averaged
     to ~128 px, stretched over the 64 x 64 heatmap pixels); joints: (16, 2) heatmap pixels
     (x = column, y = row), drawn as crosses; candidates: (16, n, 3) with x, y in [-1, 1]
-    (pixel i <-> i / 32 - 1) and the likelihood, drawn as dots sized by likelihood.  Traces per panel, in order: image (if
-    given), heatmap, joint (if given), candidates (if given).
+    (pixel i <-> i / 32 - 1) and the likelihood, drawn as dots sized by likelihood.  Traces per
+    panel, in order: image (if given), heatmap, joint (if given), candidates (if given).
     """
     hm = as_array(heatmaps, "heatmaps", (N_MPII, 64, 64))
     img = as_image(crop_image, "crop_image") if crop_image is not None else None

@@ -2,8 +2,8 @@
 
 Introduced in notebook 01 through :mod:`dphelpers.viz`, which re-exports the public names
 (``COLORS``, ``SIDES``, ``scene_box``, ``scene_layout``, ``figure_html``, ``show``); the
-explorer (:mod:`dphelpers.evaluation.explorer`) and the prediction page (:mod:`dphelpers.evaluation.vizpages`)
-build on the same pieces.
+explorer (:mod:`dphelpers.evaluation.explorer`) and the prediction page
+(:mod:`dphelpers.evaluation.vizpages`) build on the same pieces.
 
 Colours (``COLORS``): the person's left side is blue, the right side red/orange, the centre
 line grey (a bone takes the side of its child joint).  ``COLORS["gt"]`` (near black) marks

@@ -3,8 +3,8 @@
 Every loader returns a :class:`LoadedSet`: 3D poses in the camera frame (mm, Human3.6M-17
 order), the 2D joints (px), the detector heatmaps when the file has them, metadata arrays
 and the H36MA flag.  :meth:`LoadedSet.to_sample_batch` turns it into the
-:class:`~dphelpers.pipeline.SampleBatch` the model and :mod:`dphelpers.evaluation.evaluate` use; when
-the file has no heatmaps they are simulated from the 2D joints exactly like the embedded
+:class:`~dphelpers.pipeline.SampleBatch` the model and :mod:`dphelpers.evaluation.evaluate` use;
+when the file has no heatmaps they are simulated from the 2D joints exactly like the embedded
 data (crop = 1.2x joint box, :func:`~dphelpers.heatmaps.simulate_heatmaps` with the joints'
 camera depth for occlusion), so the model never knows where its input came from.
 
@@ -36,8 +36,10 @@ def check_file(path) -> Path:
     return require_file(path, "dataset file")
 
 
-def pick_key(keys, aliases: tuple[str, ...], file, field_name: str, required: bool = True) -> str | None:
-    """The first of ``aliases`` present in ``keys``; ``KeyError`` (file, field, keys present) if none."""
+def pick_key(keys, aliases: tuple[str, ...], file, field_name: str,
+             required: bool = True) -> str | None:
+    """The first of ``aliases`` present in ``keys``; ``KeyError`` (file, field, keys present) if
+    none."""
     for a in aliases:
         if a in keys:
             return a
@@ -68,7 +70,8 @@ def as_points(arr, joints: int, dims: int, file, key: str) -> np.ndarray:
     a = np.asarray(arr)
     expect = f"(n, {joints}, {dims}) or a transposed / flat variant"
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-        raise ValueError(f"{file}: key {key!r} has dtype {a.dtype}, expected a number array {expect}")
+        raise ValueError(f"{file}: key {key!r} has dtype {a.dtype}, "
+                         f"expected a number array {expect}")
     core = [s for s in a.shape if s != 1]
     if len(core) == 2 and sorted(core) == sorted((joints, dims)):
         a = a.reshape(1, *core)                                 # a single frame
@@ -133,14 +136,17 @@ class LoadedSet:
     def __post_init__(self) -> None:
         n = self.poses_3d_mm.shape[0]
         if self.poses_3d_mm.shape != (n, N_H36M, 3):
-            raise ValueError(f"LoadedSet.poses_3d_mm has shape {self.poses_3d_mm.shape}, expected (n, 17, 3)")
+            raise ValueError(f"LoadedSet.poses_3d_mm has shape {self.poses_3d_mm.shape}, "
+                             "expected (n, 17, 3)")
         if self.poses_2d_px.shape not in ((n, N_H36M, 2), (n, N_MPII, 2)):
             raise ValueError(f"LoadedSet.poses_2d_px has shape {self.poses_2d_px.shape}, "
                              f"expected ({n}, 17, 2) or ({n}, 16, 2)")
         if self.heatmaps is not None and self.heatmaps.shape != (n, N_MPII, 64, 64):
-            raise ValueError(f"LoadedSet.heatmaps has shape {self.heatmaps.shape}, expected ({n}, 16, 64, 64)")
+            raise ValueError(f"LoadedSet.heatmaps has shape {self.heatmaps.shape}, "
+                             f"expected ({n}, 16, 64, 64)")
         if self.ambiguous is not None and self.ambiguous.shape != (n,):
-            raise ValueError(f"LoadedSet.ambiguous has shape {self.ambiguous.shape}, expected ({n},)")
+            raise ValueError(f"LoadedSet.ambiguous has shape {self.ambiguous.shape}, "
+                             f"expected ({n},)")
         for k, v in self.meta.items():
             if np.shape(v)[:1] != (n,):
                 raise ValueError(f"LoadedSet.meta[{k!r}] has shape {np.shape(v)}, expected ({n},)")
@@ -178,8 +184,9 @@ class LoadedSet:
             amb_joints = (fit_gaussian_sigma(heat) > heatmap_config.ambiguous_sigma_px).any(dim=-1)
         else:
             depth_mm = p3d[:, list(H36M_TO_MPII), 2]
-            parts = [simulate_heatmaps(joints_hm[i:i + chunk], depth_mm[i:i + chunk], heatmap_config,
-                                       generator) for i in range(0, len(self), chunk)]
+            parts = [simulate_heatmaps(joints_hm[i:i + chunk], depth_mm[i:i + chunk],
+                                       heatmap_config, generator)
+                     for i in range(0, len(self), chunk)]
             heat = torch.cat([s.heatmaps for s in parts])
             amb_joints = torch.cat([s.ambiguous for s in parts])
             flags = {"failed_joints": torch.cat([s.failed for s in parts]),

@@ -1,4 +1,5 @@
-"""Human3.6M in the DiffPose authors' HDF5 layout, the official splits and the protocol mean (notebook 05).
+"""Human3.6M in the DiffPose authors' HDF5 layout, the official splits and the protocol mean
+(notebook 05).
 
 Human3.6M is licensed (http://vision.imar.ro/human3.6m/) and not shipped here; people who
 have it and the authors' preprocessed heatmaps can evaluate on it with :func:`load_h36m_h5`.
@@ -57,7 +58,8 @@ ACTIONS: tuple[str, ...] = (
     "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
     "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "WalkTogether", "Walking",
 )
-_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog", "WalkingTogether": "WalkTogether"}
+_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog",
+                   "WalkingTogether": "WalkTogether"}
 
 #: column -> (keys tried in order, required)
 H5_KEYS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -117,7 +119,8 @@ def _columns(f, path: Path, table: str | None):
         obj = f[table]
     if isinstance(obj, h5py.Dataset):
         if not obj.dtype.names:
-            raise ValueError(f"{path}: {table!r} is a plain dataset, expected a group or a compound table")
+            raise ValueError(f"{path}: {table!r} is a plain dataset, "
+                             "expected a group or a compound table")
         return (set(obj.dtype.names), lambda k, sel: obj.fields(k)[sel],
                 {k: obj.shape[0] for k in obj.dtype.names})
     names = {k for k, v in obj.items() if isinstance(v, h5py.Dataset)}
@@ -129,9 +132,11 @@ def _as_int(values, file, key: str) -> np.ndarray:
     if np.issubdtype(a.dtype, np.integer):
         return a.astype(np.int64)
     try:
-        return np.asarray([int(v.decode() if isinstance(v, bytes) else v) for v in a], dtype=np.int64)
+        return np.asarray([int(v.decode() if isinstance(v, bytes) else v) for v in a],
+                          dtype=np.int64)
     except ValueError:
-        raise ValueError(f"{file}: key {key!r} has values like {a[:1]}, expected integers") from None
+        raise ValueError(f"{file}: key {key!r} has values like {a[:1]}, "
+                         "expected integers") from None
 
 
 def _actions(values) -> np.ndarray:
@@ -149,8 +154,8 @@ def _checked_heatmaps(raw: dict, keys: dict, m: int, path) -> np.ndarray:
     shape, dtype or values are wrong."""
     heat = np.asarray(raw["heatmaps"])
     if heat.shape != (m, N_MPII, 64, 64) or not np.issubdtype(heat.dtype, np.floating):
-        raise ValueError(f"{path}: key {keys['heatmaps']!r} has shape {heat.shape} dtype {heat.dtype}, "
-                         f"expected ({m}, 16, 64, 64) float")
+        raise ValueError(f"{path}: key {keys['heatmaps']!r} has shape {heat.shape} "
+                         f"dtype {heat.dtype}, expected ({m}, 16, 64, 64) float")
     heat = heat.astype(np.float32)
     if not np.isfinite(heat).all():
         raise ValueError(f"{path}: key {keys['heatmaps']!r} contains NaN or inf")
@@ -186,11 +191,13 @@ def load_h36m_h5(path, subjects=None, every: int = 1, table: str | None = None,
     path = check_file(path)
     if int(every) < 1:
         raise ValueError(f"every must be >= 1, got {every}")
-    want = None if subjects is None else set(subject_ids(list(subjects), "subjects", "subjects").tolist())
+    want = (None if subjects is None
+            else set(subject_ids(list(subjects), "subjects", "subjects").tolist()))
     with _open_h5(path) as f:
         try:
             names, read, lengths = _columns(f, path, table)
-            keys = {c: pick_key(names, aliases, path, c, required and (c != "heatmaps" or with_heatmaps))
+            keys = {c: pick_key(names, aliases, path, c,
+                                required and (c != "heatmaps" or with_heatmaps))
                     for c, (aliases, required) in H5_KEYS.items()}
             if not with_heatmaps:
                 keys["heatmaps"] = None
@@ -221,7 +228,8 @@ def load_h36m_h5(path, subjects=None, every: int = 1, table: str | None = None,
     if "hard" in keys:
         hard = np.asarray(raw["hard"]).reshape(-1).astype(bool)
         if hard.shape != (m,):
-            raise ValueError(f"{path}: key {keys['hard']!r} has shape {hard.shape}, expected ({m},)")
+            raise ValueError(f"{path}: key {keys['hard']!r} has shape {hard.shape}, "
+                             f"expected ({m},)")
     elif heat is not None:
         hard = np.concatenate([h36ma_ambiguous(torch.from_numpy(heat[i:i + 1024])).numpy()
                                for i in range(0, m, 1024)])
@@ -235,10 +243,12 @@ def h36m_per_action(per_sample_values, actions) -> dict:
                    else per_sample_values, dtype=np.float64).reshape(-1)
     a = np.asarray(actions).reshape(-1)
     if v.shape != a.shape or v.size == 0:
-        raise ValueError(f"per_sample_values {v.shape} and actions {a.shape} must be equal-length, non-empty")
+        raise ValueError(f"per_sample_values {v.shape} and actions {a.shape} "
+                         "must be equal-length, non-empty")
     groups = np.unique(a)
     if len(groups) > len(ACTIONS):
-        raise ValueError(f"actions has {len(groups)} distinct values, expected at most {len(ACTIONS)}")
+        raise ValueError(f"actions has {len(groups)} distinct values, "
+                         f"expected at most {len(ACTIONS)}")
     return {g.item() if hasattr(g, "item") else g: float(v[a == g].mean()) for g in groups}
 
 

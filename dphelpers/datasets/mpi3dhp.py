@@ -71,7 +71,8 @@ def _read_mat(path, names: list[str]) -> dict:
         raise ValueError(f"{path}: not a readable .mat file (truncated or corrupt?): {e}") from None
 
 
-def load_3dhp_test(path, valid_only: bool = True, subject: int | None = None, every: int = 1) -> LoadedSet:
+def load_3dhp_test(path, valid_only: bool = True, subject: int | None = None,
+                   every: int = 1) -> LoadedSet:
     """Read one 3DHP test sequence's ``annot_data.mat`` -> :class:`LoadedSet` in H36M-17 order.
 
     Keeps the valid frames (``valid_only``), then every ``every``-th.  The set has no
@@ -85,7 +86,8 @@ def load_3dhp_test(path, valid_only: bool = True, subject: int | None = None, ev
         raise ValueError(f"every must be >= 1, got {every}")
     names = [a for aliases, _ in MPI3DHP_KEYS.values() for a in aliases]
     present, raw = _read_mat(path, names)
-    keys = {c: pick_key(present, aliases, path, c, required) for c, (aliases, required) in MPI3DHP_KEYS.items()}
+    keys = {c: pick_key(present, aliases, path, c, required)
+            for c, (aliases, required) in MPI3DHP_KEYS.items()}
     keys = {c: k for c, k in keys.items() if k is not None}
     p3d = as_points(raw[keys["annot3"]], N_H36M, 3, path, keys["annot3"])[:, list(MPI3DHP_TO_H36M)]
     p2d = as_points(raw[keys["annot2"]], N_H36M, 2, path, keys["annot2"])[:, list(MPI3DHP_TO_H36M)]
@@ -138,7 +140,8 @@ def pck3d(pred, gt, threshold_mm: float = 150.0) -> float:
 
 
 def auc3d(pred, gt, thresholds_mm=AUC_THRESHOLDS_MM) -> float:
-    """Area under the PCK curve in %: the mean of :func:`pck3d` over ``thresholds_mm`` (0..150 step 5)."""
+    """Area under the PCK curve in %: the mean of :func:`pck3d` over ``thresholds_mm``
+    (0..150 step 5)."""
     err = _best_errors(pred, gt)[:, list(PCK_JOINTS)]
     t = torch.as_tensor(thresholds_mm, dtype=err.dtype).reshape(-1)
     if t.numel() == 0:

@@ -1,4 +1,5 @@
-"""Human3.6M in the VideoPose3D ``.npz`` files: world-frame poses for the embedded pipeline (notebook 05).
+"""Human3.6M in the VideoPose3D ``.npz`` files: world-frame poses for the embedded pipeline
+(notebook 05).
 
 Files (made by VideoPose3D's preparation script from the licensed Human3.6M data):
 
@@ -120,7 +121,8 @@ def _array(a, path, key: str, joints: tuple[int, ...], dims: int) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim != 3 or a.shape[1] not in joints or a.shape[2] != dims or a.dtype.kind not in "fiu":
         want = " or ".join(f"(t, {j}, {dims})" for j in joints)
-        raise ValueError(f"{path}: key {key} has shape {a.shape} dtype {a.dtype}, expected {want} numbers")
+        raise ValueError(f"{path}: key {key} has shape {a.shape} dtype {a.dtype}, "
+                         f"expected {want} numbers")
     if not np.isfinite(a).all():
         raise ValueError(f"{path}: key {key} contains NaN or inf")
     return a.astype(np.float32)
@@ -138,20 +140,24 @@ def load_videopose3d(path_3d, path_2d=None, subjects=None, every: int = 1) -> Wo
     p2 = None if path_2d is None else check_file(path_2d)
     if int(every) < 1:
         raise ValueError(f"every must be >= 1, got {every}")
-    want = None if subjects is None else set(subject_ids(list(subjects), "subjects", "subjects").tolist())
+    want = (None if subjects is None
+            else set(subject_ids(list(subjects), "subjects", "subjects").tolist()))
     pos3d, _ = _load_pickled(p3, "positions_3d")
     pos2d, meta2d = _load_pickled(p2, "positions_2d") if p2 is not None else (None, None)
     if meta2d is not None:
         layout, nj = meta2d.get("layout_name", "h36m"), meta2d.get("num_joints", N_H36M)
         if layout != "h36m" or nj != N_H36M:
-            raise ValueError(f"{p2}: metadata says layout {layout!r} with {nj} joints, expected 'h36m', 17")
-    poses, twod, cols = [], [], {k: [] for k in ("subject", "action", "action_name", "camera", "frame")}
+            raise ValueError(f"{p2}: metadata says layout {layout!r} with {nj} joints, "
+                             "expected 'h36m', 17")
+    poses, twod, cols = [], [], {k: [] for k in ("subject", "action", "action_name", "camera",
+                                                 "frame")}
     subj_ids = dict(zip(pos3d, subject_ids(list(pos3d), p3, "positions_3d").tolist()))
     for s in sorted(pos3d, key=subj_ids.get):
         if want is not None and subj_ids[s] not in want:
             continue
         if not isinstance(pos3d[s], dict):
-            raise ValueError(f"{p3}: positions_3d[{s!r}] is {type(pos3d[s]).__name__}, expected a dict")
+            raise ValueError(f"{p3}: positions_3d[{s!r}] is {type(pos3d[s]).__name__}, "
+                             "expected a dict")
         for a in sorted(pos3d[s]):
             key3 = f"positions_3d[{s!r}][{a!r}]"
             seq = _array(pos3d[s][a], p3, key3, (32, N_H36M), 3)
@@ -165,8 +171,10 @@ def load_videopose3d(path_3d, path_2d=None, subjects=None, every: int = 1) -> Wo
                     raise KeyError(f"{p2}: no key {key2} (present for {s!r}: "
                                    f"{sorted(pos2d.get(s, {}))})")
                 if len(pos2d[s][a]) != _N_CAMERAS:
-                    raise ValueError(f"{p2}: key {key2} holds {len(pos2d[s][a])} cameras, expected 4")
-                cams = [_array(c, p2, f"{key2}[{i}]", (N_H36M,), 2) for i, c in enumerate(pos2d[s][a])]
+                    raise ValueError(f"{p2}: key {key2} holds {len(pos2d[s][a])} cameras, "
+                                     "expected 4")
+                cams = [_array(c, p2, f"{key2}[{i}]", (N_H36M,), 2)
+                        for i, c in enumerate(pos2d[s][a])]
                 for i, c in enumerate(cams):
                     if c.shape[0] < t:
                         raise ValueError(f"{p2}: key {key2}[{i}] has {c.shape[0]} frames but {p3}: "
@@ -175,7 +183,8 @@ def load_videopose3d(path_3d, path_2d=None, subjects=None, every: int = 1) -> Wo
                 poses.append(seq[frames])
                 if c is not None:
                     twod.append(c[:t][frames])
-                for k, v in (("subject", subj_ids[s]), ("action", normalize_action(a, strict=False)),
+                for k, v in (("subject", subj_ids[s]),
+                             ("action", normalize_action(a, strict=False)),
                              ("action_name", a), ("camera", i if c is not None else -1)):
                     cols[k].append(np.full(len(frames), v))
                 cols["frame"].append(frames)

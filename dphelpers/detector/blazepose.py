@@ -76,7 +76,8 @@ def _run(name: str, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @lru_cache(maxsize=None)
-def ssd_anchors(input_px: int = DETECTOR_INPUT_PX, strides: tuple[int, ...] = _STRIDES) -> np.ndarray:
+def ssd_anchors(input_px: int = DETECTOR_INPUT_PX,
+                strides: tuple[int, ...] = _STRIDES) -> np.ndarray:
     """Anchor centres ``(n_anchors, 2)`` (x, y normalised to [0, 1]) of the SSD scheme.
 
     Consecutive layers with one stride share a grid; each layer puts 2 anchors per cell
@@ -97,8 +98,10 @@ def ssd_anchors(input_px: int = DETECTOR_INPUT_PX, strides: tuple[int, ...] = _S
 
 
 def decode_detections(raw: np.ndarray, logits: np.ndarray, anchors: np.ndarray,
-                      input_px: int = DETECTOR_INPUT_PX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw SSD outputs -> (boxes ``(n, 4)`` x0, y0, x1, y1; keypoints ``(n, 4, 2)``; scores ``(n,)``).
+                      input_px: int = DETECTOR_INPUT_PX
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw SSD outputs -> (boxes ``(n, 4)`` x0, y0, x1, y1; keypoints ``(n, 4, 2)``; scores
+    ``(n,)``).
 
     raw: (n, 12) offsets in input px relative to the anchor centre; logits: (n,). Coordinates
     are normalised to the (letterboxed) detector input; scores are sigmoid(clip(logit, +-100)).
@@ -207,7 +210,8 @@ def detect_person(image_rgb: np.ndarray, min_score: float = 0.5, iou_threshold: 
 
 
 def blazepose_heatmaps(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """BlazePose on ``crop: (256, 256, 3) uint8`` -> (heatmaps33 ``(33, 64, 64)``, landmarks33 ``(33, 5)``).
+    """BlazePose on ``crop: (256, 256, 3) uint8`` -> (heatmaps33 ``(33, 64, 64)``, landmarks33
+    ``(33, 5)``).
 
     heatmaps33: sigmoid of the model's logits (per-pixel confidence in [0, 1]), resampled
     half a pixel so pixel ``i`` centres at crop x = 4 i + 2 (our convention).

@@ -104,13 +104,15 @@ def _refuse_truncated(path: Path) -> None:
 
 
 def load_image(image, min_side_px: int = 32) -> np.ndarray:
-    """A path or array -> ``(h, w, 3)`` uint8 RGB (see the module docstring for what is accepted)."""
+    """A path or array -> ``(h, w, 3)`` uint8 RGB (see the module docstring for what is
+    accepted)."""
     if isinstance(image, (str, os.PathLike)):
         path = require_file(image, "image file")
         _refuse_truncated(path)                 # before OpenCV, which warns on stderr
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise ValueError(f"could not read image file {str(path)!r} (not an image cv2 can decode)")
+            raise ValueError(f"could not read image file {str(path)!r} "
+                             "(not an image cv2 can decode)")
         image = bgr[..., ::-1]
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -118,7 +120,8 @@ def load_image(image, min_side_px: int = 32) -> np.ndarray:
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ValueError(f"image must be (h, w), (h, w, 1), (h, w, 3) or (h, w, 4), got shape {arr.shape}")
+        raise ValueError("image must be (h, w), (h, w, 1), (h, w, 3) or (h, w, 4), "
+                         f"got shape {arr.shape}")
     arr = arr[..., :3]
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
@@ -133,7 +136,8 @@ def load_image(image, min_side_px: int = 32) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def crop_person(image_rgb: np.ndarray, box: np.ndarray, size: int = CROP_PX) -> tuple[np.ndarray, np.ndarray]:
+def crop_person(image_rgb: np.ndarray, box: np.ndarray,
+                size: int = CROP_PX) -> tuple[np.ndarray, np.ndarray]:
     """Square ``box = [cx, cy, side]`` (image px) of ``image_rgb: (h, w, 3)`` -> (crop ``(size,
     size, 3)``, affine ``(2, 3)`` image px -> crop px).  Outside the image is black.
 
@@ -159,8 +163,10 @@ def crop_person(image_rgb: np.ndarray, box: np.ndarray, size: int = CROP_PX) -> 
     return crop, affine
 
 
-def _combine(maps: np.ndarray, points: np.ndarray, target: np.ndarray, blur_px: float) -> np.ndarray:
-    """Shift each map ``(k, 64, 64)`` by ``target - point`` ((k, 2) x, y), average, blur, rescale."""
+def _combine(maps: np.ndarray, points: np.ndarray, target: np.ndarray,
+             blur_px: float) -> np.ndarray:
+    """Shift each map ``(k, 64, 64)`` by ``target - point`` ((k, 2) x, y), average, blur,
+    rescale."""
     shifted = [ndimage.shift(m, (t[1], t[0]), order=1, mode="constant", cval=0.0)
                for m, t in zip(maps, target[None] - points)]
     out = np.mean(shifted, axis=0)
@@ -173,12 +179,14 @@ def _combine(maps: np.ndarray, points: np.ndarray, target: np.ndarray, blur_px: 
 def mpii_from_blazepose(heatmaps33: np.ndarray, landmarks33: np.ndarray,
                         config: DetectorConfig = DetectorConfig()) -> tuple[np.ndarray, np.ndarray]:
     """BlazePose ``heatmaps33: (33, 64, 64)``, ``landmarks33: (33, 5)`` (crop px) -> MPII
-    (heatmaps ``(16, 64, 64)`` float32, joints_hm ``(16, 2)`` heatmap px).  See the module docstring."""
+    (heatmaps ``(16, 64, 64)`` float32, joints_hm ``(16, 2)`` heatmap px).  See the module
+    docstring."""
     if heatmaps33.shape != (33, HEATMAP_PX, HEATMAP_PX) or landmarks33.shape[0] != 33:
         raise ValueError(f"mpii_from_blazepose: expected heatmaps33 (33, 64, 64) and landmarks33 "
                          f"(33, 5), got {heatmaps33.shape} and {landmarks33.shape}")
     hm = np.clip(heatmaps33.astype(np.float64), 0.0, None)
-    pts = landmarks33[:, :2].astype(np.float64) * HEATMAP_PX / CROP_PX - 0.5   # crop px -> heatmap px
+    pts = (landmarks33[:, :2].astype(np.float64) * HEATMAP_PX / CROP_PX
+           - 0.5)   # crop px -> heatmap px
     out = np.zeros((N_MPII, HEATMAP_PX, HEATMAP_PX))
     joints = np.zeros((N_MPII, 2))
     for j, b in enumerate(BLAZEPOSE_TO_MPII):
@@ -239,7 +247,8 @@ def detect_heatmaps(image, config: DetectorConfig = DetectorConfig(),
     affine = affine_work @ np.diag([sx, sy, 1.0])
     back = np.array([1 / sx, 1 / sy])
     person = PersonBox((person.centre_px[0] / sx, person.centre_px[1] / sy), person.side_px / sx,
-                       person.rotation_rad, person.score, person.n_people, person.keypoints_px * back)
+                       person.rotation_rad, person.score, person.n_people,
+                       person.keypoints_px * back)
     if not np.isfinite(heatmaps16).all():           # the contract of heatmaps.validate_heatmaps
         raise ValueError("detect_heatmaps: BlazePose produced non-finite heatmaps")
     heatmaps = torch.from_numpy(heatmaps16)[None].to(device)

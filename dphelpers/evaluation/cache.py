@@ -157,7 +157,8 @@ def evaluation_from_dict(d: dict):
 def cached_evaluate(model, model_file: str | os.PathLike | None, test, n_hypo: int,
                     batch_size: int, seed: int = 0, keep: bool = False,
                     progress: bool = False, folder: str | os.PathLike | None = None):
-    """:func:`dphelpers.evaluation.evaluate.evaluate` with load-or-compute: ``(Evaluation, loaded)``.
+    """:func:`dphelpers.evaluation.evaluate.evaluate` with load-or-compute:
+    ``(Evaluation, loaded)``.
 
     The key holds the content hash of ``model_file``, the test set's heatmaps and poses,
     the settings and the source of the sampling and scoring modules.  ``model_file=None``

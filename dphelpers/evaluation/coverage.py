@@ -56,7 +56,8 @@ def coverage(hypotheses: Tensor, targets: Tensor, valid: Tensor, joints_mask: Te
     """
     valid = torch.as_tensor(valid, dtype=torch.bool)
     if valid.shape != tuple(torch.as_tensor(targets).shape[:2]):
-        raise ValueError(f"valid must have shape (b, k) = {tuple(torch.as_tensor(targets).shape[:2])}, "
+        raise ValueError("valid must have shape (b, k) = "
+                         f"{tuple(torch.as_tensor(targets).shape[:2])}, "
                          f"got {tuple(valid.shape)}")
     dist = nearest_distance(hypotheses, targets, joints_mask)
     return {float(t): (dist < t) & valid for t in thresholds}
@@ -79,7 +80,8 @@ def coverage_table(hypotheses: Tensor, gt: Tensor, twins: TwinBatch,
     tw = root_relative(twins.poses)
     b, k = twins.valid.shape
     if hyp.shape[0] != b or gt.shape[0] != b:
-        raise ValueError(f"hypotheses, gt and twins must share b, got {hyp.shape[0]}, {gt.shape[0]}, {b}")
+        raise ValueError("hypotheses, gt and twins must share b, "
+                         f"got {hyp.shape[0]}, {gt.shape[0]}, {b}")
     mask = twins.joints_mask.to(tw.device)
     cov_twin = coverage(hyp, tw, twins.valid, mask, thresholds)
     cov_same = coverage(hyp, gt.unsqueeze(1).expand(-1, k, -1, -1), twins.valid, mask, thresholds)
@@ -98,7 +100,8 @@ def coverage_table(hypotheses: Tensor, gt: Tensor, twins: TwinBatch,
 
 # --- helpers for the notebook --------------------------------------------------------------
 def mean_hypothesis(hypotheses: Tensor) -> Tensor:
-    """The single-hypothesis baseline: the mean over hypotheses, ``(b, h, 17, 3) -> (b, 1, 17, 3)``."""
+    """The single-hypothesis baseline: the mean over hypotheses,
+    ``(b, h, 17, 3) -> (b, 1, 17, 3)``."""
     hyp = _check_pose(hypotheses, "hypotheses", ("b", "h"))
     return hyp.mean(dim=1, keepdim=True)
 
@@ -110,7 +113,8 @@ def split_hypotheses(hypotheses: Tensor, gt: Tensor, twin: Tensor, joints) -> Te
     gt, twin = _check_pose(gt, "gt", ()), _check_pose(twin, "twin", ())
     joints = list(joints)
     if not joints or any(not 0 <= j < N_H36M for j in joints):
-        raise ValueError(f"joints must be a non-empty list of indices in [0, {N_H36M}), got {joints}")
+        raise ValueError(f"joints must be a non-empty list of indices in [0, {N_H36M}), "
+                         f"got {joints}")
     d_gt = torch.linalg.vector_norm(hyp[:, joints] - gt[joints], dim=-1).mean(-1)
     d_tw = torch.linalg.vector_norm(hyp[:, joints] - twin[joints], dim=-1).mean(-1)
     return (d_tw < d_gt).long()

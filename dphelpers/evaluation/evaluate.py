@@ -91,7 +91,8 @@ def _collect(parts: list[dict], test: SampleBatch, n_hypo: int,
 def evaluate(model: DiffPose, test: SampleBatch, n_hypo: int = 200, batch_size: int = 8,
              seed: int = 0, progress: bool = True, autocast_dtype: torch.dtype | str | None = None,
              keep: bool = False, sample_kwargs: dict | None = None) -> Evaluation:
-    """Sample ``n_hypo`` hypotheses for every test sample and score them (``keep``: also return them).
+    """Sample ``n_hypo`` hypotheses for every test sample and score them (``keep``: also return
+    them).
 
     Float32 by default, so that a seed gives the same numbers on any CPU; ``autocast_dtype=
     torch.bfloat16`` (or ``"auto"``) is faster.  ``sample_kwargs`` go to ``model.sample``.
@@ -104,7 +105,8 @@ def evaluate(model: DiffPose, test: SampleBatch, n_hypo: int = 200, batch_size: 
     model.eval()
     gen = torch.Generator(device=model.device).manual_seed(seed)
     parts, kept = [], []
-    for i in tqdm(range(0, len(test), batch_size), disable=not progress, desc=f"evaluate x{n_hypo}"):
+    for i in tqdm(range(0, len(test), batch_size), disable=not progress,
+                  desc=f"evaluate x{n_hypo}"):
         sl = slice(i, i + batch_size)
         pred = model.sample(test.heatmaps[sl].to(model.device), n_hypo, generator=gen,
                             autocast_dtype=autocast_dtype, **(sample_kwargs or {})).cpu()
@@ -133,8 +135,8 @@ def training_mean_pose(train_poses_m, n: int = 4096, seed: int = 1) -> torch.Ten
 
 
 def evaluate_fixed(poses_mm: torch.Tensor, test: SampleBatch) -> Evaluation:
-    """Score a fixed prediction: one pose for all samples ``(17, 3)`` or one per sample ``(b, 17, 3)``
-    (a single hypothesis: min = median)."""
+    """Score a fixed prediction: one pose for all samples ``(17, 3)`` or one per sample
+    ``(b, 17, 3)`` (a single hypothesis: min = median)."""
     pred = poses_mm.expand(len(test), 17, 3) if poses_mm.dim() == 2 else poses_mm
     return _collect([_per_sample(pred.unsqueeze(1), test.poses_3d_mm.cpu())], test, 1)
 

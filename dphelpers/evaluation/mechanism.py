@@ -13,8 +13,8 @@ Poses are root-relative first (pelvis = hip midpoint, :func:`dphelpers.metrics.r
 Failure flags come in MPII order ``(b, 16)`` (the heatmaps'); :func:`flags_to_h36m` moves them
 to Human3.6M-17, where the Neck/Nose has no heatmap (never flagged) and the pelvis has zero
 error by construction (left out of every group).  :func:`collect` runs a model over a test
-set with the draws of :func:`dphelpers.evaluation.evaluate.evaluate` (same seed, same batches) but keeps
-only these per-joint numbers; :func:`summarise` gives one row per joint group and status.
+set with the draws of :func:`dphelpers.evaluation.evaluate.evaluate` (same seed, same batches)
+but keeps only these per-joint numbers; :func:`summarise` gives one row per joint group and status.
 The figure of one failed wrist is in :mod:`dphelpers.evaluation.vizmechanism`.
 """
 from __future__ import annotations

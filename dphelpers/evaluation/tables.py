@@ -107,7 +107,8 @@ def table(rows: Iterable[Mapping] | Iterable[Sequence], columns: Sequence[str] |
                  tuple(tuple(format_cell(v, digits) for v in r) for r in cells), caption)
 
 
-#: metric key of :meth:`dphelpers.evaluation.evaluate.Evaluation.summary` -> column name shown to readers
+#: metric key of :meth:`dphelpers.evaluation.evaluate.Evaluation.summary` -> column name shown
+#: to readers
 METRIC_COLUMNS: dict[str, str] = {
     "n": "n", "P1_min": "P1 min (mm)", "P1_median": "P1 median (mm)", "P2_min": "P2 min (mm)",
     "P2_median": "P2 median (mm)", "PCK": "PCK@150 (%)", "CPS": "CPS", "ECE": "ECE"}
@@ -145,8 +146,8 @@ def metrics_table(rows: Mapping[str, Mapping], caption: str = "",
     """Results rows ``{"MODEL (SUBSET)": summary}`` as a table with the columns model, subset and
     one per metric in ``keys`` (named by :data:`METRIC_COLUMNS`).
 
-    ``summary`` is :meth:`dphelpers.evaluation.evaluate.Evaluation.summary`'s dict (or a results file's
-    ``accuracy`` entry); a missing metric is an error naming the row.
+    ``summary`` is :meth:`dphelpers.evaluation.evaluate.Evaluation.summary`'s dict (or a results
+    file's ``accuracy`` entry); a missing metric is an error naming the row.
     """
     unknown = [k for k in keys if k not in METRIC_COLUMNS]
     if unknown:

@@ -1,4 +1,5 @@
-"""The study's test sets: one per kept-mode share, the same poses, cameras and failures (notebook 05).
+"""The study's test sets: one per kept-mode share, the same poses, cameras and failures
+(notebook 05).
 
 A heatmap failure of the simulator (v2) moves a joint's mode away from the truth; in a share
 ``p_keep_true_mode`` of the failures a weaker second mode stays at the truth, which is what

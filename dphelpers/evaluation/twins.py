@@ -1,4 +1,5 @@
-"""Depth-flip twins of a pose (notebook 05); whether hypotheses cover them is :mod:`dphelpers.evaluation.coverage`.
+"""Depth-flip twins of a pose (notebook 05); whether hypotheses cover them is
+:mod:`dphelpers.evaluation.coverage`.
 
 A single image fixes each joint's camera ray, not its depth.  Given a parent joint and a bone
 length, the child joint can sit at either intersection of its ray with the sphere of that
@@ -216,7 +217,8 @@ def depth_flip_twins_batch(poses_cam_mm: Tensor, max_flips: int = 2,
             a = (u * cur[:, p]).sum(-1)
             disc = a * a - (cur[:, p] ** 2).sum(-1) + lengths[:, c] ** 2
             new = (2 * a - s0).unsqueeze(-1) * u
-            ok &= (disc >= 0) & (torch.linalg.vector_norm(new - cur[:, c], dim=-1) >= min_separation_mm)
+            ok &= (disc >= 0) & (torch.linalg.vector_norm(new - cur[:, c], dim=-1)
+                                 >= min_separation_mm)
             cur[:, c] = new
             for d in _descendants(c):
                 q, u = H36M_PARENTS[d], rays[:, d]
@@ -233,4 +235,5 @@ def depth_flip_twins_batch(poses_cam_mm: Tensor, max_flips: int = 2,
     moved = torch.zeros(len(flips), N_H36M, dtype=torch.bool, device=orig.device)
     for i, combo in enumerate(flips):
         moved[i, list(_moved(combo))] = True
-    return TwinBatch(torch.stack(out, dim=1).to(poses.dtype), torch.stack(valid, dim=1), flips, moved)
+    return TwinBatch(torch.stack(out, dim=1).to(poses.dtype), torch.stack(valid, dim=1), flips,
+                     moved)

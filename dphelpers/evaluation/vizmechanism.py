@@ -1,4 +1,5 @@
-"""The figure of :mod:`dphelpers.evaluation.mechanism`: one failed joint, its heatmap and the hypotheses.
+"""The figure of :mod:`dphelpers.evaluation.mechanism`: one failed joint, its heatmap and the
+hypotheses.
 
 For one test sample and one MPII joint whose argmax is wrong (a wrist, say), the left panel
 shows that joint's 64 x 64 heatmap with its two modes (the wrong peak, the argmax, and the

@@ -27,8 +27,9 @@ from ..diffusion import DiffPose, DiffPoseConfig
 from ..files import atomic_write, require_file
 from ..lifter import Lifter, LifterConfig
 
-__all__ = ["CheckpointError", "FORMAT", "KINDS", "write_checkpoint", "save_model", "read_checkpoint",
-           "config_diff", "check_config", "model_kind", "build_model", "load_model"]
+__all__ = ["CheckpointError", "FORMAT", "KINDS", "write_checkpoint", "save_model",
+           "read_checkpoint", "config_diff", "check_config", "model_kind", "build_model",
+           "load_model"]
 
 FORMAT = 2
 _REQUIRED = ("format", "config", "model", "step")
@@ -112,7 +113,8 @@ def read_checkpoint(path: str | Path) -> dict:
     if missing:
         raise CheckpointError(f"{path} is not a DiffPose model file: it lacks {missing}")
     if state["format"] not in (1, FORMAT):
-        raise CheckpointError(f"{path}: unknown format {state['format']!r} (expected 1 or {FORMAT})")
+        raise CheckpointError(f"{path}: unknown format {state['format']!r} "
+                              f"(expected 1 or {FORMAT})")
     if state["format"] == 1:                      # old layout: the log sat under "extra"
         extra = state.pop("extra", None) or {}
         state.setdefault("log_steps", extra.get("log_steps", []))
@@ -139,7 +141,8 @@ def build_model(state: dict, path: str | Path = "<memory>") -> nn.Module:
     try:
         config = config_cls.from_dict(state["config"])
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: its settings do not build a {cls.__name__} ({err})") from err
+        raise CheckpointError(f"{path}: its settings do not build a {cls.__name__} "
+                              f"({err})") from err
     return cls(config)
 
 

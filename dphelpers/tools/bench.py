@@ -132,9 +132,10 @@ def accuracy(models: list[Loaded], train_m, test_m, n_test: int | None, n_hypo: 
         levels, freq = reliability_from_quantiles(ev.quantiles)
         reliab[m.label] = {"levels": levels.tolist(), "freq": freq[1:].mean(0).tolist()}
         if m is single and m.info.name != "lifter":
-            cover["single hypothesis (one sample)"] = subset_coverage(ev.predictions[:, :1], test, twins)
-            cover["single hypothesis (mean)"] = subset_coverage(mean_hypothesis(ev.predictions), test,
-                                                          twins)
+            cover["single hypothesis (one sample)"] = subset_coverage(ev.predictions[:, :1],
+                                                                      test, twins)
+            cover["single hypothesis (mean)"] = subset_coverage(mean_hypothesis(ev.predictions),
+                                                                test, twins)
             if bf16:
                 label = modelref.label_of(f"{m.info.name} bf16", m.path)
                 evals[label] = evaluate(m.model, test, n_hypo, eval_batch, seed=seed,
@@ -227,7 +228,8 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
         print("end-to-end steps/s, compiled over eager (same run): " + ", ".join(
             f"{k} {v:.2f}x" for k, v in compile_ratio.items()))
     return {"speed": [r.as_dict() for r in rows], "speed_model": label,
-            "training_bf16_over_fp32": ratio, "compiled_over_eager": compile_ratio, "data_batches_per_s": 1 / data_s,
+            "training_bf16_over_fp32": ratio, "compiled_over_eager": compile_ratio,
+            "data_batches_per_s": 1 / data_s,
             "training_profile": profile,
             "flops_per_hypothesis": measure.sampling_flops(model.config),
             "flops_per_training_sample": measure.training_flops(model.config)}

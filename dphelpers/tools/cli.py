@@ -4,11 +4,12 @@ Verbs: ``run`` (the main job: the shipped model, trained only when there is no f
 evaluated against the mean-pose baseline), ``train``, ``evaluate``, ``bench``, ``predict``,
 ``export``, ``book``, ``sweep``, ``export-onnx``, ``serve``, and the studies behind the book's
 results (:data:`TOOL_VERBS`: ``study``, ``mechanism``, ``heldout``, ``realcheck``,
-``fewstep``, ``curves``, ``labcheck``).  One parser (:mod:`~dphelpers.tools.parser`): the options verbs share are defined
-once in :mod:`~dphelpers.tools.options`.  This module checks the arguments, dispatches and
-handles errors; the work is in :mod:`~dphelpers.tools.verbs`, :mod:`~dphelpers.tools.bench`,
-:mod:`~dphelpers.tools.book`, :mod:`~dphelpers.tools.sweep` and the tool modules.  Which model file a verb
-reads or writes is :mod:`dphelpers.models.modelfiles`' rule.
+``fewstep``, ``curves``, ``labcheck``).  One parser (:mod:`~dphelpers.tools.parser`): the
+options verbs share are defined once in :mod:`~dphelpers.tools.options`.  This module checks the
+arguments, dispatches and handles errors; the work is in :mod:`~dphelpers.tools.verbs`,
+:mod:`~dphelpers.tools.bench`, :mod:`~dphelpers.tools.book`, :mod:`~dphelpers.tools.sweep` and
+the tool modules.  Which model file a verb reads or writes is
+:mod:`dphelpers.models.modelfiles`' rule.
 
 An expected error (a missing or unreadable file, a bad image, no person found, a corrupt or
 foreign model file, a bad argument, a value our own checks refuse) prints ONE line

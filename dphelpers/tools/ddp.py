@@ -70,9 +70,11 @@ def init_distributed(device: str | torch.device | None = None) -> DistInfo:
     backend follows (``nccl`` on CUDA, ``gloo`` on CPU).  A group that is already
     initialised is reused.
     """
-    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+               if k not in os.environ]
     if missing and not dist.is_initialized():
-        raise KeyError(f"environment variable(s) {missing} not set: start this under torchrun, e.g. "
+        raise KeyError(f"environment variable(s) {missing} not set: "
+                       "start this under torchrun, e.g. "
                        "`torchrun --standalone --nproc_per_node=2 -m dphelpers.tools.ddp`")
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if device is None:
@@ -109,8 +111,10 @@ class LossModule(nn.Module):
 
     def forward(self, heatmaps: torch.Tensor, poses_3d_mm: torch.Tensor,
                 generator: torch.Generator | None = None, t: torch.Tensor | None = None,
-                eps: torch.Tensor | None = None, candidates: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model.loss(heatmaps, poses_3d_mm, generator, t=t, eps=eps, candidates=candidates)
+                eps: torch.Tensor | None = None,
+                candidates: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.loss(heatmaps, poses_3d_mm, generator, t=t, eps=eps,
+                               candidates=candidates)
 
 
 def wrap_ddp(model: DiffPose, info: DistInfo) -> DistributedDataParallel:
@@ -172,8 +176,8 @@ class DistributedReplicas(Replicas):
 def ddp_fit(config: TrainConfig, name: str = "full", checkpoint: str | Path | None = None,
             data: str | Path | None = None, device: str | torch.device | None = None,
             resume_from_checkpoint: bool = True, progress: bool = True) -> TrainResult | None:
-    """Train model ``name`` (:func:`dphelpers.models.modelfiles.build_model`) on all processes of the
-    torchrun job with the one training loop (:func:`dphelpers.training.train.fit_group` and
+    """Train model ``name`` (:func:`dphelpers.models.modelfiles.build_model`) on all processes
+    of the torchrun job with the one training loop (:func:`dphelpers.training.train.fit_group` and
     :class:`DistributedReplicas`); returns the result on rank 0 (``None`` on the other
     ranks).  ``config.steps`` counts global steps, resumed ones included.
 

@@ -53,7 +53,8 @@ def _embedding_flops(cfg: DiffPoseConfig) -> float:
 def _step_flops(cfg: DiffPoseConfig, with_cond: bool) -> float:
     n = cfg.denoiser
     inp = n.pose_dim + 1 + (n.cond_dim if with_cond else 0)
-    return float(2 * (inp * n.hidden + 2 * n.n_blocks * n.hidden * n.hidden + n.hidden * n.pose_dim))
+    return float(2 * (inp * n.hidden + 2 * n.n_blocks * n.hidden * n.hidden
+                      + n.hidden * n.pose_dim))
 
 
 def sampling_flops(cfg: DiffPoseConfig = DiffPoseConfig(), steps: int | None = None) -> float:
@@ -66,7 +67,8 @@ def sampling_flops(cfg: DiffPoseConfig = DiffPoseConfig(), steps: int | None = N
 
 
 def training_flops(cfg: DiffPoseConfig = DiffPoseConfig()) -> float:
-    """FLOPs of one training sample: forward (embedding + one full denoiser step) x 3 for backward."""
+    """FLOPs of one training sample: forward (embedding + one full denoiser step) x 3 for
+    backward."""
     return 3 * (_embedding_flops(cfg) + _step_flops(cfg, with_cond=True))
 
 
@@ -237,7 +239,8 @@ def machine_info(device: str | torch.device = "cpu") -> dict:
     device and, on CUDA, the GPU's name (the results file's ``machine`` entry)."""
     device = torch.device(device)
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
-            "cpu": platform.processor() or platform.machine(), "cores": psutil.cpu_count(logical=True)}
+            "cpu": platform.processor() or platform.machine(),
+            "cores": psutil.cpu_count(logical=True)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

@@ -5,8 +5,8 @@ prints and how results are named after that file:
 
 - :func:`load` reads a model by name (its shipped file, or a file given for that name) or from
   an explicit file and returns a :class:`Loaded`: the model, its
-  :class:`~dphelpers.models.modelfiles.ModelInfo` (file, model name, training steps) and its *label*,
-  the row name in every table: ``"full (diffpose_full.pt)"`` for a model read by name, the
+  :class:`~dphelpers.models.modelfiles.ModelInfo` (file, model name, training steps) and its
+  *label*, the row name in every table: ``"full (diffpose_full.pt)"`` for a model read by name, the
   file's stem for an explicit ``--checkpoint``;
 - :func:`result_stem` names result files after the model file, so that two models' results
   never overwrite each other (``runs/evaluate_<stem>.json``);

@@ -103,7 +103,8 @@ def learning_rate(text: str) -> float | str:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'scaled', got {text!r}") from None
+        raise argparse.ArgumentTypeError("expected a number > 0 or 'scaled', "
+                                         f"got {text!r}") from None
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number > 0 or 'scaled', got {text!r}")
     return value

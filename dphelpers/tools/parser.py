@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_export_onnx(sub) -> None:
-    """``export-onnx`` and ``serve``: the book's in-browser model (:mod:`~dphelpers.tools.tryit`)."""
+    """``export-onnx`` and ``serve``: the book's in-browser model
+    (:mod:`~dphelpers.tools.tryit`)."""
     from .tryit import add_parsers
     add_parsers(sub, formatter_class=_Formatter)

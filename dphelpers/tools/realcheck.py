@@ -4,14 +4,15 @@
 full=data/checkpoints/diffpose_full.pt --out data/results/realcheck.json``
 
 For every model: BlazePose's heatmaps of a photo (the astronaut by default) -> ``n_hypo``
-hypotheses -> their spread around the medoid (:func:`~dphelpers.evaluation.vizpages.joint_spread_mm`)
-and how well the medoid hypothesis reprojects onto BlazePose's own 2D joints
-(:func:`~dphelpers.evaluation.reprojection.weak_perspective_fit`, RMS in heatmap pixels).  The same two
-numbers on ``n_test`` samples of the test split, where the 2D joints are the simulated
+hypotheses -> their spread around the medoid
+(:func:`~dphelpers.evaluation.vizpages.joint_spread_mm`) and how well the medoid hypothesis
+reprojects onto BlazePose's own 2D joints
+(:func:`~dphelpers.evaluation.reprojection.weak_perspective_fit`, RMS in heatmap pixels).  The
+same two numbers on ``n_test`` samples of the test split, where the 2D joints are the simulated
 heatmaps' argmax, give the scale to read the photo's numbers against: a photo ratio near 1
 means the model treats the real detector's maps like the simulated ones (the checks:
-:func:`~dphelpers.evaluation.realcheck.photo_check`, :func:`~dphelpers.evaluation.
-realcheck.test_check`).
+:func:`~dphelpers.evaluation.realcheck.photo_check`,
+:func:`~dphelpers.evaluation.realcheck.test_check`).
 
 Float32, seeds explicit.
 """

@@ -1,12 +1,12 @@
 """The book's results page, generated at build time from the one results file (``book`` verb).
 
-:func:`results_markdown` turns ``data/results/bench.json`` (see :mod:`dphelpers.evaluation.results`) into
-a MyST page: the headline tables (accuracy of every model, twin coverage, calibration, speed,
-and speed against the authors' implementation when the file has it; the model study and the
-learning curve from ``study.json`` and ``study_curve.json`` beside it), each followed by one
-paragraph on what it means (:mod:`dphelpers.tools.resultstext`), with the numbers of the
-paragraph read from the same file.  The
-page is never written by hand; :func:`dphelpers.tools.book.build_book` writes it next to the
+:func:`results_markdown` turns ``data/results/bench.json`` (see
+:mod:`dphelpers.evaluation.results`) into a MyST page: the headline tables (accuracy of every
+model, twin coverage, calibration, speed, and speed against the authors' implementation when the
+file has it; the model study and the learning curve from ``study.json`` and ``study_curve.json``
+beside it), each followed by one paragraph on what it means
+(:mod:`dphelpers.tools.resultstext`), with the numbers of the paragraph read from the same file.
+The page is never written by hand; :func:`dphelpers.tools.book.build_book` writes it next to the
 chapters.  Works are cited by their key in ``book/references.bib`` (``{cite:p}`key```).
 
 To add a section: write a function that returns its markdown (:func:`section_markdown` of a
@@ -29,8 +29,8 @@ __all__ = ["results_markdown", "write_results_page", "section_markdown", "read_b
 
 
 def section_markdown(title: str, table, text: str) -> str:
-    """One section of the page: ``## title``, the table (a :class:`dphelpers.evaluation.tables.Table`
-    or markdown text) and the paragraph that reads it."""
+    """One section of the page: ``## title``, the table (a
+    :class:`dphelpers.evaluation.tables.Table` or markdown text) and the paragraph that reads it."""
     body = table if isinstance(table, str) else table.to_markdown()
     return "\n".join([f"## {title}", "", body, "", text, ""])
 
@@ -84,8 +84,8 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
                      authors: dict | None = None, mechanism: dict | None = None,
                      extra_sections: Sequence[str] = (), heldout: dict | None = None) -> str:
     """The results page as MyST Markdown (tables as pipe tables in the page's source);
-    ``study`` and ``curve``: study files (:func:`dphelpers.evaluation.results.load_study`) whose tables
-    the page shows too; ``authors``: the side-by-side timing of the authors' code
+    ``study`` and ``curve``: study files (:func:`dphelpers.evaluation.results.load_study`) whose
+    tables the page shows too; ``authors``: the side-by-side timing of the authors' code
     (``authors_speed.json``), shown when ``res`` itself times no authors' rows;
     ``mechanism``: the per-joint study of the failed joints (``mechanism.json``,
     :mod:`dphelpers.tools.mechanism`); ``heldout``: the unseen-motion test (``heldout.json``,

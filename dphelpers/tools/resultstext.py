@@ -78,7 +78,8 @@ def accuracy_text(res: dict) -> str:
                  + ("higher" if gap > 0 else "lower") + " than the full model's"
                  + (f" on these {n:,} samples" if n else "")
                  + ". The paper " + cite("holmquist2023diffpose") + " reports sampling the "
-                 "heatmaps beating the argmax alone on Human3.6M; whether it pays here, and when, is what the model study below "
+                 "heatmaps beating the argmax alone on Human3.6M; whether it pays here, and when, "
+                 "is what the model study below "
                  "measures on a larger test set (notebook 05, section 7).")
     text += (" These numbers come from simulated heatmaps of a few embedded motion-capture clips, "
              "not from Human3.6M " + cite("ionescu2014human36m") + ": compare trends with the "

@@ -15,8 +15,9 @@ parameter ``RESULTS_JSON`` (``None`` when run by hand, then it writes nothing)::
         Path(RESULTS_JSON).write_text(json.dumps(metrics))
 
 The grid (``--grid KEY=V1,V2``) is parsed, expanded and checked against the notebook's
-parameters by :mod:`dphelpers.tools.grid`.  A failing notebook never stops the sweep: its run is reported with the notebook's
-name, the cell and the error, and the others finish.  From the command line::
+parameters by :mod:`dphelpers.tools.grid`.  A failing notebook never stops the sweep: its run is
+reported with the notebook's name, the cell and the error, and the others finish.  From the
+command line::
 
     python -m dphelpers sweep notebooks/05_evaluation.ipynb --grid N_HYPO=1,10,50,200 \\
         --grid QUICK=True --out runs/sweep_hypo
@@ -176,8 +177,8 @@ def default_metric(results: list[dict]) -> str | None:
 
 
 def results_table(results: list[dict], first: str | None = None, show: list[str] | None = None):
-    """A :func:`dphelpers.evaluation.tables.table`: one row per run, its parameters, the metrics that
-    vary over the runs (``first`` leading), status and seconds.  A metric with one value in
+    """A :func:`dphelpers.evaluation.tables.table`: one row per run, its parameters, the metrics
+    that vary over the runs (``first`` leading), status and seconds.  A metric with one value in
     every run goes to the caption; one named like a parameter is shown (as "reported NAME")
     only where some run reports another value than it was given.  ``show``: only these
     metrics (after ``first``).  ``sweep.json`` keeps all."""

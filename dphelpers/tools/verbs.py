@@ -1,11 +1,11 @@
 """The work behind ``python -m dphelpers run | train | evaluate | predict``.
 
 The parser and the error handling live in :mod:`dphelpers.tools.cli`, ``bench`` in
-:mod:`dphelpers.tools.bench`, ``export`` in :mod:`dphelpers.tools.export`.  Every verb prints which model file it read (path, model
-name, training steps), shows progress for long work, and ends with one line: what it did,
-how long it took, what it wrote.  Result files are named after the model file
-(:func:`~dphelpers.tools.modelref.result_stem`), so two models' results never collide.
-Which file is read or written is :mod:`dphelpers.models.modelfiles`' rule.
+:mod:`dphelpers.tools.bench`, ``export`` in :mod:`dphelpers.tools.export`.  Every verb prints
+which model file it read (path, model name, training steps), shows progress for long work, and
+ends with one line: what it did, how long it took, what it wrote.  Result files are named after
+the model file (:func:`~dphelpers.tools.modelref.result_stem`), so two models' results never
+collide.  Which file is read or written is :mod:`dphelpers.models.modelfiles`' rule.
 """
 from __future__ import annotations
 
@@ -159,9 +159,11 @@ def _resumable_step(target: Path, model, config, force: bool) -> int:
 
 
 def train(args) -> int:
-    """Train into :func:`~dphelpers.models.modelfiles.writing_file` (never a shipped model), resuming.
+    """Train into :func:`~dphelpers.models.modelfiles.writing_file` (never a shipped model),
+    resuming.
 
-    Several ``--model`` names train together on one stream (:func:`~dphelpers.training.many.fit_many`).
+    Several ``--model`` names train together on one stream
+    (:func:`~dphelpers.training.many.fit_many`).
     """
     from ..models.modelfiles import build_model, train_config, writing_file
     t0 = time.time()

@@ -2,7 +2,8 @@
 
 The settings of one training run (REFERENCE.md "Training"), the fields a resumed run must
 keep (:data:`RESUME_FIELDS`, :func:`check_resume_config`) and the learning rate for a large
-batch (:func:`scaled_lr`).  The step and the loop that use them are :mod:`dphelpers.training.train`'s.
+batch (:func:`scaled_lr`).  The step and the loop that use them are
+:mod:`dphelpers.training.train`'s.
 """
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-#: the phases :func:`~dphelpers.training.train.train_step` and ``DiffPose.loss`` label (record_function)
+#: the phases :func:`~dphelpers.training.train.train_step` and ``DiffPose.loss`` label
+#: (record_function)
 STEP_PHASES = ("draws", "forward", "candidates", "embedding", "denoiser", "backward", "clip",
                "optimizer", "ema")
 
@@ -34,13 +35,13 @@ STEP_OPS = {"aten::bernoulli_": "dropout masks (bernoulli_)",
 def profile_training(model: nn.Module, stream, config: TrainConfig | None = None,
                      steps: int = 10, batch_size: int = 64) -> list[dict]:
     """Where one training step's time goes: ``torch.profiler`` over ``steps`` steps of
-    :func:`~dphelpers.training.train.train_step` on a COPY of ``model``, batches drawn from ``stream``
-    (a :class:`~dphelpers.pipeline.TrainStream`, its generator advanced).
+    :func:`~dphelpers.training.train.train_step` on a COPY of ``model``, batches drawn from
+    ``stream`` (a :class:`~dphelpers.pipeline.TrainStream`, its generator advanced).
 
     Rows ``{"part", "ms_per_step", "share"}``: the simulated batch (timed apart, outside the
     step), the labelled phases (:data:`STEP_PHASES`; "draws" holds "candidates", "forward"
-    holds "embedding" and "denoiser"; on CUDA in GPU time), a few named operators (:data:`STEP_OPS`, wherever they run)
-    and the whole step.  Shares are of data + step.
+    holds "embedding" and "denoiser"; on CUDA in GPU time), a few named operators
+    (:data:`STEP_OPS`, wherever they run) and the whole step.  Shares are of data + step.
     """
     from torch.profiler import ProfilerActivity, profile
     config = TrainConfig() if config is None else config

@@ -29,10 +29,10 @@ from .config import (DEFAULT_STEPS, LARGE_BATCH_WARMUP, PRECISIONS, RESUME_FIELD
 from .resume import resume_group, save_group, snapshot_file
 from .state import TrainState
 
-__all__ = ["DEFAULT_STEPS", "PRECISIONS", "default_precision", "TrainConfig", "TrainResult", "train_step",
-           "new_state", "fit", "snapshot_file", "TrainingInterrupted", "RESUME_FIELDS",
-           "check_resume_config", "training_interrupted", "scaled_lr", "LARGE_BATCH_WARMUP",
-           "compiled_loss", "loss_seed", "Replicas", "fit_group"]
+__all__ = ["DEFAULT_STEPS", "PRECISIONS", "default_precision", "TrainConfig", "TrainResult",
+           "train_step", "new_state", "fit", "snapshot_file", "TrainingInterrupted",
+           "RESUME_FIELDS", "check_resume_config", "training_interrupted", "scaled_lr",
+           "LARGE_BATCH_WARMUP", "compiled_loss", "loss_seed", "Replicas", "fit_group"]
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`fit`: the message says at which step training stopped and which
@@ -116,7 +116,8 @@ def compiled_loss(model: nn.Module):
 
 def new_state(model: nn.Module, generator: torch.Generator, config: TrainConfig,
               rank: int = 0) -> TrainState:
-    """A fresh :class:`TrainState`; the dropout stream is seeded from ``config.seed`` and the rank."""
+    """A fresh :class:`TrainState`; the dropout stream is seeded from ``config.seed`` and the
+    rank."""
     return TrainState.new(model, generator, config.lr, config.ema_decay,
                           dropout_seed=config.seed * 1_000_003 + 7919 * (rank + 1))
 
