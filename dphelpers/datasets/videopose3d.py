@@ -128,6 +128,22 @@ def _array(a, path, key: str, joints: tuple[int, ...], dims: int) -> np.ndarray:
     return a.astype(np.float32)
 
 
+def _cameras_2d(pos2d: dict, p2, s: str, a: str, t: int, where_3d: str) -> list[np.ndarray]:
+    """The 4 cameras' 2D sequences of (subject ``s``, action ``a``) from ``positions_2d``, each
+    at least ``t`` frames long (``where_3d`` names the 3D sequence in the error)."""
+    key2 = f"positions_2d[{s!r}][{a!r}]"
+    if s not in pos2d or a not in pos2d[s]:
+        raise KeyError(f"{p2}: no key {key2} (present for {s!r}: {sorted(pos2d.get(s, {}))})")
+    if len(pos2d[s][a]) != _N_CAMERAS:
+        raise ValueError(f"{p2}: key {key2} holds {len(pos2d[s][a])} cameras, expected 4")
+    cams = [_array(c, p2, f"{key2}[{i}]", (N_H36M,), 2) for i, c in enumerate(pos2d[s][a])]
+    for i, c in enumerate(cams):
+        if c.shape[0] < t:
+            raise ValueError(f"{p2}: key {key2}[{i}] has {c.shape[0]} frames but {where_3d} "
+                             f"has {t}")
+    return cams
+
+
 def load_videopose3d(path_3d, path_2d=None, subjects=None, every: int = 1) -> WorldPoses:
     """Read VideoPose3D's Human3.6M files -> :class:`WorldPoses` (world frame, metres).
 
@@ -164,21 +180,8 @@ def load_videopose3d(path_3d, path_2d=None, subjects=None, every: int = 1) -> Wo
             seq = seq[:, list(H36M_RAW32_TO_17)] if seq.shape[1] == 32 else seq
             t = seq.shape[0]
             frames = np.arange(0, t, int(every))
-            cams: list[np.ndarray | None] = [None]
-            if pos2d is not None:
-                key2 = f"positions_2d[{s!r}][{a!r}]"
-                if s not in pos2d or a not in pos2d[s]:
-                    raise KeyError(f"{p2}: no key {key2} (present for {s!r}: "
-                                   f"{sorted(pos2d.get(s, {}))})")
-                if len(pos2d[s][a]) != _N_CAMERAS:
-                    raise ValueError(f"{p2}: key {key2} holds {len(pos2d[s][a])} cameras, "
-                                     "expected 4")
-                cams = [_array(c, p2, f"{key2}[{i}]", (N_H36M,), 2)
-                        for i, c in enumerate(pos2d[s][a])]
-                for i, c in enumerate(cams):
-                    if c.shape[0] < t:
-                        raise ValueError(f"{p2}: key {key2}[{i}] has {c.shape[0]} frames but {p3}: "
-                                         f"key {key3} has {t}")
+            cams = ([None] if pos2d is None
+                    else _cameras_2d(pos2d, p2, s, a, t, f"{p3}: key {key3}"))
             for i, c in enumerate(cams):
                 poses.append(seq[frames])
                 if c is not None:
