@@ -94,7 +94,10 @@ def test_a_compiled_training_step_matches_the_eager_one(stream):
         losses.append(torch.stack(out))
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(weights[0], weights[1], rtol=1e-4, atol=1e-6)
+    # Adam moves every weight by about lr = 1e-4 per step whatever its gradient's size, so a
+    # weight whose gradient is near zero can take a rounding-sized difference in the gradient
+    # into its step (seen: 3 of 70,000 weights 1.7e-6 apart); a wrong step is ~1e-4 off
+    torch.testing.assert_close(weights[0], weights[1], rtol=1e-4, atol=2e-5)
     assert compiled_loss(model) is compiled_loss(model)          # compiled once per model
 
 
