@@ -141,3 +141,71 @@ def test_a_chunk_hands_out_slices_of_one_simulation(stream):
     one = plain.next_batch(6)                      # the same draws: one batch of 3 x 2
     assert torch.equal(torch.cat([p.heatmaps for p in parts]), one.heatmaps)
     assert torch.equal(chunked.generator.get_state(), plain.generator.get_state())
+
+
+def test_the_ema_update_equals_averaged_models_own(stream):
+    """ema_update (the caller says which update is the first) gives AveragedModel's tensors bit
+    for bit, n_averaged included, without reading n_averaged back."""
+    from dphelpers.training.state import ema_update, make_ema
+    model = _model()
+    ours, theirs = make_ema(model, 0.9), make_ema(model, 0.9)
+    gen = torch.Generator().manual_seed(3)
+    for i in range(3):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn(p.shape, generator=gen))
+        theirs.update_parameters(model)
+        ema_update(ours, model, 0.9, first=i == 0)
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert int(a["n_averaged"]) == 3
+
+
+def test_the_graphs_step_matches_eager_compiles_once_and_resumes_exactly(tmp_path, stream):
+    """TrainConfig.graphs (the whole step compiled in reduce-overhead mode; CUDA graphs on a
+    GPU, plain compiled code here) against the eager step over 4 steps with a warm-up that
+    changes the learning rate every step: the same losses, weights and EMA within float
+    rounding, no recompilation (the rate is a tensor), and 2 steps + resume = 4 steps, bit for
+    bit."""
+    import torch._dynamo
+    import torch._dynamo.config as dynamo_config
+    import torch._inductor.config as inductor_config
+    from dphelpers.models.checkpoint import read_checkpoint
+    from dphelpers.training.train import fit
+    poses = stream.poses.numpy()
+    base = TrainConfig(steps=4, batch_size=4, precision="fp32", warmup_steps=3, ckpt_every=2,
+                       log_every=1)
+    runs = {}
+    with inductor_config.patch(fallback_random=True):
+        runs["eager"] = fit(_model(), TrainStream(poses, seed=1), base, progress=False)
+        torch._dynamo.reset()
+        with dynamo_config.patch(error_on_recompile=True):
+            runs["graphs"] = fit(_model(), TrainStream(poses, seed=1), base.replace(graphs=True),
+                                 tmp_path / "whole.pt", progress=False)
+        fit(_model(), TrainStream(poses, seed=1), base.replace(graphs=True, steps=2),
+            tmp_path / "half.pt", progress=False)
+        resumed = fit(_model(), TrainStream(poses, seed=1), base.replace(graphs=True),
+                      tmp_path / "half.pt", progress=False)
+    assert resumed.resumed_from == 2
+    eager, graphs = runs["eager"], runs["graphs"]
+    torch.testing.assert_close(torch.tensor(graphs.losses), torch.tensor(eager.losses),
+                               rtol=1e-5, atol=1e-6)
+    for a, b in ((eager.model, graphs.model), (eager.ema, graphs.ema)):
+        torch.testing.assert_close(torch.cat([p.detach().flatten() for p in a.parameters()]),
+                                   torch.cat([p.detach().flatten() for p in b.parameters()]),
+                                   rtol=1e-4, atol=2e-5)
+    whole, half = read_checkpoint(tmp_path / "whole.pt"), read_checkpoint(tmp_path / "half.pt")
+    for key in ("model", "ema"):
+        assert all(torch.equal(whole[key][k], half[key][k]) for k in whole[key])
+    assert whole["ema_n_averaged"] == 4
+    lr = whole["optimizer"]["param_groups"][0]["lr"]
+    assert float(lr) == pytest.approx(1e-4)
+
+
+def test_graphs_refuses_a_model_without_split_draws():
+    from dphelpers.lifter import Lifter
+    model = Lifter()
+    config = TrainConfig(batch_size=2, precision="fp32", graphs=True)
+    state = new_state(model, torch.Generator().manual_seed(0), config)
+    with pytest.raises(ValueError, match="graphs needs a DiffPose model"):
+        train_step(state, None, config)

@@ -114,6 +114,10 @@ def _add_train(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="run the loss and its backward through torch.compile (the random draws "
                         "stay eager); the first steps wait for the compiler")
+    p.add_argument("--graphs", action="store_true",
+                   help="compile the whole step (loss, backward, clipping, Adam, EMA) in "
+                        "torch.compile's reduce-overhead mode: CUDA graphs on a GPU (DiffPose "
+                        "models, one process)")
     p.add_argument("--stream-chunk", type=o.positive, default=d.stream_chunk,
                    help="batches simulated per call of the data stream (1: the shipped models' "
                         "stream; e.g. 16 on a GPU; must divide --ckpt-every and --steps)")

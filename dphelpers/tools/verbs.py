@@ -175,7 +175,7 @@ def train(args) -> int:
     from ..training.train import scaled_lr
     if args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
-    extra = {"warmup_steps": args.warmup, "compile": args.compile,
+    extra = {"warmup_steps": args.warmup, "compile": args.compile, "graphs": args.graphs,
              "stream_chunk": args.stream_chunk, "augment": args.augment,
              "hold_out": args.hold_out}
     if args.lr is not None:

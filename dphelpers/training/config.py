@@ -45,6 +45,9 @@ class TrainConfig:
     ``compile``: the loss (embedding, q_sample, denoiser, MSE: :meth:`DiffPose.loss_from`) runs
     through ``torch.compile(fullgraph=True)``, its backward too; the random draws stay eager
     and the numbers are the same up to float rounding.
+    ``graphs``: the whole step compiled in ``mode="reduce-overhead"`` (loss, backward, clipping,
+    Adam, EMA; :mod:`dphelpers.training.graphs`), replayed as CUDA graphs on CUDA; the draws
+    stay eager, so streams and resume are unchanged.  One batch size per run.
     ``augment``: every training batch's poses go through
     :func:`~dphelpers.augment.augment_poses` with ``AugmentConfig(enabled=True)`` before the
     camera and heatmaps are simulated (off: the shipped models' stream, unchanged).
@@ -65,6 +68,7 @@ class TrainConfig:
     threads: int | None = None
     warmup_steps: int = 0
     compile: bool = False
+    graphs: bool = False
     stream_chunk: int = 1
     augment: bool = False
     hold_out: tuple[str, ...] = ()

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-__all__ = ["DropoutRNG", "TrainState", "make_optimizer", "make_ema"]
+__all__ = ["DropoutRNG", "TrainState", "make_optimizer", "make_ema", "ema_update"]
 
 
 class DropoutRNG:
@@ -63,6 +63,25 @@ def make_ema(model: nn.Module, decay: float) -> AveragedModel:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
 
+def ema_update(ema: AveragedModel, model: nn.Module, decay: float, first: bool,
+               lerp=None) -> None:
+    """:meth:`AveragedModel.update_parameters` with :func:`make_ema`'s rule, the same tensors
+    bit for bit, without its read of ``n_averaged`` from the device (a host synchronisation
+    every step on a GPU): the caller says whether this is the ``first`` update (a copy).
+    ``lerp``: the function that applies ``ema += (1 - decay) * (w - ema)`` to the lists (default
+    ``torch._foreach_lerp_``; the CUDA-graph step passes a compiled one)."""
+    with torch.no_grad():
+        mine = list(ema.module.parameters())
+        theirs = [p.detach() for p in model.parameters()]
+        if first:
+            torch._foreach_copy_(mine, theirs)
+        else:
+            (lerp or torch._foreach_lerp_)(mine, theirs, 1.0 - decay)
+        for b_ema, b_model in zip(ema.module.buffers(), model.buffers(), strict=True):
+            b_ema.copy_(b_model)
+        ema.n_averaged += 1
+
+
 @dataclass
 class TrainState:
     """Model, EMA (with ``n_averaged``), optimizer, RNG streams, step and loss log of one run."""
@@ -75,6 +94,8 @@ class TrainState:
     step: int = 0
     log_steps: list[int] = field(default_factory=list)
     log_losses: list[float] = field(default_factory=list)
+    ema_updates: int = 0          # = ema.n_averaged, known on the host (no device read per step)
+    compiled: dict = field(default_factory=dict, repr=False, compare=False)  # the graphs' step
 
     @classmethod
     def new(cls, model: nn.Module, generator: torch.Generator, lr: float, ema_decay: float,
@@ -113,6 +134,7 @@ class TrainState:
         self.model.load_state_dict(state["model"])
         self.ema.module.load_state_dict(state["ema"])
         self.ema.n_averaged.fill_(int(state["ema_n_averaged"]))
+        self.ema_updates = int(state["ema_n_averaged"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.set_rng_state(state["rngs"][rank])
         self.step = int(state["step"])

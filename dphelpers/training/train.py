@@ -26,8 +26,9 @@ from ..pipeline import SampleBatch, TrainStream
 from ..precision import default_precision
 from .config import (DEFAULT_STEPS, LARGE_BATCH_WARMUP, PRECISIONS, RESUME_FIELDS, TrainConfig,
                      check_resume_config, scaled_lr)
+from .graphs import clip_gradients, compiled_loss, compiled_update, set_lr
 from .resume import resume_group, save_group, snapshot_file
-from .state import TrainState
+from .state import TrainState, ema_update
 
 __all__ = ["DEFAULT_STEPS", "PRECISIONS", "default_precision", "TrainConfig", "TrainResult",
            "train_step", "new_state", "fit", "snapshot_file", "TrainingInterrupted",
@@ -66,23 +67,32 @@ class TrainResult:
 
 def train_step(state: TrainState, batch: SampleBatch, config: TrainConfig,
                loss_module: nn.Module | None = None) -> torch.Tensor:
-    """One optimisation step on ``batch``; returns the (detached) loss.
+    """One optimisation step on ``batch``; returns the (detached) loss, left on the device.
 
     ``loss_module(heatmaps, poses_3d_mm, generator)`` computes the loss; default
     ``state.model.loss`` (multi-process training passes its DistributedDataParallel wrapper,
-    which averages the gradients over the processes in ``backward``).
+    which averages the gradients over the processes in ``backward``).  Nothing in the step
+    reads a value back from the device.  ``config.compile`` / ``config.graphs``: the compiled
+    pieces of :mod:`dphelpers.training.graphs`.
     """
     model = state.model
+    graphs = config.graphs
+    if graphs and (loss_module is not None or not hasattr(model, "draw_training_noise")):
+        raise ValueError("TrainConfig.graphs needs a DiffPose model trained in one process (its "
+                         "loss split into eager draws and a compiled graph)")
     device = batch.heatmaps.device
-    compute = loss_module if loss_module is not None else model.loss
+    update = compiled_update(state) if graphs else {}
+    if graphs:
+        torch.compiler.cudagraph_mark_step_begin()
     if config.lr_decay != 1.0 or config.warmup_steps:
-        for group in state.optimizer.param_groups:
-            group["lr"] = config.lr_at(state.step)
+        set_lr(state, config.lr_at(state.step))
+    compute = loss_module if loss_module is not None else model.loss
     pure = loss_module is None and hasattr(model, "draw_training_noise")
     if pure:              # the draws eager, the rest (maybe compiled) reads nothing back
         with record_function("draws"):
             draws = model.draw_training_noise(batch.heatmaps, state.generator, validate=False)
-        compute = compiled_loss(model) if config.compile else model.loss_from
+        compute = (compiled_loss(model, graphs) if config.compile or graphs else
+                   model.loss_from)
     with record_function("forward"), state.dropout.active(), \
             torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
         loss = (compute(*draws, batch.poses_3d_mm) if pure else
@@ -92,26 +102,19 @@ def train_step(state: TrainState, batch: SampleBatch, config: TrainConfig,
         loss.backward()
     if config.grad_clip > 0:
         with record_function("clip"):
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            update.get("clip", clip_gradients)(list(model.parameters()), config.grad_clip)
     with record_function("optimizer"):
-        state.optimizer.step()
+        update.get("step", state.optimizer.step)()
         after = getattr(model, "after_step", None)
         if after is not None:
             after()
     with record_function("ema"):
-        state.ema.update_parameters(model)
+        ema_update(state.ema, model, config.ema_decay, first=state.ema_updates == 0,
+                   lerp=update.get("lerp"))
+        state.ema_updates += 1
     state.step += 1
-    return loss.detach()
-
-
-def compiled_loss(model: nn.Module):
-    """``torch.compile(model.loss_from, fullgraph=True)``, made once per model and kept on it
-    (dynamo sees one static shape per batch size)."""
-    fn = model.__dict__.get("_compiled_loss_from")
-    if fn is None:
-        fn = torch.compile(model.loss_from, fullgraph=True, dynamic=False)
-        model.__dict__["_compiled_loss_from"] = fn
-    return fn
+    # a CUDA graph's output is overwritten by its next replay: keep a copy
+    return loss.detach().clone() if graphs else loss.detach()
 
 
 def new_state(model: nn.Module, generator: torch.Generator, config: TrainConfig,
