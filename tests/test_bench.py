@@ -166,7 +166,7 @@ def test_the_gpu_script_is_valid_bash_and_its_bench_flags_parse():
     ns = build_parser().parse_args(args)
     assert ns.skip_accuracy and ns.bf16 and ns.out == Path("out/bench_gpu.json")
     assert list(ns.batches) == [1, 8, 32, 64, 128, 256, 512] and ns.train_steps == 50
-    assert list(ns.e2e_batches) == [64, 512, 4096] and ns.compile
+    assert list(ns.e2e_batches) == [64, 512, 4096] and ns.compile and ns.graphs
 
 
 def test_end_to_end_rows_draw_their_batches_from_the_stream():

@@ -184,7 +184,7 @@ def _speed_model(models: list[Loaded], device):
 def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32),
           n_hypo: int = 200, bf16: bool = False, train_steps: int = 20, data_batches: int = 10,
           few_steps: tuple[int, ...] = FEW_STEPS, e2e_batches: tuple[int, ...] = (64,),
-          compile: bool = False) -> dict:
+          compile: bool = False, graphs: bool = False) -> dict:
     """Sampling and training speed; returns the JSON parts ``speed`` (one record per row),
     ``training_bf16_over_fp32`` and the FLOP counts."""
     from ..pipeline import TrainStream, make_test_set
@@ -209,7 +209,8 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
                     for p in ("fp32", "bf16"))
         rows += [fp32, bf]
         ratio[str(b)] = bf.per_second / fp32.per_second
-    e2e, compile_ratio = _end_to_end(model, stream, e2e_batches, train_steps, bf16, compile)
+    e2e, compile_ratio, graphs_ratio = _end_to_end(model, stream, e2e_batches, train_steps, bf16,
+                                                   compile, graphs)
     rows += e2e
     t0 = time.perf_counter()
     for _ in range(data_batches):
@@ -224,32 +225,37 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
     profile = profile_training(model, stream, TrainConfig(precision="bf16"), steps=10)
     print(table(profile, caption="where a bf16 training step's time goes (torch.profiler, batch "
                 "64; phases nest: forward holds candidates, embedding and denoiser)", digits=3))
-    if compile_ratio:
-        print("end-to-end steps/s, compiled over eager (same run): " + ", ".join(
-            f"{k} {v:.2f}x" for k, v in compile_ratio.items()))
+    for what, r in (("compiled", compile_ratio), ("whole step compiled (--graphs)", graphs_ratio)):
+        if r:
+            print(f"end-to-end steps/s, {what} over eager (same run): " + ", ".join(
+                f"{k} {v:.2f}x" for k, v in r.items()))
     return {"speed": [r.as_dict() for r in rows], "speed_model": label,
             "training_bf16_over_fp32": ratio, "compiled_over_eager": compile_ratio,
+            "graphs_over_eager": graphs_ratio,
             "data_batches_per_s": 1 / data_s,
             "training_profile": profile,
             "flops_per_hypothesis": measure.sampling_flops(model.config),
             "flops_per_training_sample": measure.training_flops(model.config)}
 
 
-def _end_to_end(model, stream, batches, steps: int, bf16: bool, compile: bool):
+def _end_to_end(model, stream, batches, steps: int, bf16: bool, compile: bool, graphs: bool):
     """End-to-end training rows (stream + step) at each batch size, fp32 (and bf16), eager (and
-    compiled); returns the rows and compiled/eager ratios of steps per second."""
-    rows, ratio = [], {}
+    compiled, and the whole step compiled: CUDA graphs on a GPU); returns the rows and the
+    compiled/eager and graphs/eager ratios of steps per second."""
+    rows, ratios = [], ({}, {})
+    variants = [(i, key) for i, (key, on) in enumerate((("compile", compile),
+                                                       ("graphs", graphs))) if on]
     for b in batches:
         for precision in ("fp32", "bf16") if bf16 else ("fp32",):
             eager = measure.bench_end_to_end(model, stream, TrainConfig(
                 batch_size=b, precision=precision), steps)
             rows.append(eager)
-            if compile:
-                comp = measure.bench_end_to_end(model, stream, TrainConfig(
-                    batch_size=b, precision=precision, compile=True), steps)
-                rows.append(comp)
-                ratio[f"batch {b} {precision}"] = comp.per_second / eager.per_second
-    return rows, ratio
+            for i, key in variants:
+                row = measure.bench_end_to_end(model, stream, TrainConfig(
+                    batch_size=b, precision=precision, **{key: True}), steps)
+                rows.append(row)
+                ratios[i][f"batch {b} {precision}"] = row.per_second / eager.per_second
+    return rows, ratios[0], ratios[1]
 
 
 def run_bench(args) -> int:
@@ -266,7 +272,8 @@ def run_bench(args) -> int:
     if not args.skip_speed:
         out.update(speed(models, train_m, test_m, args.device, args.batches, args.n_hypo,
                          args.bf16, args.train_steps, few_steps=args.few_step,
-                         e2e_batches=tuple(args.e2e_batches), compile=args.compile))
+                         e2e_batches=tuple(args.e2e_batches), compile=args.compile,
+                         graphs=args.graphs))
     out["seconds"] = round(time.time() - t0, 1)
     path = measure.write_json(args.out, out)
     parts = [p for p, skip in (("accuracy", args.skip_accuracy), ("speed", args.skip_speed))

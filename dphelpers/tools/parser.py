@@ -162,6 +162,9 @@ def _add_bench(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="add compiled end-to-end rows (torch.compile of the loss) beside the "
                         "eager ones, same run")
+    p.add_argument("--graphs", action="store_true",
+                   help="add end-to-end rows with the whole step compiled in reduce-overhead "
+                        "mode (TrainConfig.graphs: CUDA graphs on a GPU), same run")
     p.add_argument("--skip-accuracy", action="store_true", help="only the speed part")
     p.add_argument("--skip-speed", action="store_true", help="only the accuracy part")
     p.add_argument("--bf16", action="store_true",
