@@ -105,7 +105,7 @@ def test_warmup_and_the_large_batch_rule():
     c = TrainConfig(lr=2e-4, warmup_steps=4, precision="fp32")
     assert [c.lr_at(s) for s in range(5)] == pytest.approx([5e-5, 1e-4, 1.5e-4, 2e-4, 2e-4])
     assert TrainConfig(precision="fp32").lr_at(123_456) == 1e-4
-    assert scaled_lr(64) == 1e-4 and scaled_lr(256) == pytest.approx(2e-4)
+    assert scaled_lr(64) == 1e-4 and scaled_lr(512) == pytest.approx(8e-4)
     with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
         TrainConfig(warmup_steps=-1, precision="fp32")
 

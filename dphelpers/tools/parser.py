@@ -106,10 +106,10 @@ def _add_train(sub) -> None:
                         f"(here: {d.precision})")
     p.add_argument("--lr", type=o.learning_rate, default=None,
                    help="Adam's learning rate: a number, or 'scaled' for the large-batch rule "
-                        "1e-4 x sqrt(batch / 64) (default: the model's own, 1e-4 for DiffPose, "
+                        "1e-4 x batch / 64 (default: the model's own, 1e-4 for DiffPose, "
                         "1e-3 for the lifter)")
     p.add_argument("--warmup", type=int, default=d.warmup_steps,
-                   help="steps of linear learning-rate warm-up (500 goes with --lr scaled at "
+                   help="steps of linear learning-rate warm-up (20 goes with --lr scaled at "
                         "large batches)")
     p.add_argument("--compile", action="store_true",
                    help="run the loss and its backward through torch.compile (the random draws "
