@@ -10,6 +10,8 @@ differ only in ``p_keep_true_mode`` share their cameras and failures.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,15 +139,54 @@ class TrainStream:
             raise ValueError(f"augment must be an AugmentConfig or None, got "
                              f"{type(augment).__name__}")
         self.augment = augment if augment is not None else AugmentConfig()
+        self.prefetch, self._pool, self._future, self._before = False, None, None, None
         self.set_chunk(chunk)
 
     def set_chunk(self, chunk: int) -> None:
         """Simulate ``chunk`` batches per call from now on (drops batches not yet handed out)."""
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
+        self._drain()
         self.chunk = chunk
         self._buffer: SampleBatch | None = None
         self._handed = 0
+
+    def set_prefetch(self, on: bool) -> None:
+        """``on``: simulate the next chunk in a background thread while the caller trains on
+        this one.  The batches are the same as without; only nobody else may draw from
+        :attr:`generator` meanwhile (the loss draws from a generator of its own).  Off: the
+        pending chunk is dropped and the generator put back to the chunk boundary."""
+        self._drain()
+        self.prefetch = bool(on)
+        if self.prefetch and self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="TrainStream")
+
+    def _simulate(self, n: int) -> SampleBatch:
+        idx = torch.randint(0, self.poses.shape[0], (n,), generator=self.generator,
+                            device=self.device)
+        return make_batch(self._poses(idx), self.generator, self.camera_config,
+                          self.heatmap_config)
+
+    def _launch(self, n: int) -> None:
+        self._before, self._pending_n = self.generator.get_state(), n
+        self._future = self._pool.submit(self._simulate, n)
+
+    def _drain(self) -> None:
+        """Wait for a pending chunk, drop it and rewind the generator to before it."""
+        if self._future is not None:
+            self._future.result()
+            self.generator.set_state(self._before)
+            self._future = None
+
+    def rng_state(self) -> torch.Tensor:
+        """The generator's state as of the batches handed out (a pending chunk not counted)."""
+        return (self._before if self._future is not None else self.generator.get_state()).clone()
+
+    def set_rng_state(self, state: torch.Tensor) -> None:
+        """Continue from :meth:`rng_state` (at a chunk boundary); drops simulated batches."""
+        self._drain()
+        self._buffer, self._handed = None, 0
+        self.generator.set_state(state)
 
     @property
     def at_chunk_boundary(self) -> bool:
@@ -158,6 +199,8 @@ class TrainStream:
     def next_batch(self, batch_size: int) -> SampleBatch:
         """The stream's next :class:`SampleBatch` of ``batch_size`` samples on its device:
         poses drawn uniformly with replacement, then (augmented,) viewed and simulated."""
+        if self.prefetch:
+            return self._next_prefetched(batch_size)
         if self.chunk == 1:
             idx = torch.randint(0, self.poses.shape[0], (batch_size,), generator=self.generator,
                                 device=self.device)
@@ -169,6 +212,18 @@ class TrainStream:
             self._buffer = make_batch(self._poses(idx), self.generator, self.camera_config,
                                       self.heatmap_config)
             self._handed = 0
+        start = self._handed * batch_size
+        self._handed += 1
+        return self._buffer.subset(slice(start, start + batch_size))
+
+    def _next_prefetched(self, batch_size: int) -> SampleBatch:
+        n = self.chunk * batch_size
+        if self.at_chunk_boundary or len(self._buffer) != n:
+            if self._future is None or self._pending_n != n:
+                self._drain()
+                self._launch(n)
+            self._buffer, self._future, self._handed = self._future.result(), None, 0
+            self._launch(n)
         start = self._handed * batch_size
         self._handed += 1
         return self._buffer.subset(slice(start, start + batch_size))

@@ -209,3 +209,37 @@ def test_graphs_refuses_a_model_without_split_draws():
     state = new_state(model, torch.Generator().manual_seed(0), config)
     with pytest.raises(ValueError, match="graphs needs a DiffPose model"):
         train_step(state, None, config)
+
+
+def test_a_prefetching_stream_hands_out_the_same_batches(stream):
+    """set_prefetch: the next chunk is simulated in a thread, the batches are those of the
+    plain stream (chunk 1 and 2, a batch-size change included), and rng_state() is the state
+    as of the batches handed out."""
+    poses = stream.poses.numpy()
+    for chunk in (1, 2):
+        plain, ahead = TrainStream(poses, seed=4, chunk=chunk), TrainStream(poses, seed=4,
+                                                                            chunk=chunk)
+        ahead.set_prefetch(True)
+        for b in (3, 3, 3, 3, 5, 5):
+            x, y = plain.next_batch(b), ahead.next_batch(b)
+            assert torch.equal(x.heatmaps, y.heatmaps) and torch.equal(x.poses_3d_mm,
+                                                                       y.poses_3d_mm)
+        assert torch.equal(ahead.rng_state(), plain.generator.get_state())
+        assert not torch.equal(ahead.generator.get_state(), plain.generator.get_state())
+        ahead.set_prefetch(False)
+        assert torch.equal(ahead.generator.get_state(), plain.generator.get_state())
+
+
+def test_prefetch_training_resumes_exactly(tmp_path, stream):
+    from dphelpers.models.checkpoint import read_checkpoint
+    from dphelpers.training.train import fit
+    poses = stream.poses.numpy()
+    config = TrainConfig(steps=4, batch_size=4, precision="fp32", ckpt_every=2, prefetch=True)
+    fit(_model(), TrainStream(poses, seed=1), config, tmp_path / "a.pt", progress=False)
+    fit(_model(), TrainStream(poses, seed=1), config.replace(steps=2), tmp_path / "b.pt",
+        progress=False)
+    resumed = fit(_model(), TrainStream(poses, seed=1), config, tmp_path / "b.pt", progress=False)
+    assert resumed.resumed_from == 2
+    a, b = read_checkpoint(tmp_path / "a.pt"), read_checkpoint(tmp_path / "b.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert torch.equal(a["stream_rng"], b["stream_rng"])

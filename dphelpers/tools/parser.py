@@ -118,6 +118,9 @@ def _add_train(sub) -> None:
                    help="compile the whole step (loss, backward, clipping, Adam, EMA) in "
                         "torch.compile's reduce-overhead mode: CUDA graphs on a GPU (DiffPose "
                         "models, one process)")
+    p.add_argument("--prefetch", action="store_true",
+                   help="simulate the next batches in a background thread during the step (the "
+                        "loss then draws from a generator of its own: another random stream)")
     p.add_argument("--stream-chunk", type=o.positive, default=d.stream_chunk,
                    help="batches simulated per call of the data stream (1: the shipped models' "
                         "stream; e.g. 16 on a GPU; must divide --ckpt-every and --steps)")

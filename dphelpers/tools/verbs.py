@@ -176,6 +176,7 @@ def train(args) -> int:
     if args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
     extra = {"warmup_steps": args.warmup, "compile": args.compile, "graphs": args.graphs,
+             "prefetch": args.prefetch,
              "stream_chunk": args.stream_chunk, "augment": args.augment,
              "hold_out": args.hold_out}
     if args.lr is not None:

@@ -48,6 +48,10 @@ class TrainConfig:
     ``graphs``: the whole step compiled in ``mode="reduce-overhead"`` (loss, backward, clipping,
     Adam, EMA; :mod:`dphelpers.training.graphs`), replayed as CUDA graphs on CUDA; the draws
     stay eager, so streams and resume are unchanged.  One batch size per run.
+    ``prefetch``: the stream simulates the next chunk in a background thread during the step
+    (:meth:`~dphelpers.pipeline.TrainStream.set_prefetch`); the loss then draws from a
+    generator of its own, as in :func:`~dphelpers.training.many.fit_many`, so it is another
+    stream of random draws than without (a resume keeps the setting).
     ``augment``: every training batch's poses go through
     :func:`~dphelpers.augment.augment_poses` with ``AugmentConfig(enabled=True)`` before the
     camera and heatmaps are simulated (off: the shipped models' stream, unchanged).
@@ -69,6 +73,7 @@ class TrainConfig:
     warmup_steps: int = 0
     compile: bool = False
     graphs: bool = False
+    prefetch: bool = False
     stream_chunk: int = 1
     augment: bool = False
     hold_out: tuple[str, ...] = ()
@@ -116,7 +121,8 @@ class TrainConfig:
 #: Settings a resumed run must share with the run that wrote the checkpoint: anything else
 #: would continue a different experiment under the old one's name.  ``steps`` may grow.
 RESUME_FIELDS = ("batch_size", "seed", "lr", "lr_decay", "ema_decay", "grad_clip", "precision",
-                 "log_every", "warmup_steps", "stream_chunk", "augment", "hold_out")
+                 "log_every", "warmup_steps", "stream_chunk", "augment", "hold_out",
+                 "prefetch")
 
 
 def _plain(value):

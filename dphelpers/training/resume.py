@@ -52,7 +52,7 @@ def resume_group(states: dict, checkpoints: dict, stream: TrainStream, own_strea
         replicas.check_resume(state_saved, present[name])
         states[name].load_state_dict(state_saved, replicas.rank)
     if own_streams:
-        stream.generator.set_state(next(iter(saved.values()))["stream_rng"])
+        stream.set_rng_state(next(iter(saved.values()))["stream_rng"])
     return next(iter(steps.values()))
 
 
@@ -60,7 +60,7 @@ def save_group(states: dict, configs: dict, checkpoints: dict, stream: TrainStre
                replicas, regular: int | None, snapshot: bool) -> None:
     """Write every model's checkpoint (``regular``: the step) and/or ``snapshot`` file; every
     process takes part (its random streams), only the main one writes."""
-    stream_rng = {} if stream is None else {"stream_rng": stream.generator.get_state()}
+    stream_rng = {} if stream is None else {"stream_rng": stream.rng_state()}
     for name, state in states.items():
         if checkpoints[name] is None:
             continue

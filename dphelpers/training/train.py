@@ -177,7 +177,7 @@ def _check_group(models: dict, configs: dict, checkpoints: dict, own_streams: bo
     for what, d in (("configs", configs), ("checkpoints", checkpoints)):
         if set(d) != set(models):
             raise ValueError(f"fit: {what} name {sorted(d)} but the models are {sorted(models)}")
-    for key in ("steps", "batch_size", "ckpt_every", "stream_chunk"):
+    for key in ("steps", "batch_size", "ckpt_every", "stream_chunk", "prefetch"):
         values = {name: getattr(c, key) for name, c in configs.items()}
         if len(set(values.values())) > 1:
             raise ValueError(f"fit: the models share one stream, so TrainConfig.{key} must be the "
@@ -229,7 +229,11 @@ def fit_group(models: dict[str, nn.Module], stream: TrainStream,
     keep = _check_keep_at(keep_at, first, checkpoints)
     if first.threads:
         torch.set_num_threads(first.threads)
+    if first.prefetch and not own_streams:
+        raise ValueError("TrainConfig.prefetch needs the loss to draw from generators of its own "
+                         "(fit, fit_many); multi-process training shares the stream's")
     stream.set_chunk(first.stream_chunk)
+    stream.set_prefetch(first.prefetch)
     states = _new_states(models, stream, configs, own_streams, replicas)
     start = (resume_group(states, checkpoints, stream, own_streams, replicas)
              if resume_from_checkpoint else 0)
@@ -258,6 +262,8 @@ def fit_group(models: dict[str, nn.Module], stream: TrainStream,
         bar.close()
         raise training_interrupted(next(iter(states.values())).step, saved,
                                    [p for p in checkpoints.values() if p is not None]) from None
+    finally:
+        stream.set_prefetch(False)      # the generator back at the last chunk handed out
     return _finished(states, start)
 
 
@@ -313,6 +319,7 @@ def fit(model: nn.Module, stream: TrainStream, config: TrainConfig | None = None
     """
     config = TrainConfig() if config is None else config
     name = getattr(model, "kind", "model")
-    return fit_group({name: model}, stream, {name: config}, {name: checkpoint}, own_streams=False,
+    return fit_group({name: model}, stream, {name: config}, {name: checkpoint},
+                     own_streams=config.prefetch,
                      progress=progress, keep_at=keep_at,
                      resume_from_checkpoint=resume_from_checkpoint)[name]
