@@ -11,7 +11,6 @@ differ only in ``p_keep_true_mode`` share their cameras and failures.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,6 +139,7 @@ class TrainStream:
                              f"{type(augment).__name__}")
         self.augment = augment if augment is not None else AugmentConfig()
         self.prefetch, self._pool, self._future, self._before = False, None, None, None
+        self._pending_n = 0
         self.set_chunk(chunk)
 
     def set_chunk(self, chunk: int) -> None:
@@ -199,34 +199,26 @@ class TrainStream:
     def next_batch(self, batch_size: int) -> SampleBatch:
         """The stream's next :class:`SampleBatch` of ``batch_size`` samples on its device:
         poses drawn uniformly with replacement, then (augmented,) viewed and simulated."""
-        if self.prefetch:
-            return self._next_prefetched(batch_size)
-        if self.chunk == 1:
-            idx = torch.randint(0, self.poses.shape[0], (batch_size,), generator=self.generator,
-                                device=self.device)
-            return make_batch(self._poses(idx), self.generator, self.camera_config,
-                              self.heatmap_config)
-        if self.at_chunk_boundary or len(self._buffer) != self.chunk * batch_size:
-            idx = torch.randint(0, self.poses.shape[0], (self.chunk * batch_size,),
-                                generator=self.generator, device=self.device)
-            self._buffer = make_batch(self._poses(idx), self.generator, self.camera_config,
-                                      self.heatmap_config)
-            self._handed = 0
+        if self.chunk == 1 and not self.prefetch:
+            return self._simulate(batch_size)
+        n = self.chunk * batch_size
+        if self.at_chunk_boundary or len(self._buffer) != n:
+            self._buffer, self._handed = self._next_chunk(n), 0
         start = self._handed * batch_size
         self._handed += 1
         return self._buffer.subset(slice(start, start + batch_size))
 
-    def _next_prefetched(self, batch_size: int) -> SampleBatch:
-        n = self.chunk * batch_size
-        if self.at_chunk_boundary or len(self._buffer) != n:
-            if self._future is None or self._pending_n != n:
-                self._drain()
-                self._launch(n)
-            self._buffer, self._future, self._handed = self._future.result(), None, 0
+    def _next_chunk(self, n: int) -> SampleBatch:
+        """``n`` new samples: simulated now, or (prefetching) the pending chunk, whose successor
+        is then launched."""
+        if not self.prefetch:
+            return self._simulate(n)
+        if self._future is None or self._pending_n != n:
+            self._drain()
             self._launch(n)
-        start = self._handed * batch_size
-        self._handed += 1
-        return self._buffer.subset(slice(start, start + batch_size))
+        chunk, self._future = self._future.result(), None
+        self._launch(n)
+        return chunk
 
 
 def make_test_set(poses_m: np.ndarray | torch.Tensor, n: int | None = None, seed: int = 1234,

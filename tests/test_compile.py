@@ -110,19 +110,26 @@ def test_warmup_and_the_large_batch_rule():
         TrainConfig(warmup_steps=-1, precision="fp32")
 
 
+def _whole_and_resumed(tmp_path, poses, config, half: int):
+    """``config.steps`` in one go (a.pt) and ``half`` steps + a resume (b.pt): the whole run's
+    result, the resumed run's, and both checkpoints."""
+    from dphelpers.models.checkpoint import read_checkpoint
+    from dphelpers.training.train import fit
+    whole = fit(_model(), TrainStream(poses, seed=1), config, tmp_path / "a.pt", progress=False)
+    fit(_model(), TrainStream(poses, seed=1), config.replace(steps=half), tmp_path / "b.pt",
+        progress=False)
+    resumed = fit(_model(), TrainStream(poses, seed=1), config, tmp_path / "b.pt", progress=False)
+    return whole, resumed, read_checkpoint(tmp_path / "a.pt"), read_checkpoint(tmp_path / "b.pt")
+
+
 def test_a_chunked_stream_resumes_exactly_and_refuses_misaligned_checkpoints(tmp_path, stream):
     """stream_chunk=4: 8 steps in one go equal 4 steps + resume; checkpoints must fall between
     chunks."""
-    from dphelpers.models.checkpoint import read_checkpoint
     from dphelpers.training.train import fit
     poses = stream.poses.numpy()
     config = TrainConfig(steps=8, batch_size=4, precision="fp32", ckpt_every=4, stream_chunk=4)
-    whole = fit(_model(), TrainStream(poses, seed=1), config, tmp_path / "a.pt", progress=False)
-    fit(_model(), TrainStream(poses, seed=1), config.replace(steps=4), tmp_path / "b.pt",
-        progress=False)
-    resumed = fit(_model(), TrainStream(poses, seed=1), config, tmp_path / "b.pt", progress=False)
+    whole, resumed, a, b = _whole_and_resumed(tmp_path, poses, config, half=4)
     assert resumed.resumed_from == 4
-    a, b = read_checkpoint(tmp_path / "a.pt"), read_checkpoint(tmp_path / "b.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     unchunked = fit(_model(), TrainStream(poses, seed=1), config.replace(stream_chunk=1),
                     progress=False)
@@ -231,15 +238,8 @@ def test_a_prefetching_stream_hands_out_the_same_batches(stream):
 
 
 def test_prefetch_training_resumes_exactly(tmp_path, stream):
-    from dphelpers.models.checkpoint import read_checkpoint
-    from dphelpers.training.train import fit
-    poses = stream.poses.numpy()
     config = TrainConfig(steps=4, batch_size=4, precision="fp32", ckpt_every=2, prefetch=True)
-    fit(_model(), TrainStream(poses, seed=1), config, tmp_path / "a.pt", progress=False)
-    fit(_model(), TrainStream(poses, seed=1), config.replace(steps=2), tmp_path / "b.pt",
-        progress=False)
-    resumed = fit(_model(), TrainStream(poses, seed=1), config, tmp_path / "b.pt", progress=False)
+    _, resumed, a, b = _whole_and_resumed(tmp_path, stream.poses.numpy(), config, half=2)
     assert resumed.resumed_from == 2
-    a, b = read_checkpoint(tmp_path / "a.pt"), read_checkpoint(tmp_path / "b.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert torch.equal(a["stream_rng"], b["stream_rng"])

@@ -242,20 +242,19 @@ def _end_to_end(model, stream, batches, steps: int, bf16: bool, compile: bool, g
     """End-to-end training rows (stream + step) at each batch size, fp32 (and bf16), eager (and
     compiled, and the whole step compiled: CUDA graphs on a GPU); returns the rows and the
     compiled/eager and graphs/eager ratios of steps per second."""
-    rows, ratios = [], ({}, {})
-    variants = [(i, key) for i, (key, on) in enumerate((("compile", compile),
-                                                       ("graphs", graphs))) if on]
+    rows, ratios = [], {"compile": {}, "graphs": {}}
+    variants = [key for key, on in (("compile", compile), ("graphs", graphs)) if on]
     for b in batches:
         for precision in ("fp32", "bf16") if bf16 else ("fp32",):
             eager = measure.bench_end_to_end(model, stream, TrainConfig(
                 batch_size=b, precision=precision), steps)
             rows.append(eager)
-            for i, key in variants:
+            for key in variants:
                 row = measure.bench_end_to_end(model, stream, TrainConfig(
                     batch_size=b, precision=precision, **{key: True}), steps)
                 rows.append(row)
-                ratios[i][f"batch {b} {precision}"] = row.per_second / eager.per_second
-    return rows, ratios[0], ratios[1]
+                ratios[key][f"batch {b} {precision}"] = row.per_second / eager.per_second
+    return rows, ratios["compile"], ratios["graphs"]
 
 
 def run_bench(args) -> int:

@@ -77,7 +77,8 @@ def train_step(state: TrainState, batch: SampleBatch, config: TrainConfig,
     """
     model = state.model
     graphs = config.graphs
-    if graphs and (loss_module is not None or not hasattr(model, "draw_training_noise")):
+    pure = loss_module is None and hasattr(model, "draw_training_noise")
+    if graphs and not pure:
         raise ValueError("TrainConfig.graphs needs a DiffPose model trained in one process (its "
                          "loss split into eager draws and a compiled graph)")
     device = batch.heatmaps.device
@@ -87,7 +88,6 @@ def train_step(state: TrainState, batch: SampleBatch, config: TrainConfig,
     if config.lr_decay != 1.0 or config.warmup_steps:
         set_lr(state, config.lr_at(state.step))
     compute = loss_module if loss_module is not None else model.loss
-    pure = loss_module is None and hasattr(model, "draw_training_noise")
     if pure:              # the draws eager, the rest (maybe compiled) reads nothing back
         with record_function("draws"):
             draws = model.draw_training_noise(batch.heatmaps, state.generator, validate=False)
