@@ -133,7 +133,7 @@ class SimulatedHeatmaps:
     ``kept_true_mode`` (a failure that keeps a weaker mode at the truth), and
     ``ambiguous = occluded | swapped | truncated | kept_true_mode``.  What the rendered map
     says: ``failed``, the argmax misses the truth by more than half the head size (PCKh@0.5,
-    :mod:`dphelpers.pckh`; truncated joints usually fail too).
+    :mod:`dphelpers.pckh`; truncated joints usually fail too), ``None`` when not asked for.
     """
 
     heatmaps: torch.Tensor
@@ -145,7 +145,7 @@ class SimulatedHeatmaps:
     jittered: torch.Tensor
     missed: torch.Tensor
     kept_true_mode: torch.Tensor
-    failed: torch.Tensor
+    failed: torch.Tensor | None
     ambiguous_sigma_px: float = 5.0
 
     @property
@@ -213,7 +213,8 @@ def render_gaussians(centres_px: torch.Tensor, sigma_px: torch.Tensor, amplitude
     g = torch.exp(-0.5 * ((grid - centres_px[..., None]) / sigma_px[..., None]) ** 2)
     # g: (b, j, k, 2, s)
     gy = g[..., 1, :] * amplitude[..., None]
-    return (gy[..., :, None] * g[..., 0, None, :]).amax(dim=2)
+    maps = gy[..., :, None] * g[..., 0, None, :]                                # (b, j, k, s, s)
+    return maps[:, :, 0] if maps.shape[2] == 1 else maps.amax(dim=2)
 
 
 def _uniform(rng: Range, shape, gen, device) -> torch.Tensor:
@@ -265,9 +266,29 @@ def _main_peaks(pts: torch.Tensor, occluded: torch.Tensor, cfg: HeatmapConfig,
     return loc, sigma, amp
 
 
+def _render_modes(peak: torch.Tensor, second: torch.Tensor, sigma: torch.Tensor,
+                  amp: torch.Tensor, second_amp: torch.Tensor, size: int) -> torch.Tensor:
+    """The maps of both modes, as :func:`render_gaussians` draws them.  On the CPU the second
+    mode is drawn only where it has a height (a mode of height 0 adds nothing to the maximum):
+    the same maps at about half the work, since few joints have one.  Elsewhere both are drawn
+    densely, since picking the few would read their count back from the device."""
+    if peak.device.type != "cpu":
+        return render_gaussians(torch.stack([peak, second], dim=2),
+                                torch.stack([sigma, sigma], dim=2),
+                                torch.stack([amp, second_amp], dim=2), size)
+    heat = render_gaussians(peak[:, :, None], sigma[:, :, None], amp[..., None], size)
+    has = second_amp > 0
+    if bool(has.any()):
+        two = render_gaussians(second[has][:, None, None], sigma[has][:, None, None],
+                               second_amp[has][:, None, None], size)[:, 0]
+        heat[has] = torch.maximum(heat[has], two)
+    return heat
+
+
 def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = None,
                       config: HeatmapConfig | None = None,
-                      generator: torch.Generator | None = None) -> SimulatedHeatmaps:
+                      generator: torch.Generator | None = None,
+                      flags: bool = True) -> SimulatedHeatmaps:
     """Detector-like heatmaps for 2D joints: ``joints_hm: (b, 16, 2)`` (x, y) in heatmap px.
 
     ``depth_mm: (b, 16)`` camera depth of each joint, used for :func:`occlusion_mask`
@@ -275,6 +296,8 @@ def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = N
     ``generator`` (on that device).  Returns unnormalised, non-negative maps whose
     maximum is about the peak amplitude, and the per-joint flags.  With v1's config (no
     failure rates) the draws and maps are exactly those of the first simulator.
+    ``flags=False`` leaves ``failed`` (an argmax over every map, no random draw) as ``None``:
+    the draws and maps are the same.
     """
     _check_points(joints_hm, depth_mm)
     cfg = HeatmapConfig() if config is None else config
@@ -309,12 +332,10 @@ def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = N
     second_amp = torch.where(swapped, amp * swap_weight, 0.0)
     second_amp = torch.where(kept, amp * keep_weight, second_amp)
 
-    centres = torch.stack([peak, second], dim=2)                                # (b, j, 2, 2)
-    sigmas = torch.stack([sigma, sigma], dim=2)
-    heat = render_gaussians(centres, sigmas, torch.stack([amp, second_amp], dim=2), cfg.size)
-    noise = cfg.background_noise * torch.randn(heat.shape, generator=gen, device=dev)
-    heat = (heat + noise).clamp_min(0.0)
-    failed = pckh_failures_own_head(heat, pts)
+    heat = _render_modes(peak, second, sigma, amp, second_amp, cfg.size)
+    noise = torch.randn(heat.shape, generator=gen, device=dev).mul_(cfg.background_noise)
+    heat = heat.add_(noise).clamp_min_(0.0)
+    failed = pckh_failures_own_head(heat, pts) if flags else None
     return SimulatedHeatmaps(heat, occluded, swapped, truncated,
                              occluded | swapped | truncated | kept,
                              inverted=kind == INVERTED, jittered=kind == JITTERED,

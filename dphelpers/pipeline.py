@@ -11,7 +11,7 @@ differ only in ``p_keep_true_mode`` share their cameras and failures.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 
 import numpy as np
 import torch
@@ -45,6 +45,10 @@ class SampleBatch:
     keeps a weaker mode at the truth; truncated_joints, beyond the simulated image border.
     Left out (None), ``failed_joints`` is computed from the heatmaps and the others are False
     (e.g. stored or real heatmaps).
+
+    ``lean=True`` (:class:`TrainStream`'s batches): ``ambiguous`` and ``failed_joints`` stay
+    ``None``.  Both are functions of the heatmaps that training never reads, and computing them
+    costs a fifth of a simulated batch on the CPU; :func:`make_batch` computes them.
     """
 
     heatmaps: torch.Tensor
@@ -53,58 +57,83 @@ class SampleBatch:
     boxes: torch.Tensor
     joints_hm: torch.Tensor
     ambiguous_joints: torch.Tensor
-    ambiguous: torch.Tensor
+    ambiguous: torch.Tensor | None
     failed_joints: torch.Tensor | None = None
     inverted_joints: torch.Tensor | None = None
     jittered_joints: torch.Tensor | None = None
     missed_joints: torch.Tensor | None = None
     kept_true_mode: torch.Tensor | None = None
     truncated_joints: torch.Tensor | None = None
+    lean: InitVar[bool] = False
 
-    def __post_init__(self) -> None:
-        if self.failed_joints is None:
-            self.failed_joints = pckh_failures_own_head(self.heatmaps, self.joints_hm)
+    def __post_init__(self, lean: bool) -> None:
+        if lean:
+            if self.ambiguous is not None or self.failed_joints is not None:
+                raise ValueError("a lean SampleBatch has ambiguous=None and failed_joints=None")
+        else:
+            if self.ambiguous is None:
+                raise ValueError("SampleBatch.ambiguous is None; only a lean batch leaves it out")
+            if self.failed_joints is None:
+                self.failed_joints = pckh_failures_own_head(self.heatmaps, self.joints_hm)
         for name in _SIMULATOR_FLAGS:
             if getattr(self, name) is None:
-                setattr(self, name, torch.zeros_like(self.failed_joints))
+                setattr(self, name, torch.zeros(self.joints_hm.shape[:2], dtype=torch.bool,
+                                                device=self.joints_hm.device))
+
+    @property
+    def is_lean(self) -> bool:
+        """True for a :class:`TrainStream` batch: no ``ambiguous`` / ``failed_joints``."""
+        return self.failed_joints is None
 
     @property
     def failed_limb_sample(self) -> torch.Tensor:
         """(b,) bool: some limb joint's argmax fails PCKh@0.5 (the sampling-should-help set)."""
+        if self.is_lean:
+            raise ValueError("this batch is lean (a TrainStream batch) and carries no "
+                             "failed_joints; build it with make_batch or make_test_set")
         return self.failed_joints[:, list(LIMB_JOINTS)].any(dim=1)
 
     def __len__(self) -> int:
         return self.heatmaps.shape[0]
 
+    def _map(self, fn) -> "SampleBatch":
+        return SampleBatch(**{k: None if v is None else fn(v) for k, v in vars(self).items()},
+                           lean=self.is_lean)
+
     def to(self, device: torch.device | str) -> "SampleBatch":
         """A copy with every tensor field moved to ``device``."""
-        return SampleBatch(**{k: v.to(device) for k, v in vars(self).items()})
+        return self._map(lambda v: v.to(device))
 
     def subset(self, index: torch.Tensor | slice) -> "SampleBatch":
         """The samples picked by ``index`` (a slice, indices or a ``(b,)`` bool mask) along the
         batch dimension of every field."""
-        return SampleBatch(**{k: v[index] for k, v in vars(self).items()})
+        return self._map(lambda v: v[index])
 
 
 def make_batch(poses_m: torch.Tensor, generator: torch.Generator,
                camera_config: CameraConfig = CameraConfig(),
                heatmap_config: HeatmapConfig = HeatmapConfig(),
-               bone_scaling: bool = True) -> SampleBatch:
-    """World poses ``(b, 17, 3)`` metres -> a :class:`SampleBatch` on the poses' device."""
+               bone_scaling: bool = True, lean: bool = False) -> SampleBatch:
+    """World poses ``(b, 17, 3)`` metres -> a :class:`SampleBatch` on the poses' device.
+
+    ``lean``: leave out ``ambiguous`` and ``failed_joints`` (see :class:`SampleBatch`); the
+    random draws, heatmaps and every other field are the same."""
     if poses_m.dim() != 3 or poses_m.shape[1:] != (17, 3):
         raise ValueError(f"poses_m must have shape (b, 17, 3), got {tuple(poses_m.shape)}")
     scales = (random_bone_scales(poses_m.shape[0], generator, device=poses_m.device)
               if bone_scaling else None)
     views = make_views(poses_m, camera_config, generator, bone_scales=scales)
     depth_mm = views.poses_cam_mm[:, list(H36M_TO_MPII), 2]
-    sim = simulate_heatmaps(views.joints_hm, depth_mm, heatmap_config, generator)
+    sim = simulate_heatmaps(views.joints_hm, depth_mm, heatmap_config, generator, flags=not lean)
+    ambiguous = (None if lean
+                 else h36ma_ambiguous(sim.heatmaps, heatmap_config.ambiguous_sigma_px))
     return SampleBatch(heatmaps=sim.heatmaps, poses_3d_mm=views.poses_cam_mm,
                        poses_2d_px=views.poses_2d_px, boxes=views.boxes, joints_hm=views.joints_hm,
-                       ambiguous_joints=sim.ambiguous,
-                       ambiguous=h36ma_ambiguous(sim.heatmaps, heatmap_config.ambiguous_sigma_px),
+                       ambiguous_joints=sim.ambiguous, ambiguous=ambiguous,
                        failed_joints=sim.failed, inverted_joints=sim.inverted,
                        jittered_joints=sim.jittered, missed_joints=sim.missed,
-                       kept_true_mode=sim.kept_true_mode, truncated_joints=sim.truncated)
+                       kept_true_mode=sim.kept_true_mode, truncated_joints=sim.truncated,
+                       lean=lean)
 
 
 class TrainStream:
@@ -117,6 +146,7 @@ class TrainStream:
     other draws), so a run keeps its chunk (``TrainConfig.stream_chunk``) and resumes exactly
     only from a chunk boundary (:func:`~dphelpers.training.train.fit` checks that checkpoints
     fall on one).
+    Its batches are lean (:class:`SampleBatch`): training reads only the heatmaps and poses.
     ``augment``: an enabled :class:`~dphelpers.augment.AugmentConfig` changes every batch's
     poses (:func:`~dphelpers.augment.augment_poses`, same generator) before its camera and
     heatmaps are drawn; ``None`` or disabled draws nothing extra (the shipped models' stream).
@@ -165,7 +195,7 @@ class TrainStream:
         idx = torch.randint(0, self.poses.shape[0], (n,), generator=self.generator,
                             device=self.device)
         return make_batch(self._poses(idx), self.generator, self.camera_config,
-                          self.heatmap_config)
+                          self.heatmap_config, lean=True)
 
     def _launch(self, n: int) -> None:
         self._before, self._pending_n = self.generator.get_state(), n

@@ -384,3 +384,22 @@ def test_v2_seeded_determinism():
     assert torch.equal(a.heatmaps, b.heatmaps) and torch.equal(a.failed, b.failed)
     assert torch.equal(a.inverted | a.jittered | a.missed, b.inverted | b.jittered | b.missed)
     assert not torch.equal(a.heatmaps, c.heatmaps)
+
+
+def test_the_sparse_second_mode_draws_the_dense_maps_bit_for_bit():
+    """On the CPU only joints with a second mode draw it; the maps equal render_gaussians of
+    both modes, heights of 0 included."""
+    from dphelpers.heatmaps import _render_modes
+
+    g = torch.Generator().manual_seed(0)
+    peak, second = 64 * torch.rand(5, 16, 2, generator=g), 64 * torch.rand(5, 16, 2, generator=g)
+    sigma = 1.5 + torch.rand(5, 16, 2, generator=g)
+    amp = torch.rand(5, 16, generator=g)
+    second_amp = torch.where(torch.rand(5, 16, generator=g) < 0.2, 0.5 * amp, 0.0)
+    assert 0 < int((second_amp > 0).sum()) < 80
+    dense = render_gaussians(torch.stack([peak, second], 2), torch.stack([sigma, sigma], 2),
+                             torch.stack([amp, second_amp], 2))
+    assert torch.equal(_render_modes(peak, second, sigma, amp, second_amp, 64), dense)
+    no_second = torch.zeros_like(second_amp)
+    assert torch.equal(_render_modes(peak, second, sigma, amp, no_second, 64),
+                       render_gaussians(peak[:, :, None], sigma[:, :, None], amp[..., None]))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dphelpers.pipeline import TrainStream, make_test_set
+from dphelpers.pipeline import SampleBatch, TrainStream, make_test_set
 
 
 def test_test_set_deterministic_and_consistent(splits):
@@ -84,3 +84,26 @@ def test_stream_augmentation_changes_poses_and_only_when_enabled(splits):
     assert not torch.allclose(on_a.poses_3d_mm, plain.poses_3d_mm)
     with pytest.raises(ValueError, match="AugmentConfig or None"):
         TrainStream(splits[0], augment={"enabled": True})
+
+
+def test_a_lean_batch_is_the_full_batch_without_the_two_heatmap_flags(splits):
+    """TrainStream's batches skip ``ambiguous`` and ``failed_joints`` (functions of the maps that
+    training never reads); the draws, maps and every other field are make_batch's own."""
+    from dphelpers.pipeline import make_batch
+
+    poses = torch.as_tensor(splits[0][:24])
+    full = make_batch(poses, torch.Generator().manual_seed(4))
+    lean = make_batch(poses, torch.Generator().manual_seed(4), lean=True)
+    assert lean.is_lean and not full.is_lean
+    assert lean.ambiguous is None and lean.failed_joints is None
+    for name, value in vars(full).items():
+        if name not in ("ambiguous", "failed_joints"):
+            assert torch.equal(getattr(lean, name), value), name
+    part = lean.subset(slice(2, 5))
+    assert part.is_lean and torch.equal(part.heatmaps, full.heatmaps[2:5])
+    with pytest.raises(ValueError, match="lean"):
+        lean.failed_limb_sample
+    batch = TrainStream(splits[0], seed=0).next_batch(4)
+    assert batch.is_lean and batch.heatmaps.shape == (4, 16, 64, 64)
+    with pytest.raises(ValueError, match="ambiguous is None"):
+        SampleBatch(**{**vars(full), "ambiguous": None})
