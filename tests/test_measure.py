@@ -110,3 +110,33 @@ def test_profile_training_names_the_phases(splits):
         "share"]
     assert total == pytest.approx(1.0)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # a copy
+
+
+def test_the_step_phases_are_clocked_and_the_largest_entry_of_a_name_wins(splits):
+    """train_step's own phases are timed by a PhaseClock (GPU time on CUDA, wall time here):
+    each is positive and together they fit in the whole step; a clock left off is detached."""
+    from types import SimpleNamespace
+
+    from dphelpers.pipeline import TrainStream
+    from dphelpers.training.phases import PhaseClock
+    from dphelpers.training.profile import CLOCKED_PHASES, per_key_ms, profile_training
+    from dphelpers.training.train import TrainConfig
+
+    torch.manual_seed(0)
+    rows = profile_training(DiffPose(), TrainStream(splits[0][:100], seed=0),
+                            TrainConfig(), steps=2, batch_size=4)
+    parts = {r["part"]: r["ms_per_step"] for r in rows}
+    clocked = [parts[f"step: {p}"] for p in CLOCKED_PHASES]
+    assert all(ms > 0 for ms in clocked)
+    assert sum(clocked) <= parts["whole step (profiled)"] * 1.001
+    clock = PhaseClock("cpu")
+    for _ in range(2):
+        with clock.time("a"):
+            with clock.time("b"):
+                pass
+    totals = clock.totals_ms()
+    assert set(totals) == {"a", "b"} and totals["a"] >= totals["b"] >= 0
+    # a labelled range has a host entry and, on CUDA, a GPU entry of the same name
+    events = [SimpleNamespace(key="forward", device_time_total=9000.0),
+              SimpleNamespace(key="forward", device_time_total=0.0)]
+    assert per_key_ms(events, "device_time_total", 3) == {"forward": 3.0}

@@ -96,6 +96,7 @@ class TrainState:
     log_losses: list[float] = field(default_factory=list)
     ema_updates: int = 0          # = ema.n_averaged, known on the host (no device read per step)
     compiled: dict = field(default_factory=dict, repr=False, compare=False)  # the graphs' step
+    clock: object = field(default=None, repr=False, compare=False)  # a PhaseClock while profiled
 
     @classmethod
     def new(cls, model: nn.Module, generator: torch.Generator, lr: float, ema_decay: float,

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from ..pipeline import SampleBatch, TrainStream
@@ -27,6 +26,7 @@ from ..precision import default_precision
 from .config import (DEFAULT_STEPS, LARGE_BATCH_WARMUP, PRECISIONS, RESUME_FIELDS, TrainConfig,
                      check_resume_config, scaled_lr)
 from .graphs import clip_gradients, compiled_loss, compiled_update, set_lr
+from .phases import phase
 from .resume import resume_group, save_group, snapshot_file
 from .state import TrainState, ema_update
 
@@ -89,26 +89,26 @@ def train_step(state: TrainState, batch: SampleBatch, config: TrainConfig,
         set_lr(state, config.lr_at(state.step))
     compute = loss_module if loss_module is not None else model.loss
     if pure:              # the draws eager, the rest (maybe compiled) reads nothing back
-        with record_function("draws"):
+        with phase("draws", state.clock):
             draws = model.draw_training_noise(batch.heatmaps, state.generator, validate=False)
         compute = (compiled_loss(model, graphs) if config.compile or graphs else
                    model.loss_from)
-    with record_function("forward"), state.dropout.active(), \
+    with phase("forward", state.clock), state.dropout.active(), \
             torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
         loss = (compute(*draws, batch.poses_3d_mm) if pure else
                 compute(batch.heatmaps, batch.poses_3d_mm, state.generator))
     state.optimizer.zero_grad(set_to_none=True)
-    with record_function("backward"):
+    with phase("backward", state.clock):
         loss.backward()
     if config.grad_clip > 0:
-        with record_function("clip"):
+        with phase("clip", state.clock):
             update.get("clip", clip_gradients)(list(model.parameters()), config.grad_clip)
-    with record_function("optimizer"):
+    with phase("optimizer", state.clock):
         update.get("step", state.optimizer.step)()
         after = getattr(model, "after_step", None)
         if after is not None:
             after()
-    with record_function("ema"):
+    with phase("ema", state.clock):
         ema_update(state.ema, model, config.ema_decay, first=state.ema_updates == 0,
                    lerp=update.get("lerp"))
         state.ema_updates += 1
