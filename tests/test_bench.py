@@ -189,3 +189,16 @@ def test_end_to_end_rows_draw_their_batches_from_the_stream():
     for _ in range(5):
         fresh.next_batch(4)
     assert torch.equal(stream.generator.get_state(), fresh.generator.get_state())
+
+
+def test_a_graphed_sampling_row_names_itself_and_refuses_ddim():
+    from dphelpers.diffusion import DiffPose
+    from dphelpers.tools import measure
+    from tests.test_cli import TINY
+    torch.manual_seed(0)
+    model = DiffPose(TINY).eval()
+    hm = torch.rand(1, 16, 64, 64)
+    with pytest.raises(ValueError, match="ancestral"):
+        measure.bench_sampling(model, hm, 1, 4, graphs=True, steps=5)
+    row = measure.bench_sampling(model, hm, 1, 4, repeats=1, graphs=True)
+    assert row.what == "sample, one compiled graph" and row.per_second > 0

@@ -243,3 +243,42 @@ def test_prefetch_training_resumes_exactly(tmp_path, stream):
     assert resumed.resumed_from == 2
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert torch.equal(a["stream_rng"], b["stream_rng"])
+
+
+def test_the_graphed_sampler_draws_like_sample_and_matches_its_poses(stream):
+    """sample_with_graphs draws the same numbers as sample() (eager, same generator) and its
+    compiled denoising gives the same poses within float rounding, compiled once."""
+    from dphelpers.samplegraphs import denoise_from, draw_sampling_noise, sample_with_graphs
+
+    model = _model().eval()
+    hm = stream.next_batch(2).heatmaps
+    want = model.sample(hm, 3, generator=torch.Generator().manual_seed(4), autocast_dtype=None)
+    with torch.no_grad():
+        draws = draw_sampling_noise(model, hm, 3, torch.Generator().manual_seed(4))
+        eager = denoise_from(model, *draws)
+    from dphelpers.diffusion import x0_to_poses
+    assert torch.equal(x0_to_poses(eager.reshape(2, 3, 48), model.config.pose_scale), want)
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for seed in (4, 5):
+            got = sample_with_graphs(model, hm, 3, torch.Generator().manual_seed(seed),
+                                     autocast_dtype=None, backend="aot_eager")
+            again = model.sample(hm, 3, generator=torch.Generator().manual_seed(seed),
+                                 autocast_dtype=None)
+            torch.testing.assert_close(got, again, rtol=1e-5, atol=1e-3)
+    with pytest.raises(ValueError, match="eval mode"):
+        sample_with_graphs(model.train(), hm, 3, backend="aot_eager")
+
+
+def test_a_copied_model_compiles_its_own_loss_not_the_originals():
+    """compiled_loss is kept on the model; a deepcopy must not run the original's weights."""
+    import copy
+
+    from dphelpers.training.graphs import compiled_loss
+
+    model = _model()
+    first = compiled_loss(model)
+    assert compiled_loss(model) is first
+    twin = copy.deepcopy(model)
+    assert compiled_loss(twin) is not first
+    assert compiled_loss(twin).__wrapped__.__self__ is twin

@@ -200,6 +200,10 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
                                              autocast_dtype=torch.bfloat16))
         for k in few_steps:               # the few-step sampler (DDIM, eta = 1) at this batch
             rows.append(measure.bench_sampling(model, test.heatmaps, b, n_hypo, steps=k))
+        if graphs and b in (min(batches), max(batches)):    # one compile per shape and dtype
+            for dtype in (None, torch.bfloat16) if bf16 else (None,):
+                rows.append(measure.bench_sampling(model, test.heatmaps, b, n_hypo,
+                                                   autocast_dtype=dtype, graphs=True))
     stream = TrainStream(train_m, seed=0, device=device)
     batch = stream.next_batch(max(TRAIN_BATCHES))
     ratio = {}

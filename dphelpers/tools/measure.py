@@ -25,6 +25,7 @@ from torch import nn
 
 from ..diffusion import DiffPose, DiffPoseConfig
 from ..pipeline import SampleBatch
+from ..samplegraphs import sample_with_graphs
 from ..training.train import TrainConfig, new_state, train_step
 
 __all__ = ["sampling_flops", "training_flops", "matmul_rate", "PeakMemory", "bench_sampling",
@@ -154,23 +155,33 @@ class SpeedRow:
 
 def bench_sampling(model: DiffPose, heatmaps: torch.Tensor, batch: int, n_hypo: int = 200,
                    repeats: int = 3, autocast_dtype: torch.dtype | None = None, seed: int = 0,
-                   steps: int | None = None, eta: float = 1.0) -> SpeedRow:
+                   steps: int | None = None, eta: float = 1.0, graphs: bool = False) -> SpeedRow:
     """Hypotheses per second for ``batch`` images x ``n_hypo`` hypotheses (best of ``repeats``).
 
     ``steps=k``: the k-step DDIM sampler with noise ``eta`` (``DiffPose.sample``); None: the
-    25-step ancestral one.
+    25-step ancestral one.  ``graphs``: the ancestral sampler compiled as one graph
+    (:func:`~dphelpers.samplegraphs.sample_with_graphs`; CUDA graphs on a GPU), compiled in
+    the warm-up call.
     """
+    if graphs and steps is not None:
+        raise ValueError("bench_sampling: graphs=True runs the ancestral sampler (steps=None)")
     device = model.device
     hm = heatmaps[:batch].to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     kw = {} if steps is None else {"steps": steps, "eta": eta}
-    model.sample(hm, n_hypo, generator=gen, autocast_dtype=autocast_dtype, **kw)  # warm-up
+
+    def run():
+        if graphs:
+            return sample_with_graphs(model, hm, n_hypo, gen, autocast_dtype=autocast_dtype)
+        return model.sample(hm, n_hypo, generator=gen, autocast_dtype=autocast_dtype, **kw)
+
+    run()                                                                 # warm-up
     _sync(device)
     best = float("inf")
     with PeakMemory(device) as mem:
         for _ in range(repeats):
             t0 = time.perf_counter()
-            model.sample(hm, n_hypo, generator=gen, autocast_dtype=autocast_dtype, **kw)
+            run()
             _sync(device)
             best = min(best, time.perf_counter() - t0)
     hyp_s = batch * n_hypo / best
@@ -180,6 +191,8 @@ def bench_sampling(model: DiffPose, heatmaps: torch.Tensor, batch: int, n_hypo: 
     name = "sample" + (f" ({str(autocast_dtype).split('.')[-1]})" if autocast_dtype else "")
     if steps is not None:
         name += f" {steps} DDIM eta={eta:g}"
+    if graphs:
+        name += ", one compiled graph"
     return SpeedRow(name, batch, hyp_s, flops / 1e9, ref / 1e9, flops / ref, mem.peak / 2**20)
 
 

@@ -167,7 +167,9 @@ def _add_bench(sub) -> None:
                         "eager ones, same run")
     p.add_argument("--graphs", action="store_true",
                    help="add end-to-end rows with the whole step compiled in reduce-overhead "
-                        "mode (TrainConfig.graphs: CUDA graphs on a GPU), same run")
+                        "mode (TrainConfig.graphs: CUDA graphs on a GPU), and sampling rows at "
+                        "the smallest and largest --batches with the sampler compiled as one "
+                        "graph (samplegraphs), same run")
     p.add_argument("--skip-accuracy", action="store_true", help="only the speed part")
     p.add_argument("--skip-speed", action="store_true", help="only the accuracy part")
     p.add_argument("--bf16", action="store_true",

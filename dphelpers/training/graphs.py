@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..compiled import cached_on
 from .state import TrainState
 
 __all__ = ["compiled_loss", "compiled_update", "tensor_lr", "set_lr", "clip_gradients"]
@@ -35,12 +36,9 @@ def compiled_loss(model: nn.Module, graphs: bool = False):
     """``torch.compile(model.loss_from, fullgraph=True)``, made once per model and mode and kept
     on it (dynamo sees one static shape per batch size); ``graphs``: ``mode="reduce-overhead"``
     (CUDA graphs on CUDA)."""
-    key = "_compiled_loss_from_" + _mode(graphs)
-    fn = model.__dict__.get(key)
-    if fn is None:
-        fn = torch.compile(model.loss_from, fullgraph=True, dynamic=False, mode=_mode(graphs))
-        model.__dict__[key] = fn
-    return fn
+    mode = _mode(graphs)
+    return cached_on(model, ("loss_from", mode), lambda: torch.compile(
+        model.loss_from, fullgraph=True, dynamic=False, mode=mode))
 
 
 def clip_gradients(params: list[torch.Tensor], max_norm: float) -> None:
