@@ -158,32 +158,35 @@ def _shape(x) -> object:
     return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
 
 
-def _check_points(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None) -> None:
+def _check_points(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None,
+                  finite: bool = True) -> None:
+    """Shapes always; ``finite``: no NaN or inf either (a read-back from the device)."""
     if not isinstance(joints_hm, torch.Tensor) or joints_hm.ndim != 3 \
             or joints_hm.shape[1:] != (N_MPII, 2):
         got = _shape(joints_hm)
         raise ValueError(f"joints_hm must be a tensor of shape (b, {N_MPII}, 2), got {got}")
-    if not torch.isfinite(joints_hm).all():
+    if finite and not torch.isfinite(joints_hm).all():
         raise ValueError("joints_hm contains NaN or inf")
     if depth_mm is not None:
         if not isinstance(depth_mm, torch.Tensor) \
                 or tuple(depth_mm.shape) != tuple(joints_hm.shape[:2]):
             got = _shape(depth_mm)
             raise ValueError(f"depth_mm must have shape {tuple(joints_hm.shape[:2])}, got {got}")
-        if not torch.isfinite(depth_mm).all():
+        if finite and not torch.isfinite(depth_mm).all():
             raise ValueError("depth_mm contains NaN or inf")
 
 
 def occlusion_mask(joints_hm: torch.Tensor, depth_mm: torch.Tensor,
                    bones: tuple[tuple[int, int], ...] = MPII_BONES, radius_px: float = 2.0,
-                   margin_mm: float = 100.0) -> torch.Tensor:
+                   margin_mm: float = 100.0, validate: bool = True) -> torch.Tensor:
     """Joints hidden behind a bone: ``joints_hm: (b, j, 2)``, ``depth_mm: (b, j)`` -> ``(b, j)``.
+    ``validate=False`` skips the NaN/inf check (shapes are always checked).
 
     Joint ``q`` is occluded if a bone segment that does not touch it passes within
     ``radius_px`` of it in 2D and, at the closest point (depth interpolated along the
     bone), is nearer to the camera than ``q`` by more than ``margin_mm``.
     """
-    _check_points(joints_hm, depth_mm)
+    _check_points(joints_hm, depth_mm, finite=validate)
     joints_hm, depth_mm = joints_hm.float(), depth_mm.float()
     bone_idx = torch.tensor(bones, dtype=torch.long, device=joints_hm.device)   # (k, 2)
     a, c = joints_hm[:, bone_idx[:, 0]], joints_hm[:, bone_idx[:, 1]]           # (b, k, 2)
@@ -288,7 +291,7 @@ def _render_modes(peak: torch.Tensor, second: torch.Tensor, sigma: torch.Tensor,
 def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = None,
                       config: HeatmapConfig | None = None,
                       generator: torch.Generator | None = None,
-                      flags: bool = True) -> SimulatedHeatmaps:
+                      flags: bool = True, validate: bool = True) -> SimulatedHeatmaps:
     """Detector-like heatmaps for 2D joints: ``joints_hm: (b, 16, 2)`` (x, y) in heatmap px.
 
     ``depth_mm: (b, 16)`` camera depth of each joint, used for :func:`occlusion_mask`
@@ -297,14 +300,16 @@ def simulate_heatmaps(joints_hm: torch.Tensor, depth_mm: torch.Tensor | None = N
     maximum is about the peak amplitude, and the per-joint flags.  With v1's config (no
     failure rates) the draws and maps are exactly those of the first simulator.
     ``flags=False`` leaves ``failed`` (an argmax over every map, no random draw) as ``None``:
-    the draws and maps are the same.
+    the draws and maps are the same.  ``validate=False`` skips the NaN/inf checks of the
+    inputs, which on a GPU read a value back from the device (shapes are always checked): for
+    points the project made itself (:func:`dphelpers.pipeline.make_batch`).
     """
-    _check_points(joints_hm, depth_mm)
+    _check_points(joints_hm, depth_mm, finite=validate)
     cfg = HeatmapConfig() if config is None else config
     gen, dev = generator, joints_hm.device
     pts = joints_hm.float()
     b, j = pts.shape[:2]
-    occluded = (occlusion_mask(pts, depth_mm) if depth_mm is not None
+    occluded = (occlusion_mask(pts, depth_mm, validate=False) if depth_mm is not None
                 else torch.zeros(b, j, dtype=torch.bool, device=dev))
 
     loc, sigma, amp = _main_peaks(pts, occluded, cfg, gen)

@@ -110,6 +110,19 @@ class SampleBatch:
         return self._map(lambda v: v[index])
 
 
+def _checked_poses(poses_m: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``poses_m`` as a float32 CPU tensor ``(n > 0, 17, 3)`` with finite values, or a clear
+    error (checked once here, so that the batches need no check on the device)."""
+    poses = torch.as_tensor(np.asarray(poses_m), dtype=torch.float32)
+    if poses.dim() != 3 or poses.shape[1:] != (17, 3) or poses.shape[0] == 0:
+        raise ValueError(f"poses_m must have shape (n>0, 17, 3), got {tuple(poses.shape)}")
+    bad = ~torch.isfinite(poses).all(dim=(1, 2))
+    if bad.any():
+        raise ValueError(f"poses_m holds NaN or inf in {int(bad.sum())} pose(s), the first at "
+                         f"index {int(bad.nonzero()[0, 0])}")
+    return poses
+
+
 def make_batch(poses_m: torch.Tensor, generator: torch.Generator,
                camera_config: CameraConfig = CameraConfig(),
                heatmap_config: HeatmapConfig = HeatmapConfig(),
@@ -124,7 +137,10 @@ def make_batch(poses_m: torch.Tensor, generator: torch.Generator,
               if bone_scaling else None)
     views = make_views(poses_m, camera_config, generator, bone_scales=scales)
     depth_mm = views.poses_cam_mm[:, list(H36M_TO_MPII), 2]
-    sim = simulate_heatmaps(views.joints_hm, depth_mm, heatmap_config, generator, flags=not lean)
+    # the points come from make_views (finite poses, every joint > 0.5 m deep): no NaN check,
+    # which on a GPU would read back from the device
+    sim = simulate_heatmaps(views.joints_hm, depth_mm, heatmap_config, generator, flags=not lean,
+                            validate=False)
     ambiguous = (None if lean
                  else h36ma_ambiguous(sim.heatmaps, heatmap_config.ambiguous_sigma_px))
     return SampleBatch(heatmaps=sim.heatmaps, poses_3d_mm=views.poses_cam_mm,
@@ -157,9 +173,7 @@ class TrainStream:
                  heatmap_config: HeatmapConfig = HeatmapConfig(),
                  device: torch.device | str = "cpu", chunk: int = 1,
                  augment: AugmentConfig | None = None) -> None:
-        poses = torch.as_tensor(np.asarray(poses_m), dtype=torch.float32)
-        if poses.dim() != 3 or poses.shape[1:] != (17, 3) or poses.shape[0] == 0:
-            raise ValueError(f"poses_m must have shape (n>0, 17, 3), got {tuple(poses.shape)}")
+        poses = _checked_poses(poses_m)
         self.device = torch.device(device)
         self.poses = poses.to(self.device)
         self.camera_config, self.heatmap_config = camera_config, heatmap_config
@@ -264,9 +278,7 @@ def make_test_set(poses_m: np.ndarray | torch.Tensor, n: int | None = None, seed
     if not isinstance(heatmap_config, HeatmapConfig):
         raise ValueError("heatmap_config must be a HeatmapConfig, got "
                          f"{type(heatmap_config).__name__}")
-    poses = torch.as_tensor(np.asarray(poses_m), dtype=torch.float32)
-    if poses.dim() != 3 or poses.shape[1:] != (17, 3) or poses.shape[0] == 0:
-        raise ValueError(f"poses_m must have shape (n>0, 17, 3), got {tuple(poses.shape)}")
+    poses = _checked_poses(poses_m)
     if n is not None:
         idx = torch.linspace(0, poses.shape[0] - 1, min(n, poses.shape[0])).round().long()
         poses = poses[idx]

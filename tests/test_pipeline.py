@@ -107,3 +107,14 @@ def test_a_lean_batch_is_the_full_batch_without_the_two_heatmap_flags(splits):
     assert batch.is_lean and batch.heatmaps.shape == (4, 16, 64, 64)
     with pytest.raises(ValueError, match="ambiguous is None"):
         SampleBatch(**{**vars(full), "ambiguous": None})
+
+
+def test_poses_with_nan_are_refused_once_at_the_stream_and_the_test_set(splits):
+    """The batches skip the per-batch NaN checks (a device read on a GPU); the poses are
+    checked once, where they come in, and the error names the first bad pose."""
+    bad = splits[0][:50].copy()
+    bad[7, 3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf in 1 pose.*index 7"):
+        TrainStream(bad)
+    with pytest.raises(ValueError, match="index 7"):
+        make_test_set(bad)
