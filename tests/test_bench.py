@@ -202,3 +202,29 @@ def test_a_graphed_sampling_row_names_itself_and_refuses_ddim():
         measure.bench_sampling(model, hm, 1, 4, graphs=True, steps=5)
     row = measure.bench_sampling(model, hm, 1, 4, repeats=1, graphs=True)
     assert row.what == "sample, one compiled graph" and row.per_second > 0
+
+
+def test_the_gpu_training_script_is_valid_and_its_defaults_reach_the_papers_budget():
+    """.ci/gpu-train's defaults: at least the paper's 44.8M samples (700k steps at batch 64),
+    and a stream chunk that divides the steps and the checkpoint interval (fit refuses
+    otherwise, on the GPU, after the machine has started)."""
+    import re
+    import shlex
+    import subprocess
+
+    from dphelpers.tools.cli import build_parser
+    script = Path(__file__).resolve().parents[1] / ".ci" / "gpu-train"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    text = script.read_text()
+    env = {k: int(v) for k, v in re.findall(r"^(\w+)=\$\{\1:-(\d+)\}$", text, re.M)}
+    assert {"BUDGET_S", "BATCH", "STEPS", "CKPT_EVERY", "CHUNK"} <= set(env)
+    assert env["STEPS"] * env["BATCH"] >= 700_000 * 64
+    assert env["STEPS"] % env["CHUNK"] == 0 and env["CKPT_EVERY"] % env["CHUNK"] == 0
+    body = text.split("train() {", 1)[1].split("\n}", 1)[0].replace("\\\n", " ")
+    flags = body.split("-m dphelpers", 1)[1].split(">>")[0]
+    for var, value in (('"$MODEL"', "full"), ('"$DEVICE"', "cpu"), ('"$STEPS"', "88000"),
+                       ('"$BATCH"', "512"), ('"$CHUNK"', "8"), ('"$CKPT_EVERY"', "1000"),
+                       ('"$CKPT"', "runs/x.pt"), ('"$@"', "--graphs")):
+        flags = flags.replace(var, value)
+    ns = build_parser().parse_args(shlex.split(flags))
+    assert ns.graphs and ns.lr == "scaled" and ns.precision == "bf16" and ns.stream_chunk == 8
