@@ -158,7 +158,8 @@ def test_the_gpu_script_is_valid_bash_and_its_bench_flags_parse():
     cmd = line.split("-m dphelpers", 1)[1].split("2>&1")[0]
     subs = (('"$DEVICE"', "cpu"), ("${BATCHES:-1 8 32 64 128 256 512}", "1 8 32 64 128 256 512"),
             ('"${TRAIN_STEPS:-50}"', "50"), ('"$OUT/bench_gpu.json"', "out/bench_gpu.json"),
-            ("${E2E_BATCHES:-64 512 4096}", "64 512 4096"))
+            ("${E2E_BATCHES:-64 512 4096}", "64 512 4096"),
+            ("${VARIANTS:---compile --graphs}", "--compile --graphs"))
     for var, value in subs:
         assert var in cmd, var
         cmd = cmd.replace(var, value)
