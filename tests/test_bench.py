@@ -229,3 +229,16 @@ def test_the_gpu_training_script_is_valid_and_its_defaults_reach_the_papers_budg
         flags = flags.replace(var, value)
     ns = build_parser().parse_args(shlex.split(flags))
     assert ns.graphs and ns.lr == "scaled" and ns.precision == "bf16" and ns.stream_chunk == 8
+
+
+def test_speed_rows_are_printed_as_they_are_measured(capsys):
+    """A benchmark cut short by a time limit keeps the rows it measured in its log."""
+    from types import SimpleNamespace
+
+    from dphelpers.tools.bench import _LiveRows
+    rows = _LiveRows()
+    rows.append(SimpleNamespace(what="sample (bfloat16)", batch=512, per_second=616000.0))
+    rows.extend([SimpleNamespace(what="already printed", batch=1, per_second=1.0)])
+    out = capsys.readouterr().out
+    assert "measured: sample (bfloat16), batch 512: 616,000.0 per s" in out
+    assert "already printed" not in out and len(rows) == 2

@@ -210,3 +210,31 @@ def test_one_logging_rule_a_resumed_run_logs_at_the_same_steps(splits, tmp_path)
     with pytest.raises(ValueError, match="one at a time"):
         fit_group({"a": build_model("lifter"), "b": build_model("lifter")}, _stream(splits),
                   {"a": cfg, "b": cfg}, {"a": None, "b": None}, own_streams=False)
+
+
+def test_ctrl_c_while_a_checkpoint_is_written_waits_for_the_file(splits, tmp_path, monkeypatch):
+    """A SIGINT that lands inside the checkpoint write is held until the file is whole; the
+    message then names the step the file keeps (it named the step before, while the file
+    already held the new one)."""
+    import os
+    import signal
+
+    from dphelpers.training import train as T
+
+    real = T.save_group
+    calls = []
+
+    def save_and_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:                        # the second checkpoint, step 4
+            os.kill(os.getpid(), signal.SIGINT)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(T, "save_group", save_and_interrupt)
+    torch.manual_seed(0)
+    path = tmp_path / "c.pt"
+    with pytest.raises(T.TrainingInterrupted, match="keeps step 4;"):
+        fit(DiffPose(DiffPoseConfig.ablation("argmax_only")), _stream(splits),
+            TrainConfig(steps=10, batch_size=2, ckpt_every=2), checkpoint=path, progress=False)
+    assert int(read_checkpoint(path)["step"]) == 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

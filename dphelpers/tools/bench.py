@@ -192,7 +192,7 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
     print(f"speed: {label}, sampling at batches {list(batches)} x {n_hypo} hypotheses, training "
           f"{train_steps} steps in fp32 and bf16 at batches {list(TRAIN_BATCHES)}", flush=True)
     test = make_test_set(test_m, max(batches))
-    rows = []
+    rows = _LiveRows()
     for b in batches:
         rows.append(measure.bench_sampling(model, test.heatmaps, b, n_hypo))
         if bf16:
@@ -211,11 +211,12 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
         part = batch.subset(slice(0, b))
         fp32, bf = (measure.bench_training(model, part, train_steps, TrainConfig(precision=p))
                     for p in ("fp32", "bf16"))
-        rows += [fp32, bf]
+        rows.append(fp32)
+        rows.append(bf)
         ratio[str(b)] = bf.per_second / fp32.per_second
     e2e, compile_ratio, graphs_ratio = _end_to_end(model, stream, e2e_batches, train_steps, bf16,
                                                    compile, graphs)
-    rows += e2e
+    rows.extend(e2e)                                  # printed as measured, in _end_to_end
     t0 = time.perf_counter()
     for _ in range(data_batches):
         stream.next_batch(64)
@@ -242,11 +243,21 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
             "flops_per_training_sample": measure.training_flops(model.config)}
 
 
+class _LiveRows(list):
+    """Speed rows, each printed as soon as it is measured, so that a benchmark stopped early
+    (a time limit on a lent GPU) still has them in its log; the tables come at the end."""
+
+    def append(self, row) -> None:
+        super().append(row)
+        print(f"  measured: {row.what}, batch {row.batch}: {row.per_second:,.1f} per s",
+              flush=True)
+
+
 def _end_to_end(model, stream, batches, steps: int, bf16: bool, compile: bool, graphs: bool):
     """End-to-end training rows (stream + step) at each batch size, fp32 (and bf16), eager (and
     compiled, and the whole step compiled: CUDA graphs on a GPU); returns the rows and the
     compiled/eager and graphs/eager ratios of steps per second."""
-    rows, ratios = [], {"compile": {}, "graphs": {}}
+    rows, ratios = _LiveRows(), {"compile": {}, "graphs": {}}
     variants = [key for key, on in (("compile", compile), ("graphs", graphs)) if on]
     for b in batches:
         for precision in ("fp32", "bf16") if bf16 else ("fp32",):

@@ -13,6 +13,9 @@ given those files it resumes exactly where it stopped.  Which file to write is
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +54,24 @@ def training_interrupted(step: int, saved: int, checkpoints: list) -> TrainingIn
     else:
         kept = f"no checkpoint was written yet, so {files} was not created or changed"
     return TrainingInterrupted(f"training stopped at step {step:,}; {kept}")
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block ends, then raise
+    it: a group of checkpoints is written whole, and the interrupt's message names the step
+    the files keep.  Outside the main thread (where no signal arrives) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
 
 
 @dataclass
@@ -255,9 +276,10 @@ def fit_group(models: dict[str, nn.Module], stream: TrainStream,
                 _log_windows(states, windows, replicas, first.steps, bar, show)
             regular = step % first.ckpt_every == 0 or step == first.steps
             if regular or step in keep:
-                save_group(states, configs, checkpoints, stream if own_streams else None,
-                            replicas, step if regular else None, step in keep)
-                saved = step if regular else saved
+                with interrupts_deferred():     # the files and `saved` always agree
+                    save_group(states, configs, checkpoints, stream if own_streams else None,
+                                replicas, step if regular else None, step in keep)
+                    saved = step if regular else saved
     except KeyboardInterrupt:
         bar.close()
         raise training_interrupted(next(iter(states.values())).step, saved,
