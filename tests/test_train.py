@@ -233,8 +233,13 @@ def test_ctrl_c_while_a_checkpoint_is_written_waits_for_the_file(splits, tmp_pat
     monkeypatch.setattr(T, "save_group", save_and_interrupt)
     torch.manual_seed(0)
     path = tmp_path / "c.pt"
-    with pytest.raises(T.TrainingInterrupted, match="keeps step 4;"):
-        fit(DiffPose(DiffPoseConfig.ablation("argmax_only")), _stream(splits),
-            TrainConfig(steps=10, batch_size=2, ckpt_every=2), checkpoint=path, progress=False)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # nohup ignores SIGINT
+    try:
+        with pytest.raises(T.TrainingInterrupted, match="keeps step 4;"):
+            fit(DiffPose(DiffPoseConfig.ablation("argmax_only")), _stream(splits),
+                TrainConfig(steps=10, batch_size=2, ckpt_every=2), checkpoint=path,
+                progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # put back
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert int(read_checkpoint(path)["step"]) == 4
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

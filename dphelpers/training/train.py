@@ -58,10 +58,13 @@ def training_interrupted(step: int, saved: int, checkpoints: list) -> TrainingIn
 
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block ends, then raise
-    it: a group of checkpoints is written whole, and the interrupt's message names the step
-    the files keep.  Outside the main thread (where no signal arrives) it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block ends, then hand it
+    to the handler that was there before (Python's own raises KeyboardInterrupt): a group of
+    checkpoints is written whole, and the interrupt's message names the step the files keep.
+    Outside the main thread (where no signal arrives), or where SIGINT is ignored (``nohup``),
+    it does nothing."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):
         yield
         return
     held: list[int] = []
@@ -71,6 +74,8 @@ def interrupts_deferred():
     finally:
         signal.signal(signal.SIGINT, previous)
     if held:
+        if callable(previous):
+            previous(signal.SIGINT, None)
         raise KeyboardInterrupt
 
 
