@@ -23,12 +23,6 @@ from .targets import x0_to_poses
 __all__ = ["sample_with_graphs", "draw_sampling_noise", "denoise_from"]
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return torch.autocast(device.type, enabled=False)
-    return torch.autocast(device.type, dtype=dtype)
-
-
 def draw_sampling_noise(model, heatmaps: torch.Tensor, n_hypo: int,
                         generator: torch.Generator | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -45,7 +39,8 @@ def draw_sampling_noise(model, heatmaps: torch.Tensor, n_hypo: int,
     shape = (cand.shape[0], model.config.denoiser.pose_dim)
     x = torch.randn(shape, device=device, generator=generator)
     noises = [torch.randn(shape, generator=generator, device=device)
-              for t in reversed(range(model.schedule.n_steps)) if t > 0]
+              for t in reversed(range(model.schedule.n_steps))
+              if model._step_adds_noise(t, t - 1, None)]
     return cand, x, torch.stack(noises)
 
 
@@ -54,13 +49,11 @@ def denoise_from(model, candidates: torch.Tensor, x: torch.Tensor, noises: torch
     """The ancestral sampler given its draws (:func:`draw_sampling_noise`): ``x0: (n, 48)``.
     No random draw, no host synchronisation and no data-dependent shape, so
     ``torch.compile(fullgraph=True)`` takes it whole (the 25 steps unrolled)."""
-    device = x.device
-    with _autocast(device, autocast_dtype):
+    with model._autocast(autocast_dtype):
         cond_h = model.denoiser.project_cond(model.embedding(candidates))
     for i, t in enumerate(reversed(range(model.schedule.n_steps))):
-        with _autocast(device, autocast_dtype):
-            eps = model.denoiser.forward_projected(x, t, cond_h)
-        x = model.schedule.step(eps.float(), t, x, noise=noises[i] if t > 0 else None)
+        noise = noises[i] if model._step_adds_noise(t, t - 1, None) else None
+        x = model.step(x, t, t - 1, cond_h, noise, None, autocast_dtype)
     return x
 
 

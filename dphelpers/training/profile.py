@@ -13,8 +13,7 @@ from torch import nn
 from .phases import PhaseClock
 from .train import TrainConfig, new_state, train_step
 
-__all__ = ["STEP_PHASES", "CLOCKED_PHASES", "LOSS_PHASES", "STEP_OPS", "profile_training",
-           "per_key_ms"]
+__all__ = ["STEP_PHASES", "CLOCKED_PHASES", "STEP_OPS", "profile_training", "per_key_ms"]
 
 
 def _sync(device: torch.device) -> None:
@@ -25,9 +24,8 @@ def _sync(device: torch.device) -> None:
 #: the phases :func:`~dphelpers.training.train.train_step` labels and times (a
 #: :class:`~dphelpers.training.phases.PhaseClock`: GPU time on CUDA)
 CLOCKED_PHASES = ("draws", "forward", "backward", "clip", "optimizer", "ema")
-#: the phases ``DiffPose.loss`` labels inside "draws" and "forward" (record_function only)
-LOSS_PHASES = ("candidates", "embedding", "denoiser")
-#: every labelled phase, in the rows' order
+#: every labelled phase, in the rows' order (the others, "candidates", "embedding" and
+#: "denoiser", are ``DiffPose.loss``'s, inside "draws" and "forward": record_function only)
 STEP_PHASES = ("draws", "forward", "candidates", "embedding", "denoiser", "backward", "clip",
                "optimizer", "ema")
 

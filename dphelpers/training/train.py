@@ -74,9 +74,9 @@ def interrupts_deferred():
     finally:
         signal.signal(signal.SIGINT, previous)
     if held:
-        if callable(previous):
-            previous(signal.SIGINT, None)
-        raise KeyboardInterrupt
+        if not callable(previous):              # SIG_DFL: stop the way Python's handler does
+            raise KeyboardInterrupt
+        previous(signal.SIGINT, None)
 
 
 @dataclass
