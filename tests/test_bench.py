@@ -126,11 +126,15 @@ def test_speed_times_training_in_both_precisions_side_by_side(files, splits, cap
     models = bench.load_models([("full", files["full"])])
     out = bench.speed(models, splits[0], splits[1], batches=(1,), n_hypo=2, train_steps=3,
                          data_batches=1, few_steps=(5,))
-    assert calls == [(64, "fp32", 3), (64, "bf16", 3), (32, "fp32", 3), (32, "bf16", 3)]
+    assert calls == [(64, "fp32", 3), (64, "bf16", 3), (32, "fp32", 3), (32, "bf16", 3),
+                     (64, "fp32", 3)]          # the last: the step alone beside end to end
     assert [(r["what"], r["batch"]) for r in out["speed"]] == [
         ("sample", 1), ("sample 5 DDIM eta=1", 1), ("train step", 64), ("train step (bf16)", 64), ("train step", 32),
         ("train step (bf16)", 32), ("end to end (stream + step)", 64)]
     assert out["training_bf16_over_fp32"] == {"64": 2.0, "32": 2.0}
+    share = out["stream_share"]["batch 64 fp32"]        # the recorder's step: 1 / 64 s
+    assert share["step_ms"] == 1e3 / 64
+    assert share["share"] == 64 / out["speed"][-1]["per_second"] - 1
     assert out["speed_model"] == "full (a.pt)"
     assert "batch 64 2.00x, batch 32 2.00x" in capsys.readouterr().out
 
@@ -159,7 +163,7 @@ def test_the_gpu_script_is_valid_bash_and_its_bench_flags_parse():
     subs = (('"$DEVICE"', "cpu"), ("${BATCHES:-1 8 32 64 128 256 512}", "1 8 32 64 128 256 512"),
             ('"${TRAIN_STEPS:-50}"', "50"), ('"$OUT/bench_gpu.json"', "out/bench_gpu.json"),
             ("${E2E_BATCHES:-64 512 4096}", "64 512 4096"),
-            ("${VARIANTS:---compile --graphs}", "--compile --graphs"))
+            ("${VARIANTS:---compile --graphs --prefetch}", "--compile --graphs --prefetch"))
     for var, value in subs:
         assert var in cmd, var
         cmd = cmd.replace(var, value)
@@ -190,6 +194,38 @@ def test_end_to_end_rows_draw_their_batches_from_the_stream():
     for _ in range(5):
         fresh.next_batch(4)
     assert torch.equal(stream.generator.get_state(), fresh.generator.get_state())
+
+
+def test_the_streams_share_of_a_step_with_and_without_prefetch(monkeypatch):
+    """_end_to_end times the step alone on a prebuilt batch beside each end-to-end row; with
+    prefetch, a second row from a prefetching stream, whose background thread is stopped after."""
+    from dphelpers.data import load_mocap, split_clips
+    from dphelpers.diffusion import DiffPose
+    from dphelpers.pipeline import TrainStream
+    from dphelpers.tools import bench, measure
+    from tests.test_cli import TINY
+    seen = []
+    real = measure.bench_end_to_end
+
+    def spy(model, stream, config, steps=20, repeats=1):
+        seen.append(stream)
+        return real(model, stream, config, steps, repeats)
+
+    monkeypatch.setattr(measure, "bench_end_to_end", spy)
+    torch.manual_seed(0)
+    stream = TrainStream(split_clips(load_mocap())[0], seed=0)
+    rows, _, _, share = bench._end_to_end(DiffPose(TINY), stream, (4,), 2, bf16=False,
+                                          compile=False, graphs=False, prefetch=True)
+    assert [r.what for r in rows] == ["end to end (stream + step)",
+                                      "end to end (stream + step, prefetch)"]
+    assert seen[0] is stream and seen[1] is not stream and not seen[1].prefetch
+    s = share["batch 4 fp32"]
+    assert s["end_to_end_ms"] == 1e3 / rows[0].per_second
+    assert s["prefetch_ms"] == 1e3 / rows[1].per_second
+    assert s["share"] == pytest.approx(s["end_to_end_ms"] / s["step_ms"] - 1)
+    assert s["prefetch_share"] == pytest.approx(s["prefetch_ms"] / s["step_ms"] - 1)
+    text = str(bench._share_table(share))
+    assert "4 fp32" in text and "share, prefetch" in text and "%" in text
 
 
 def test_a_graphed_sampling_row_names_itself_and_refuses_ddim():

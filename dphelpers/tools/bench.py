@@ -9,7 +9,9 @@ machine, printed and written as JSON (``runs/bench.json``; notebook 05 reads it)
   model's accuracy with k DDIM steps (eta = 1) and its sampling speed at every batch size.
 - Speed: sampling at each ``--batches`` size (``--bf16``: also bfloat16), and
   :func:`~dphelpers.tools.measure.bench_training` in fp32 and bf16 side by side at batch 64 and
-  32 in the same run, so their ratio is a same-machine ratio.
+  32 in the same run, so their ratio is a same-machine ratio; training end to end (stream +
+  step) at each ``--e2e-batches`` size, with the stream's share of a step (``--prefetch``: also
+  with the stream in a background thread).
 
 Which file is read is :mod:`dphelpers.models.modelfiles`' rule (through
 :mod:`~dphelpers.tools.modelref`, which also names the rows).
@@ -24,6 +26,7 @@ import torch
 from ..evaluation.coverage import subset_coverage
 from ..evaluation.tables import table
 from ..models.modelfiles import SHIPPED_NAMES, shipped_file
+from ..pipeline import TrainStream
 from ..training.profile import profile_training
 from ..training.train import TrainConfig
 from . import measure, modelref
@@ -184,10 +187,10 @@ def _speed_model(models: list[Loaded], device):
 def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32),
           n_hypo: int = 200, bf16: bool = False, train_steps: int = 20, data_batches: int = 10,
           few_steps: tuple[int, ...] = FEW_STEPS, e2e_batches: tuple[int, ...] = (64,),
-          compile: bool = False, graphs: bool = False) -> dict:
+          compile: bool = False, graphs: bool = False, prefetch: bool = False) -> dict:
     """Sampling and training speed; returns the JSON parts ``speed`` (one record per row),
-    ``training_bf16_over_fp32`` and the FLOP counts."""
-    from ..pipeline import TrainStream, make_test_set
+    ``training_bf16_over_fp32``, ``stream_share`` (:func:`_end_to_end`) and the FLOP counts."""
+    from ..pipeline import make_test_set
     model, label = _speed_model(models, device)
     print(f"speed: {label}, sampling at batches {list(batches)} x {n_hypo} hypotheses, training "
           f"{train_steps} steps in fp32 and bf16 at batches {list(TRAIN_BATCHES)}", flush=True)
@@ -214,8 +217,8 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
         rows.append(fp32)
         rows.append(bf)
         ratio[str(b)] = bf.per_second / fp32.per_second
-    e2e, compile_ratio, graphs_ratio = _end_to_end(model, stream, e2e_batches, train_steps, bf16,
-                                                   compile, graphs)
+    e2e, compile_ratio, graphs_ratio, share = _end_to_end(model, stream, e2e_batches, train_steps,
+                                                          bf16, compile, graphs, prefetch)
     rows.extend(e2e)                                  # printed as measured, in _end_to_end
     t0 = time.perf_counter()
     for _ in range(data_batches):
@@ -227,6 +230,7 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
           + ", ".join(f"batch {b} {r:.2f}x" for b, r in ratio.items()))
     print(f"data stream: {1 / data_s:.1f} batches of 64 per second (heatmap simulation, not in "
           "the step)")
+    print(_share_table(share))
     profile = profile_training(model, stream, TrainConfig(precision="bf16"), steps=10)
     print(table(profile, caption="where a bf16 training step's time goes (torch.profiler, batch "
                 "64; phases nest: forward holds candidates, embedding and denoiser)", digits=3))
@@ -237,7 +241,7 @@ def speed(models: list[Loaded], train_m, test_m, device="cpu", batches=(1, 8, 32
     return {"speed": [r.as_dict() for r in rows], "speed_model": label,
             "training_bf16_over_fp32": ratio, "compiled_over_eager": compile_ratio,
             "graphs_over_eager": graphs_ratio,
-            "data_batches_per_s": 1 / data_s,
+            "data_batches_per_s": 1 / data_s, "stream_share": share,
             "training_profile": profile,
             "flops_per_hypothesis": measure.sampling_flops(model.config),
             "flops_per_training_sample": measure.training_flops(model.config)}
@@ -253,23 +257,63 @@ class _LiveRows(list):
               flush=True)
 
 
-def _end_to_end(model, stream, batches, steps: int, bf16: bool, compile: bool, graphs: bool):
+def _end_to_end(model, stream, batches, steps: int, bf16: bool, compile: bool, graphs: bool,
+                prefetch: bool = False):
     """End-to-end training rows (stream + step) at each batch size, fp32 (and bf16), eager (and
-    compiled, and the whole step compiled: CUDA graphs on a GPU); returns the rows and the
-    compiled/eager and graphs/eager ratios of steps per second."""
+    compiled, and the whole step compiled: CUDA graphs on a GPU; and, ``prefetch``, the eager
+    step with the stream simulating the next batch in a background thread); returns the rows,
+    the compiled/eager and graphs/eager ratios of steps per second, and the stream's share.
+
+    The share is what the stream adds to a step: the eager step alone on a batch built
+    beforehand is timed right before the end-to-end row, and ``share = t_end_to_end / t_step -
+    1`` (0.1: simulating the data makes each step 10% longer)."""
     rows, ratios = _LiveRows(), {"compile": {}, "graphs": {}}
     variants = [key for key, on in (("compile", compile), ("graphs", graphs)) if on]
+    share: dict[str, dict] = {}
     for b in batches:
         for precision in ("fp32", "bf16") if bf16 else ("fp32",):
-            eager = measure.bench_end_to_end(model, stream, TrainConfig(
-                batch_size=b, precision=precision), steps)
+            config = TrainConfig(batch_size=b, precision=precision)
+            alone = measure.bench_training(model, stream.next_batch(b), steps, config)
+            eager = measure.bench_end_to_end(model, stream, config, steps)
             rows.append(eager)
+            key_b = f"batch {b} {precision}"
+            share[key_b] = {"step_ms": 1e3 / alone.per_second,
+                            "end_to_end_ms": 1e3 / eager.per_second,
+                            "share": alone.per_second / eager.per_second - 1}
+            if prefetch:
+                ahead = TrainStream(stream.poses, seed=1, device=stream.device,
+                                    camera_config=stream.camera_config,
+                                    heatmap_config=stream.heatmap_config)
+                ahead.set_prefetch(True)
+                try:
+                    row = measure.bench_end_to_end(model, ahead, config, steps)
+                finally:
+                    ahead.set_prefetch(False)
+                rows.append(row)
+                share[key_b].update(prefetch_ms=1e3 / row.per_second,
+                                    prefetch_share=alone.per_second / row.per_second - 1)
             for key in variants:
                 row = measure.bench_end_to_end(model, stream, TrainConfig(
                     batch_size=b, precision=precision, **{key: True}), steps)
                 rows.append(row)
-                ratios[key][f"batch {b} {precision}"] = row.per_second / eager.per_second
-    return rows, ratios["compile"], ratios["graphs"]
+                ratios[key][key_b] = row.per_second / eager.per_second
+    return rows, ratios["compile"], ratios["graphs"], share
+
+
+def _share_table(share: dict[str, dict]):
+    """The stream's share of a training step as a printed table."""
+    records = []
+    for key, s in share.items():
+        record = {"batch, precision": key.removeprefix("batch "),
+                  "step alone (ms)": s["step_ms"], "end to end (ms)": s["end_to_end_ms"],
+                  "stream's share": f"{100 * s['share']:.0f}%"}
+        if "prefetch_ms" in s:
+            record.update({"prefetch (ms)": s["prefetch_ms"],
+                           "share, prefetch": f"{100 * s['prefetch_share']:.0f}%"})
+        records.append(record)
+    return table(records, caption="what simulating the data adds to a training step (eager; "
+                 "step alone: on a batch built beforehand, timed just before; prefetch: the "
+                 "next batch simulated in a background thread during the step)", digits=1)
 
 
 def run_bench(args) -> int:
@@ -287,7 +331,7 @@ def run_bench(args) -> int:
         out.update(speed(models, train_m, test_m, args.device, args.batches, args.n_hypo,
                          args.bf16, args.train_steps, few_steps=args.few_step,
                          e2e_batches=tuple(args.e2e_batches), compile=args.compile,
-                         graphs=args.graphs))
+                         graphs=args.graphs, prefetch=args.prefetch))
     out["seconds"] = round(time.time() - t0, 1)
     path = measure.write_json(args.out, out)
     parts = [p for p, skip in (("accuracy", args.skip_accuracy), ("speed", args.skip_speed))

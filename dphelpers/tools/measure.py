@@ -243,7 +243,8 @@ def bench_end_to_end(model: nn.Module, stream, config: TrainConfig, steps: int =
     b = config.batch_size
     name = ("end to end (stream + step" + (", bf16" if config.precision == "bf16" else "")
             + (", compiled" if config.compile else "")
-            + (", whole step compiled (graphs)" if config.graphs else "") + ")")
+            + (", whole step compiled (graphs)" if config.graphs else "")
+            + (", prefetch" if getattr(stream, "prefetch", False) else "") + ")")
     return _time_training(model, config, lambda: stream.next_batch(b), b, name, steps, repeats)
 
 

@@ -170,6 +170,9 @@ def _add_bench(sub) -> None:
                         "mode (TrainConfig.graphs: CUDA graphs on a GPU), and sampling rows at "
                         "the smallest and largest --batches with the sampler compiled as one "
                         "graph (samplegraphs), same run")
+    p.add_argument("--prefetch", action="store_true",
+                   help="add eager end-to-end rows with the stream simulating the next batch in "
+                        "a background thread during the step (TrainConfig.prefetch), same run")
     p.add_argument("--skip-accuracy", action="store_true", help="only the speed part")
     p.add_argument("--skip-speed", action="store_true", help="only the accuracy part")
     p.add_argument("--bf16", action="store_true",
