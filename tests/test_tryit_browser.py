@@ -254,8 +254,10 @@ def test_every_sample_draws(tryit):
         draws = tryit.eval("() => dpTryit.draws")
         tryit.page.select_option(".dp-tryit select[aria-label=sample]", str(i))
         tryit.page.wait_for_function("d => dpTryit.draws > d && !dpTryit.busy", arg=draws)
-        label = tryit.eval("() => dpTryit.plot.layout.title.text")
-        assert tryit.eval("() => dpTryit.sample.label") in label
+        shown = tryit.eval("() => dpTryit.plot.layout.meta.sample")     # the figure's sample
+        assert shown == tryit.eval("() => dpTryit.samples[%d].label" % i)
+        title = tryit.eval("() => dpTryit.plot.layout.title.text")
+        assert title == tryit.eval("() => dpTryit.nSlider.value") + " hypotheses"
     t0 = time.perf_counter()
     _draw(tryit, 10)
     assert time.perf_counter() - t0 < 5

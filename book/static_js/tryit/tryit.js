@@ -231,9 +231,9 @@
       }
       const axis = (title) => ({ title: { text: title }, range: [-1000, 1000], nticks: 5 });
       const layout = {
-        height: 460, margin: { l: 0, r: 0, t: 48, b: 0 }, showlegend: false, uirevision: "keep",
-        // two short lines, not one long one: a narrow column cut the long title at its edge
-        title: { text: n ? `${this.sample.label}<br>${n} hypotheses` : this.sample.label, font: { size: 13 } },
+        height: 460, margin: { l: 0, r: 0, t: 30, b: 0 }, showlegend: false, uirevision: "keep",
+        // short: the sample's name is in the menu above; with it, the plot's edge cut the title
+        title: { text: `${n} hypotheses`, font: { size: 13 } }, meta: { sample: this.sample.label },
         scene: { xaxis: axis("x (right) mm"), yaxis: axis("z (depth) mm"), zaxis: axis("-y (up) mm"),
                  aspectmode: "cube", camera: { eye: EYE, up: { x: 0, y: 0, z: 1 } } },
       };
