@@ -198,7 +198,7 @@ def test_end_to_end_rows_draw_their_batches_from_the_stream():
 
 def test_the_streams_share_of_a_step_with_and_without_prefetch(monkeypatch):
     """_end_to_end times the step alone on a prebuilt batch beside each end-to-end row; with
-    prefetch, a second row from a prefetching stream, whose background thread is stopped after."""
+    prefetch, a second row from a stream of its own, whose prefetching is switched off after."""
     from dphelpers.data import load_mocap, split_clips
     from dphelpers.diffusion import DiffPose
     from dphelpers.pipeline import TrainStream
