@@ -194,6 +194,9 @@ def test_train_resumes_and_refuses_what_it_cannot_resume(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"wrote {small}" in out and "float16" in out and "3 training steps" in out
     assert small.stat().st_size < 0.5 * ckpt.stat().st_size
+    # the model file still says how it was trained
+    assert read_checkpoint(small)["train_config"] == read_checkpoint(ckpt)["train_config"]
+    assert read_checkpoint(small)["train_config"]["batch_size"] == 4
     assert main(["train", "--checkpoint", str(small), "--steps", "5"]) == 2
     assert "not a training checkpoint" in _one_error_line(capsys.readouterr().err)
     assert main(["export", str(ckpt), str(ckpt)]) == 2

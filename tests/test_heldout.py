@@ -137,3 +137,50 @@ def test_model_variant_names_the_ablation_of_a_config():
     odd = DiffPoseConfig().to_dict()
     odd["denoiser"]["hidden"] = 7
     assert model_variant(odd) == "custom"
+
+
+def _budget_files(plain_photo=1.9, aug_photo=1.6):
+    def acc(label, p1, failed):
+        return {f"{label} (full)": {"n": 100, "P1_min": p1, "P1_median": p1 + 60},
+                f"{label} (failed limb)": {"n": 70, "P1_min": failed, "P1_median": failed + 60}}
+    a, b = "full (diffpose_full.pt)", "full (diffpose_full_augmented.pt)"
+    study = {"setup": {"models": [{"label": a, "trained_steps": 50000, "augment": None},
+                                  {"label": b, "trained_steps": 50000, "augment": True}]},
+             "test_sets": {"keep=0.5": {"n": 100}},
+             "accuracy": {"keep=0.5": {**acc(a, 50.0, 52.0), **acc(b, 55.0, 56.0)}},
+             "commands": ["python -m dphelpers study A", "python -m dphelpers study B --merge"]}
+
+    def check(px, test):
+        return {"photo": {"medoid_rms_px": px},
+                "test": {"medoid_rms_px_vs_argmax": {"median": test}}}
+    photo = {"setup": {"image": "astronaut"}, "command": "python -m dphelpers realcheck C",
+             "models": {a: check(plain_photo, 2.4), b: check(aug_photo, 2.5)}}
+    return study, photo
+
+
+def test_the_budget_comparison_states_the_in_domain_cost_and_the_photo():
+    from dphelpers.evaluation.unseen import budget_rows, budget_table, budget_text
+    study, photo = _budget_files()
+    rows = budget_rows(study, photo)
+    assert [r["augment"] for r in rows] == [None, True] and rows[1]["failed_P1_min"] == 56.0
+    text = budget_text(study, photo)
+    assert "50.0 -> 55.0 mm (+10%)" in text and "52.0 -> 56.0 mm" in text
+    assert "1.90 -> 1.60 px RMS" in text and "(closer to them" in text
+    assert "`python -m dphelpers study B --merge`" in text and "realcheck C`" in text
+    assert "no closer to" in budget_text(*_budget_files(aug_photo=2.7))
+    md = budget_table(study, photo).to_markdown()
+    assert "no (before it existed)" in md and "| yes |" in md and "astronaut" in md
+    from dphelpers.tools.resultspage import budget_section
+    assert budget_section(study, photo).startswith("## Pose augmentation at the shipped budget")
+
+
+def test_the_budget_comparison_refuses_files_that_do_not_pair():
+    from dphelpers.evaluation.unseen import budget_rows, budget_text
+    study, photo = _budget_files()
+    del photo["models"]["full (diffpose_full_augmented.pt)"]
+    with pytest.raises(ValueError, match="share 1 model"):
+        budget_rows(study, photo)
+    study, photo = _budget_files()
+    study["setup"]["models"][1]["augment"] = False
+    with pytest.raises(ValueError, match="one model trained with augmentation"):
+        budget_text(study, photo)

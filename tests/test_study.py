@@ -192,3 +192,36 @@ def test_results_page_shows_the_study_and_reads_its_numbers(study_file):
         assert f"{gap:+.1f} mm where 0% of the failures keep a mode" in page
     assert "DiffPose" in page and "50% kept" in page
     assert "## The model study" not in results_markdown(bench)
+
+
+def test_a_result_names_its_model_files_from_the_project_not_the_machine(files, tmp_path,
+                                                                          monkeypatch):
+    from dphelpers.models import modelfiles
+    root = files["full"].parent.parent        # stands in for the project's folder
+    monkeypatch.setattr(modelfiles, "PROJECT_ROOT", root)
+    out = tmp_path / "r.json"
+    assert cli.main(["study", "--models", f"full={files['full']}", "--n-test", "4",
+                     "--n-hypo", "2", "--keep-modes", "0.5", "--quiet", "--out", str(out)]) == 0
+    recorded = [m["file"] for m in json.loads(out.read_text())["setup"]["models"]]
+    assert recorded == [f"{files['full'].parent.name}/a.pt"]
+
+
+def test_no_committed_result_records_a_machine_path():
+    from pathlib import Path
+
+    def strings(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                yield from strings(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from strings(v)
+        elif isinstance(x, str):
+            yield x
+
+    results = Path(__file__).resolve().parents[1] / "data" / "results"
+    files = sorted(results.glob("*.json"))
+    assert files
+    absolute = {f.name: s for f in files for s in strings(json.loads(f.read_text()))
+                if s.endswith(".pt") and Path(s).is_absolute()}
+    assert not absolute, f"results that record a machine path: {absolute}"

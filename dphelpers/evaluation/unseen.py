@@ -7,7 +7,8 @@ page and notebook 5; every number of a sentence is computed from the file.
 """
 from __future__ import annotations
 
-__all__ = ["heldout_table", "heldout_gaps", "augment_pairs", "heldout_text"]
+__all__ = ["heldout_table", "heldout_gaps", "augment_pairs", "heldout_text",
+           "budget_rows", "budget_table", "budget_text"]
 
 
 def heldout_table(payload: dict, caption: str = ""):
@@ -89,4 +90,86 @@ def heldout_text(payload: dict, with_command: bool = True) -> str:
                      "held-out sources.")
     if with_command and payload.get("command"):
         parts.append(f"Made with `{payload['command']}`.")
+    return " ".join(parts)
+
+
+def budget_rows(study: dict, photo: dict, test_set: str = "keep=0.5") -> list[dict]:
+    """One entry per model of ``study`` (a ``study`` file) that ``photo`` (a ``realcheck`` file
+    on the same files) also checked: whether it trained with augmentation, its steps, P1 min and
+    median on ``test_set`` (all samples and the failed-limb ones), and on the photo the RMS
+    (heatmap px) between BlazePose's joints and the reprojected medoid hypothesis, against the
+    median of the same on the test split."""
+    acc = study["accuracy"][test_set]
+    out = []
+    for m in study["setup"]["models"]:
+        label = m["label"]
+        if label not in photo["models"] or f"{label} (full)" not in acc:
+            continue
+        full, failed = acc[f"{label} (full)"], acc.get(f"{label} (failed limb)", {})
+        check = photo["models"][label]
+        out.append({"label": label, "augment": m.get("augment"), "steps": m["trained_steps"],
+                    "P1_min": full["P1_min"], "P1_median": full["P1_median"],
+                    "failed_P1_min": failed.get("P1_min"),
+                    "failed_P1_median": failed.get("P1_median"),
+                    "photo_px": check["photo"]["medoid_rms_px"],
+                    "test_px": check["test"]["medoid_rms_px_vs_argmax"]["median"]})
+    if len(out) < 2:
+        raise ValueError(f"the study ({len(study['setup']['models'])} models) and the photo "
+                         f"check ({len(photo['models'])}) share {len(out)} model(s): the "
+                         "comparison needs two, named alike (run both on the same files)")
+    return out
+
+
+def budget_table(study: dict, photo: dict, caption: str = "", test_set: str = "keep=0.5"):
+    """:func:`budget_rows` as a :class:`Table`."""
+    from .tables import table
+
+    def mm(x):
+        return "-" if x is None else round(x, 1)
+    rows = [[r["label"], {True: "yes", False: "no", None: "no (before it existed)"}[r["augment"]],
+             f"{r['steps']:,}", mm(r["P1_min"]), mm(r["P1_median"]), mm(r["failed_P1_min"]),
+             mm(r["failed_P1_median"]), round(r["photo_px"], 2), round(r["test_px"], 2)]
+            for r in budget_rows(study, photo, test_set)]
+    return table(rows, columns=["model", "augmented", "steps", "P1 min (mm)", "P1 median (mm)",
+                                "failed-limb P1 min (mm)", "failed-limb P1 median (mm)",
+                                f"{photo['setup']['image']}: medoid RMS (px)",
+                                "test split: medoid RMS, median (px)"], caption=caption)
+
+
+def budget_text(study: dict, photo: dict, test_set: str = "keep=0.5",
+                with_command: bool = True) -> str:
+    """What the comparison says, computed from the two files: the in-domain cost of
+    augmentation at the same budget and what it changes on the photo."""
+    rows = budget_rows(study, photo, test_set)
+    plain = next((r for r in rows if not r["augment"]), None)
+    aug = next((r for r in rows if r["augment"]), None)
+    if plain is None or aug is None:
+        raise ValueError("the comparison needs one model trained with augmentation and one "
+                         f"without; the files hold {[r['label'] for r in rows]}")
+
+    def pct(a, b):
+        return f"{100 * (b / a - 1):+.0f}%"
+    image = photo["setup"]["image"]
+    n = study["test_sets"][test_set]["n"]
+    parts = [f"Trained on every clip for {aug['steps']:,} steps with pose augmentation, the full "
+             f"model's P1 min on the test split ({n} samples, {test_set}) moves "
+             f"{plain['P1_min']:.1f} -> {aug['P1_min']:.1f} mm "
+             f"({pct(plain['P1_min'], aug['P1_min'])}) and its P1 median "
+             f"{plain['P1_median']:.1f} -> {aug['P1_median']:.1f} mm "
+             f"({pct(plain['P1_median'], aug['P1_median'])}): that is the in-domain cost "
+             "(negative: a gain)."]
+    if plain["failed_P1_min"] is not None and aug["failed_P1_min"] is not None:
+        parts.append(f"On the samples whose limb joints fail it moves "
+                     f"{plain['failed_P1_min']:.1f} -> {aug['failed_P1_min']:.1f} mm.")
+    better = "closer to" if aug["photo_px"] < plain["photo_px"] else "no closer to"
+    parts.append(f"On the {image} photo the medoid hypothesis reprojects {plain['photo_px']:.2f}"
+                 f" -> {aug['photo_px']:.2f} px RMS from BlazePose's joints ({better} them; the "
+                 "goal: within 2.5 px), against a test-split median of "
+                 f"{plain['test_px']:.2f} -> {aug['test_px']:.2f} px.")
+    parts.append("This model saw every clip, so it has no held-out source; the unseen-motion "
+                 "test above is the comparison at equal footing.")
+    if with_command:
+        cmds = study.get("commands") or [study.get("command")]
+        parts.append("Made with " + ", ".join(f"`{c}`" for c in [*cmds, photo.get("command")]
+                                             if c) + ".")
     return " ".join(parts)

@@ -73,12 +73,16 @@ def write_checkpoint(path: str | Path, model: nn.Module, payload: dict) -> Path:
 
 
 def save_model(path: str | Path, model: nn.Module, step: int, log: dict | None = None,
-               half: bool = True) -> Path:
-    """A model file: raw weights (float16 with ``half``), settings, step and loss log."""
+               half: bool = True, train_config: dict | None = None) -> Path:
+    """A model file: raw weights (float16 with ``half``), settings, step and loss log;
+    ``train_config``: the training run's settings (a checkpoint's ``train_config``), kept so
+    that the file still says how it was trained (augmentation, held-out clips, precision)."""
     log = log or {}
+    extra = {"train_config": dict(train_config)} if train_config else {}
     return write_checkpoint(path, model, {
         "model": _pack(model.state_dict(), half), "step": int(step),
-        "log_steps": list(log.get("log_steps", [])), "log_losses": list(log.get("log_losses", []))})
+        "log_steps": list(log.get("log_steps", [])), "log_losses": list(log.get("log_losses", [])),
+        **extra})
 
 
 _LOAD_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,

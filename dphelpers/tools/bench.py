@@ -25,7 +25,7 @@ import torch
 
 from ..evaluation.coverage import subset_coverage
 from ..evaluation.tables import table
-from ..models.modelfiles import SHIPPED_NAMES, shipped_file
+from ..models.modelfiles import SHIPPED_NAMES, display_path, shipped_file
 from ..pipeline import TrainStream
 from ..training.profile import profile_training
 from ..training.train import TrainConfig
@@ -166,7 +166,7 @@ def accuracy(models: list[Loaded], train_m, test_m, n_test: int | None, n_hypo: 
 
 
 def _model_json(m: Loaded) -> dict:
-    return {"label": m.label, "name": m.info.name, "file": str(m.path),
+    return {"label": m.label, "name": m.info.name, "file": display_path(m.path),
             "trained_steps": m.info.trained_steps}
 
 

@@ -53,10 +53,11 @@ def export(args) -> int:
     print(f"export: read {source} ({kind}, model {name!r}, {int(state['step']):,} training steps)")
     path = save_model(dest, model, int(state["step"]),
                       {"log_steps": state.get("log_steps", []),
-                       "log_losses": state.get("log_losses", [])}, half=True)
+                       "log_losses": state.get("log_losses", [])}, half=True,
+                      train_config=state.get("train_config"))
     shipped = "; a shipped model" if is_shipped(path) else ""
+    trained = ", training settings" if state.get("train_config") else ""
     print(f"export: wrote {path} ({path.stat().st_size / 1e6:.1f} MB: raw weights in float16, "
-          f"settings, step and loss log of {len(state.get('log_losses', []))} points; no "
-          "optimizer, "
-          f"no EMA{shipped})")
+          f"settings{trained}, step and loss log of {len(state.get('log_losses', []))} points; "
+          f"no optimizer, no EMA{shipped})")
     return 0

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..files import atomic_write
+from ..models.modelfiles import display_path
 
 __all__ = ["LIMB_H36M", "HeldOutModel", "held_out_sets", "set_scores", "read_held_out_model",
            "model_variant", "score", "add_arguments", "run_verb"]
@@ -174,7 +175,7 @@ def run_verb(args) -> int:
                   "seed": args.seed, "test_set_seed": 1234, "dtype": "float32",
                   "limb_joints_h36m": list(LIMB_H36M),
                   "sets": {k: len(v) for k, v in sets.items()}},
-        "models": {m.label: {"file": str(m.path), "variant": m.variant, "steps": m.steps,
+        "models": {m.label: {"file": display_path(m.path), "variant": m.variant, "steps": m.steps,
                              "augment": m.augment,
                              "hold_out": list(m.hold_out), "sets": rows[m.label]}
                    for m in models},

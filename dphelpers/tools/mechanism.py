@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ..models.modelfiles import display_path
+
 __all__ = ["add_arguments", "run", "run_verb"]
 
 
@@ -32,7 +34,7 @@ def run(models, test, config, out: dict, path: Path | None = None,
         t0 = time.time()
         stats = collect(m.model, test, config, progress=progress)
         out["rows"][m.info.name] = summarise(stats)
-        out["models"][m.info.name] = {"file": str(m.path), "trained_steps":
+        out["models"][m.info.name] = {"file": display_path(m.path), "trained_steps":
                                       m.info.trained_steps, "n_hypo": stats.n_hypo,
                                       "seconds": round(time.time() - t0, 1)}
         print(f"mechanism: {m.info.name} in {time.time() - t0:.0f} s", flush=True)

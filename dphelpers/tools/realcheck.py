@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from ..evaluation.realcheck import photo_check, test_check
+from ..models.modelfiles import display_path
 
 __all__ = ["add_arguments", "run_verb"]
 
@@ -64,7 +65,7 @@ def run_verb(args) -> int:
         photo = photo_check(m.model, det, args.n_hypo, args.seed)
         split = test_check(m.model, test, args.n_hypo, args.seed, progress=not args.quiet)
         ratio = photo["medoid_rms_px"] / split["medoid_rms_px_vs_argmax"]["median"]
-        out["models"][m.label] = {"name": m.info.name, "file": str(m.path),
+        out["models"][m.label] = {"name": m.info.name, "file": display_path(m.path),
                                   "trained_steps": m.info.trained_steps, "photo": photo,
                                   "test": split, "photo_over_test": ratio}
         print(f"{m.label}: photo medoid reprojection RMS {photo['medoid_rms_px']:.2f} px "

@@ -25,7 +25,7 @@ from .resultstext import (accuracy_text, authors_reference, authors_text, calibr
                           study_text)
 
 __all__ = ["results_markdown", "write_results_page", "section_markdown", "read_beside",
-           "speed_table", "cite", "heldout_section"]
+           "speed_table", "cite", "heldout_section", "budget_section"]
 
 
 def section_markdown(title: str, table, text: str) -> str:
@@ -82,14 +82,17 @@ def _authors_section(res: dict, authors: dict | None) -> list[str]:
 def results_markdown(res: dict, source: str = "data/results/bench.json",
                      study: dict | None = None, curve: dict | None = None,
                      authors: dict | None = None, mechanism: dict | None = None,
-                     extra_sections: Sequence[str] = (), heldout: dict | None = None) -> str:
+                     extra_sections: Sequence[str] = (), heldout: dict | None = None,
+                     budget: tuple[dict, dict] | None = None) -> str:
     """The results page as MyST Markdown (tables as pipe tables in the page's source);
     ``study`` and ``curve``: study files (:func:`dphelpers.evaluation.results.load_study`) whose
     tables the page shows too; ``authors``: the side-by-side timing of the authors' code
     (``authors_speed.json``), shown when ``res`` itself times no authors' rows;
     ``mechanism``: the per-joint study of the failed joints (``mechanism.json``,
     :mod:`dphelpers.tools.mechanism`); ``heldout``: the unseen-motion test (``heldout.json``,
-    :func:`heldout_section`); ``extra_sections``: more sections
+    :func:`heldout_section`); ``budget``: the augmented model against the shipped one at the
+    same budget (``augmented_study.json``, ``augmented_realcheck.json``,
+    :func:`budget_section`); ``extra_sections``: more sections
     (:func:`section_markdown`), placed before "How these numbers were made"."""
     note = R.settings_note(res)
     parts = ["# Results", "",
@@ -115,6 +118,8 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
                 mechanism_text(mechanism))
     if heldout is not None and heldout.get("models"):
         parts.append(heldout_section(heldout))
+    if budget is not None:
+        parts.append(budget_section(*budget))
     if curve is not None and curve.get("learning_curve", {}).get("points"):
         section("Training longer", R.curve_table(curve), curve_text(curve))
     if res.get("coverage"):
@@ -139,6 +144,13 @@ def heldout_section(payload: dict) -> str:
                             heldout_text(payload))
 
 
+def budget_section(study: dict, photo: dict) -> str:
+    """The augmented model at the shipped budget (:func:`dphelpers.evaluation.unseen.budget_text`)."""
+    from ..evaluation.unseen import budget_table, budget_text
+    return section_markdown("Pose augmentation at the shipped budget",
+                            budget_table(study, photo), budget_text(study, photo))
+
+
 def read_beside(results_file: str | Path, name: str, reader=None):
     """The results file ``name`` next to ``results_file``, read by ``reader`` (a path ->
     dict function; default: JSON), or None when it does not exist."""
@@ -161,8 +173,12 @@ def write_results_page(path: str | Path, results_file: str | Path | None = None)
     authors = read_beside(src, "authors_speed.json")
     mech = read_beside(src, "mechanism.json")
     held = read_beside(src, "heldout.json")
+    budget_study = read_beside(src, "augmented_study.json")
+    budget_photo = read_beside(src, "augmented_realcheck.json")
+    budget = ((budget_study, budget_photo) if budget_study is not None
+              and budget_photo is not None else None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(results_markdown(res, shown, study, curve, authors, mech,
-                                     heldout=held))
+                                     heldout=held, budget=budget))
     return path

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ..evaluation.testsets import KEEP_MODES, build_test_sets, describe
+from ..models.modelfiles import display_path
 
 __all__ = ["SUBSETS", "score_models", "learning_curve",
            "add_arguments", "run_verb"]
@@ -67,7 +68,7 @@ def learning_curve(files: list[Path], test, n_hypo: int, batch_size: int, seed: 
             ev = evaluate(m.model, test, n_hypo, batch_size, seed=seed, progress=progress,
                           autocast_dtype=None)
         table = ev.table()
-        rec = {"model": m.info.name, "file": str(path), "steps": m.info.trained_steps,
+        rec = {"model": m.info.name, "file": display_path(path), "steps": m.info.trained_steps,
                "P1_min": table["full"]["P1_min"], "P1_median": table["full"]["P1_median"]}
         if "failed limb" in table:
             rec["failed_limb_P1_min"] = table["failed limb"]["P1_min"]
@@ -129,8 +130,9 @@ def run_verb(args) -> int:
                  "setup": {"n_test": args.n_test, "n_hypo": args.n_hypo, "seed": args.seed,
                            "dtype": "float32", "keep_modes": list(args.keep_modes),
                            "models": [{"label": m.label, "name": m.info.name,
-                                       "file": str(m.path), "trained_steps":
-                                           m.info.trained_steps} for m in models]},
+                                       "file": display_path(m.path), "trained_steps":
+                                           m.info.trained_steps,
+                                       "augment": _augmented(m.path)} for m in models]},
                  "test_sets": {k: describe(t) for k, t in sets.items()}, "accuracy": {}}
     first_evals: dict = {}
     for key, test in sets.items():
@@ -158,6 +160,15 @@ def run_verb(args) -> int:
     print(f"study: {len(models)} model(s) on {len(sets)} test set(s) in "
           f"{out['seconds']:.0f} s; wrote {path}")
     return 0
+
+
+def _augmented(path: Path | None) -> bool | None:
+    """Whether the model in ``path`` trained with pose augmentation, from the training settings
+    its file keeps (``export`` keeps them); None when the file does not say (files exported
+    before it did, e.g. the shipped models, which trained without: augmentation came later)."""
+    from ..models.checkpoint import read_checkpoint
+    config = read_checkpoint(path).get("train_config") if path is not None else None
+    return bool(config.get("augment", False)) if config else None
 
 
 def _merged(old: dict, new: dict) -> dict:

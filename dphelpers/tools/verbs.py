@@ -23,6 +23,7 @@ from ..evaluation.evaluate import Evaluation
 from ..evaluation.tables import Table, table
 from ..files import FileLock, check_destination
 from ..models.checkpoint import CheckpointError, check_config, read_checkpoint
+from ..models.modelfiles import display_path
 from . import modelref
 
 __all__ = ["METRICS", "evaluation_table", "duration", "run", "train", "evaluate", "predict"]
@@ -105,7 +106,7 @@ def _score(args, loaded: modelref.Loaded, train_m, test_m) -> tuple[dict, int]:
 
 def _model_json(loaded: modelref.Loaded) -> dict:
     info = loaded.info
-    return {"label": loaded.label, "name": info.name, "file": str(info.path),
+    return {"label": loaded.label, "name": info.name, "file": display_path(info.path),
             "source": info.source, "trained_steps": info.trained_steps}
 
 
