@@ -184,3 +184,28 @@ def test_the_budget_comparison_refuses_files_that_do_not_pair():
     study["setup"]["models"][1]["augment"] = False
     with pytest.raises(ValueError, match="one model trained with augmentation"):
         budget_text(study, photo)
+
+
+def test_the_shipped_augmented_model_trained_with_augmentation_at_the_shipped_budget():
+    from dphelpers.models.checkpoint import read_checkpoint
+    from dphelpers.models.modelfiles import SHIPPED_DIR
+    aug = read_checkpoint(SHIPPED_DIR / "diffpose_full_augmented.pt")
+    plain = read_checkpoint(SHIPPED_DIR / "diffpose_full.pt")
+    assert aug["train_config"]["augment"] is True
+    assert aug["step"] == plain["step"] == 50_000
+    assert aug["config"] == plain["config"]          # the same model, only the data differ
+
+
+def test_the_shipped_page_shows_augmentation_at_the_shipped_budget(tmp_path):
+    from dphelpers.evaluation.results import RESULTS_FILE
+    from dphelpers.evaluation.unseen import budget_rows
+    from dphelpers.tools.resultspage import write_results_page
+    study = json.loads(RESULTS_FILE.with_name("augmented_study.json").read_text())
+    photo = json.loads(RESULTS_FILE.with_name("augmented_realcheck.json").read_text())
+    rows = budget_rows(study, photo)
+    assert sorted(bool(r["augment"]) for r in rows) == [False, True]
+    page = write_results_page(tmp_path / "results.md").read_text()
+    section = page.split("## Pose augmentation at the shipped budget")[1].split("\n## ")[0]
+    for r in rows:
+        assert f"{r['P1_min']:.1f}" in section and f"{r['photo_px']:.2f}" in section
+    assert "python -m dphelpers realcheck" in section

@@ -125,11 +125,12 @@ def budget_table(study: dict, photo: dict, caption: str = "", test_set: str = "k
     from .tables import table
 
     def mm(x):
-        return "-" if x is None else round(x, 1)
+        return "-" if x is None else f"{x:.1f}"
     rows = [[r["label"], {True: "yes", False: "no", None: "no (before it existed)"}[r["augment"]],
              f"{r['steps']:,}", mm(r["P1_min"]), mm(r["P1_median"]), mm(r["failed_P1_min"]),
-             mm(r["failed_P1_median"]), round(r["photo_px"], 2), round(r["test_px"], 2)]
-            for r in budget_rows(study, photo, test_set)]
+             mm(r["failed_P1_median"]), f"{r['photo_px']:.2f}", f"{r['test_px']:.2f}"]
+            for r in sorted(budget_rows(study, photo, test_set),
+                            key=lambda r: bool(r["augment"]))]   # the plain model first
     return table(rows, columns=["model", "augmented", "steps", "P1 min (mm)", "P1 median (mm)",
                                 "failed-limb P1 min (mm)", "failed-limb P1 median (mm)",
                                 f"{photo['setup']['image']}: medoid RMS (px)",
@@ -152,7 +153,7 @@ def budget_text(study: dict, photo: dict, test_set: str = "keep=0.5",
     image = photo["setup"]["image"]
     n = study["test_sets"][test_set]["n"]
     parts = [f"Trained on every clip for {aug['steps']:,} steps with pose augmentation, the full "
-             f"model's P1 min on the test split ({n} samples, {test_set}) moves "
+             f"model's P1 min on the test split ({n:,} samples, {test_set}) moves "
              f"{plain['P1_min']:.1f} -> {aug['P1_min']:.1f} mm "
              f"({pct(plain['P1_min'], aug['P1_min'])}) and its P1 median "
              f"{plain['P1_median']:.1f} -> {aug['P1_median']:.1f} mm "
