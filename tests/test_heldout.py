@@ -169,7 +169,7 @@ def test_the_budget_comparison_states_the_in_domain_cost_and_the_photo():
     assert "`python -m dphelpers study B --merge`" in text and "realcheck C`" in text
     assert "no closer to" in budget_text(*_budget_files(aug_photo=2.7))
     md = budget_table(study, photo).to_markdown()
-    assert "no (before it existed)" in md and "| yes |" in md and "astronaut" in md
+    assert "| full | no |" in md and "| full, augmented | yes |" in md and "astronaut" in md
     from dphelpers.tools.resultspage import budget_section
     assert budget_section(study, photo).startswith("## Pose augmentation at the shipped budget")
 
