@@ -89,6 +89,33 @@ class AugmentConfig:
                 raise ValueError(f"AugmentConfig.{name} must be >= 0, got {getattr(self, name)}")
 
     @classmethod
+    def at_strength(cls, strength: float) -> "AugmentConfig":
+        """The default transforms made weaker or stronger, enabled (``train --augment-strength``).
+
+        Every probability and magnitude of the defaults times ``strength``: probabilities
+        capped at 1 (and ``p_lean + p_lie`` at 1), joint-angle and lean angles at 90 degrees,
+        the proportion range ``1 +- 0.15 strength`` kept above 0.5.  ``1.0`` is
+        ``AugmentConfig(enabled=True)`` exactly.  Whatever the strength, a proposal outside the
+        joint limits or bone range is still refused (:func:`_accept`)."""
+        if not (isinstance(strength, (int, float)) and math.isfinite(strength) and strength > 0):
+            raise ValueError(f"augmentation strength must be a number > 0, got {strength!r}")
+        d = cls(enabled=True)
+        if strength == 1.0:
+            return d
+        p = {f.name: min(1.0, getattr(d, f.name) * strength) for f in fields(d)
+             if f.name.startswith("p_")}
+        if p["p_lean"] + p["p_lie"] > 1.0:
+            total = p["p_lean"] + p["p_lie"]
+            p["p_lean"], p["p_lie"] = p["p_lean"] / total, p["p_lie"] / total
+        lo, hi = d.proportion_range
+        return replace(d, **p, angle_std_deg=min(90.0, d.angle_std_deg * strength),
+                       angle_max_deg=min(90.0, d.angle_max_deg * strength),
+                       proportion_range=(max(0.5, 1 - (1 - lo) * strength),
+                                         1 + (hi - 1) * strength),
+                       bone_jitter=d.bone_jitter * strength,
+                       lean_max_deg=min(90.0, d.lean_max_deg * strength))
+
+    @classmethod
     def from_dict(cls, d: dict) -> "AugmentConfig":
         """From ``asdict(config)``; an unknown key is an error naming it
         (:func:`~dphelpers.configs.from_dict`)."""

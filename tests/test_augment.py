@@ -136,3 +136,23 @@ def test_wide_camera_config():
     assert wide.elevation_deg[0] < base.elevation_deg[0]
     assert wide.elevation_deg[1] > base.elevation_deg[1]
     assert wide.roll_deg[1] > base.roll_deg[1] and wide.distance_m == base.distance_m
+
+
+def test_strength_scales_the_defaults_and_stays_plausible(poses):
+    assert A.AugmentConfig.at_strength(1.0) == A.AugmentConfig(enabled=True)
+    weak, strong = A.AugmentConfig.at_strength(0.5), A.AugmentConfig.at_strength(2.0)
+    assert weak.enabled and strong.enabled
+    assert weak.p_angles == 0.25 and strong.p_angles == 1.0            # capped at 1
+    assert strong.angle_std_deg == 30.0 and strong.lean_max_deg == 90.0
+    assert strong.proportion_range == pytest.approx((0.7, 1.3))
+    assert A.AugmentConfig.at_strength(10.0).p_lean + A.AugmentConfig.at_strength(10.0).p_lie \
+        == pytest.approx(1.0)
+    gen = torch.Generator().manual_seed(0)
+    out = A.augment_poses(poses, gen, strong)
+    assert anatomy.within_bone_range(out).all() and anatomy.within_limits(out).all()
+    moved = lambda cfg: (A.augment_poses(poses, torch.Generator().manual_seed(0), cfg)  # noqa: E731
+                         - poses).norm(dim=-1).mean()
+    assert moved(weak) < moved(A.AugmentConfig(enabled=True)) < moved(strong)
+    for bad in (0.0, -1.0, float("nan"), "2"):
+        with pytest.raises(ValueError, match="strength must be a number > 0"):
+            A.AugmentConfig.at_strength(bad)

@@ -32,6 +32,15 @@ def test_held_out_sets_hold_different_poses():
     assert not torch.allclose(a, b)
 
 
+def test_unscored_clips_leave_the_test_split_and_are_not_scored():
+    """A validation run's test sources: out of the test split, never a scored set."""
+    plain = held_out_sets(("boxing",), n_test=None)
+    val = held_out_sets(("boxing",), n_test=None, unscored=("deepmimic",))
+    assert list(val) == ["test split", "held out: boxing"]
+    assert len(val["held out: boxing"]) == len(plain["held out: boxing"])
+    assert 0 < len(val["test split"]) < len(plain["test split"])
+
+
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     d = tmp_path_factory.mktemp("heldout")
@@ -40,6 +49,8 @@ def checkpoints(tmp_path_factory):
     assert cli.main(["train", *common, "--hold-out", "boxing", "--checkpoint",
                      str(d / "held.pt")]) == 0
     assert cli.main(["train", *common, "--checkpoint", str(d / "seen.pt")]) == 0
+    assert cli.main(["train", *common, "--hold-out", "boxing,deepmimic", "--augment",
+                     "--augment-strength", "2", "--checkpoint", str(d / "val.pt")]) == 0
     return d
 
 
@@ -57,6 +68,19 @@ def test_heldout_verb_scores_and_writes(checkpoints, capsys):
         assert r["n"] == 4 and 0 < r["P1_min"] <= r["P1_median"]
         assert 0 < r["limb_P1_min"] <= r["limb_P1_median"]
     assert "'tiny model=" in payload["command"]
+    assert payload["setup"]["unscored"] == [] and rows["augment_strength"] is None
+
+
+def test_heldout_verb_validation_run_leaves_the_other_held_out_clips_unscored(checkpoints):
+    out = checkpoints / "v.json"
+    assert cli.main(["heldout", "--models", f"a2={checkpoints / 'val.pt'}", "--hold-out",
+                     "boxing", "--n-test", "4", "--n-hypo", "3", "--quiet", "--out",
+                     str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["setup"]["unscored"] == ["deepmimic"]
+    rows = payload["models"]["a2"]
+    assert set(rows["sets"]) == {"test split", "held out: boxing"}
+    assert rows["augment"] is True and rows["augment_strength"] == 2.0
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -180,6 +180,15 @@ def test_augment_and_hold_out_are_checked_and_kept_on_resume(tmp_path):
         check_resume_config(saved, cfg.replace(augment=False), tmp_path / "c.pt")
     with pytest.raises(ValueError, match="hold_out"):
         check_resume_config(saved, cfg.replace(hold_out=()), tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="augment_strength: 1.0 in the file, 2.0 now"):
+        check_resume_config(saved, cfg.replace(augment_strength=2.0), tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="strength only acts with augment on"):
+        TrainConfig(augment_strength=2.0)
+    with pytest.raises(ValueError, match="augment_strength must be a number > 0"):
+        TrainConfig(augment=True, augment_strength=0)
+    old = {"train_config": {k: v for k, v in saved["train_config"].items()
+                            if k != "augment_strength"}}     # a file from before the field
+    check_resume_config(old, cfg, tmp_path / "c.pt")
 
 
 def test_one_logging_rule_a_resumed_run_logs_at_the_same_steps(splits, tmp_path):

@@ -11,7 +11,9 @@ preset) and test-set seed, so the only difference is the motion:
 Per set and model: P1 min and median (mm, 17 joints, as everywhere in the book) and the same
 over the 12 limb joints (shoulders, elbows, wrists, hips, knees, ankles), where heatmap
 failures act.  A model whose training settings do not hold the named sources out is refused:
-it saw them.  The file's tables and sentences: :mod:`dphelpers.evaluation.unseen`.
+it saw them.  Clips a model held out beyond the named ones (a validation run's test sources)
+are left out of the test split and never scored (:func:`unscored_clips`).  The file's tables
+and sentences: :mod:`dphelpers.evaluation.unseen`.
 """
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ import torch
 from ..files import atomic_write
 from ..models.modelfiles import display_path
 
-__all__ = ["LIMB_H36M", "HeldOutModel", "held_out_sets", "set_scores", "read_held_out_model",
-           "model_variant", "score", "add_arguments", "run_verb"]
+__all__ = ["LIMB_H36M", "HeldOutModel", "held_out_sets", "unscored_clips", "set_scores",
+           "read_held_out_model", "model_variant", "score", "add_arguments", "run_verb"]
 
 #: Human3.6M-17 limb joints: right hip, knee, ankle; left hip, knee, ankle; left shoulder,
 #: elbow, wrist; right shoulder, elbow, wrist.
@@ -45,16 +47,20 @@ class HeldOutModel:
     augment: bool
     hold_out: tuple[str, ...]
     variant: str = "custom"
+    augment_strength: float | None = None
 
 
 def held_out_sets(hold_out: tuple[str, ...], n_test: int | None, seed: int = 1234,
-                  data: Path | None = None) -> dict:
-    """``{"test split": SampleBatch, "held out: NAME": SampleBatch, ...}`` on one simulator."""
+                  data: Path | None = None, unscored: tuple[str, ...] = ()) -> dict:
+    """``{"test split": SampleBatch, "held out: NAME": SampleBatch, ...}`` on one simulator.
+
+    ``unscored``: further clips the models also never saw, left out of the test split and not
+    scored (a validation run keeps the real test sources untouched this way)."""
     from ..data import hold_out_clips, load_mocap, split_clips
     from ..heatmaps import DEFAULT_PRESET, HeatmapConfig
     from ..pipeline import make_test_set
     clips = load_mocap(data)
-    kept, _ = hold_out_clips(clips, hold_out)
+    kept, _ = hold_out_clips(clips, tuple(hold_out) + tuple(unscored))
     config = HeatmapConfig.preset(DEFAULT_PRESET)
     sets = {"test split": make_test_set(split_clips(kept)[1], n_test, seed=seed,
                                         heatmap_config=config)}
@@ -111,9 +117,10 @@ def read_held_out_model(label: str, path: Path, hold_out: tuple[str, ...],
                          f"{list(trained_without)}): it saw those clips, so they test nothing; "
                          "train it with --hold-out " + ",".join(hold_out))
     model = load_model(path, state=state).to(device)
-    return HeldOutModel(label, Path(path), model, int(state["step"]),
-                        bool(config.get("augment", False)), trained_without,
-                        model_variant(state.get("config") or {}))
+    augment = bool(config.get("augment", False))
+    return HeldOutModel(label, Path(path), model, int(state["step"]), augment, trained_without,
+                        model_variant(state.get("config") or {}),
+                        float(config.get("augment_strength", 1.0)) if augment else None)
 
 
 def score(models: list[HeldOutModel], sets: dict, n_hypo: int, batch_size: int, seed: int,
@@ -132,6 +139,17 @@ def score(models: list[HeldOutModel], sets: dict, n_hypo: int, batch_size: int, 
                   f"{row['P1_median']:6.1f}  limb min {row['limb_P1_min']:6.1f}  median "
                   f"{row['limb_P1_median']:6.1f} mm", flush=True)
     return out
+
+
+def unscored_clips(models: list[HeldOutModel], hold_out: tuple[str, ...]) -> tuple[str, ...]:
+    """Clips some model held out beyond ``hold_out``: the test split leaves them out too (it
+    holds only clips every model trained on), and they are not scored.  A validation run
+    (``train --hold-out boxing,deepmimic,cmu_01_01_jumps``, scored with ``--hold-out
+    cmu_01_01_jumps``) so never looks at the test sources."""
+    extra: list[str] = []
+    for m in models:
+        extra += [n for n in m.hold_out if n not in hold_out and n not in extra]
+    return tuple(extra)
 
 
 def _pairs(items: list[str]) -> list[tuple[str, Path]]:
@@ -165,18 +183,20 @@ def run_verb(args) -> int:
     """The ``heldout`` verb: read, check, score, print and write ``args.out`` (JSON)."""
     t0 = time.time()
     pairs = _pairs(args.models)
-    sets = held_out_sets(args.hold_out, args.n_test, data=args.data)   # checks the names first
+    held_out_sets(args.hold_out, 1, data=args.data)                    # checks the names first
     models = [read_held_out_model(label, path, args.hold_out, args.device) for label, path in pairs]
+    unscored = unscored_clips(models, args.hold_out)
+    sets = held_out_sets(args.hold_out, args.n_test, data=args.data, unscored=unscored)
     print("heldout: " + "; ".join(f"{k}: {len(v)} samples" for k, v in sets.items()))
     rows = score(models, sets, args.n_hypo, args.eval_batch, args.seed, progress=not args.quiet)
     payload = {
         "command": args.command,
         "setup": {"hold_out": list(args.hold_out), "n_test": args.n_test, "n_hypo": args.n_hypo,
                   "seed": args.seed, "test_set_seed": 1234, "dtype": "float32",
-                  "limb_joints_h36m": list(LIMB_H36M),
+                  "limb_joints_h36m": list(LIMB_H36M), "unscored": list(unscored),
                   "sets": {k: len(v) for k, v in sets.items()}},
         "models": {m.label: {"file": display_path(m.path), "variant": m.variant, "steps": m.steps,
-                             "augment": m.augment,
+                             "augment": m.augment, "augment_strength": m.augment_strength,
                              "hold_out": list(m.hold_out), "sets": rows[m.label]}
                    for m in models},
         "seconds": round(time.time() - t0, 1)}

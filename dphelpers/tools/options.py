@@ -15,8 +15,8 @@ import torch
 
 from ..models.modelfiles import MODEL_NAMES, SHIPPED_NAMES
 
-__all__ = ["positive", "device", "learning_rate", "model_list", "name_list", "step_list",
-           "compute", "reading", "data", "evaluation", "out_dir", "models"]
+__all__ = ["positive", "positive_float", "device", "learning_rate", "model_list", "name_list",
+           "step_list", "compute", "reading", "data", "evaluation", "out_dir", "models"]
 
 def positive(text: str) -> int:
     """Argument type: an integer >= 1."""
@@ -26,6 +26,17 @@ def positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """Argument type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
 
 

@@ -129,6 +129,9 @@ def _add_train(sub) -> None:
     p.add_argument("--augment", action="store_true",
                    help="pose augmentation (dphelpers.augment: joint angles, body and limb "
                         "swaps, proportions, leaning and lying) on every training batch")
+    p.add_argument("--augment-strength", type=o.positive_float, default=1.0,
+                   help="with --augment: every probability and range of the transforms times "
+                        "this (AugmentConfig.at_strength; default 1: the shipped model's)")
     p.add_argument("--hold-out", type=o.name_list, default=(),
                    help="comma-separated clip names or prefixes left out of training whole "
                         "(e.g. boxing,deepmimic): the unseen-motion test of `heldout`")

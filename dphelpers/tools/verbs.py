@@ -179,7 +179,7 @@ def train(args) -> int:
     extra = {"warmup_steps": args.warmup, "compile": args.compile, "graphs": args.graphs,
              "prefetch": args.prefetch,
              "stream_chunk": args.stream_chunk, "augment": args.augment,
-             "hold_out": args.hold_out}
+             "augment_strength": args.augment_strength, "hold_out": args.hold_out}
     if args.lr is not None:
         extra["lr"] = scaled_lr(args.batch_size) if args.lr == "scaled" else args.lr
     configs = {n: train_config(n, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
@@ -204,11 +204,13 @@ def _train_locked(args, names, targets, configs, models, starts, t0) -> int:
     config = configs[names[0]]
     train_m, _ = _splits(args.data, config.hold_out)
     stream = TrainStream(train_m, seed=args.seed, device=args.device,
-                         augment=AugmentConfig(enabled=True) if config.augment else None)
+                         augment=(AugmentConfig.at_strength(config.augment_strength)
+                                  if config.augment else None))
     what = ", ".join(f"{n!r} -> {targets[n]}" for n in names)
     resumed = f", resuming at step {start:,}" if start else ""
     data = (f"; holding out {', '.join(config.hold_out)}" if config.hold_out else "") + (
-        "; pose augmentation on" if config.augment else "")
+        f"; pose augmentation on (strength {config.augment_strength:g})" if config.augment
+        else "")
     print(f"train: model {what}: {config.steps:,} steps at batch {config.batch_size}, "
           f"{config.precision}{resumed} (checkpoint every {config.ckpt_every:,} steps{data})")
     if start >= config.steps:

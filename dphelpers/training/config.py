@@ -55,6 +55,9 @@ class TrainConfig:
     ``augment``: every training batch's poses go through
     :func:`~dphelpers.augment.augment_poses` with ``AugmentConfig(enabled=True)`` before the
     camera and heatmaps are simulated (off: the shipped models' stream, unchanged).
+    ``augment_strength``: with ``augment``, the transforms are
+    :meth:`~dphelpers.augment.AugmentConfig.at_strength` of it
+    (1.0: the defaults; chosen on a validation source, see :mod:`dphelpers.tools.heldout`).
     ``hold_out``: clip names (or name prefixes) left out of the training data whole
     (:func:`~dphelpers.data.hold_out_clips`), so they can test motion the model never saw.
     """
@@ -76,6 +79,7 @@ class TrainConfig:
     prefetch: bool = False
     stream_chunk: int = 1
     augment: bool = False
+    augment_strength: float = 1.0
     hold_out: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -96,6 +100,13 @@ class TrainConfig:
                              f"({self.ckpt_every}), got {self.stream_chunk}")
         if not isinstance(self.augment, bool):
             raise ValueError(f"TrainConfig.augment must be True or False, got {self.augment!r}")
+        if not (isinstance(self.augment_strength, (int, float)) and self.augment_strength > 0):
+            raise ValueError("TrainConfig.augment_strength must be a number > 0, "
+                             f"got {self.augment_strength!r}")
+        if self.augment_strength != 1.0 and not self.augment:
+            raise ValueError(f"TrainConfig.augment_strength is {self.augment_strength} but "
+                             "augment is off: the strength only acts with augment on "
+                             "(train --augment)")
         if isinstance(self.hold_out, str) or not all(isinstance(n, str) for n in self.hold_out):
             raise ValueError("TrainConfig.hold_out must be a tuple of clip names, "
                              f"got {self.hold_out!r}")
@@ -121,8 +132,8 @@ class TrainConfig:
 #: Settings a resumed run must share with the run that wrote the checkpoint: anything else
 #: would continue a different experiment under the old one's name.  ``steps`` may grow.
 RESUME_FIELDS = ("batch_size", "seed", "lr", "lr_decay", "ema_decay", "grad_clip", "precision",
-                 "log_every", "warmup_steps", "stream_chunk", "augment", "hold_out",
-                 "prefetch")
+                 "log_every", "warmup_steps", "stream_chunk", "augment", "augment_strength",
+                 "hold_out", "prefetch")
 
 
 def _plain(value):
