@@ -91,3 +91,18 @@ def test_curve_summaries_compare_precision_with_seed_spread():
     assert len(fig.data) == 4 and fig.data[3].line.dash == "dot"
     with pytest.raises(ValueError, match="no logged loss in steps"):
         curves.summary_rows([_fake_run("fp32", 0, 1.0, [])] + runs[:1])
+
+
+def test_model_info_says_whether_the_file_trained_with_augmentation():
+    """From the training settings the file keeps; None where a file keeps none."""
+    def info(train_config):
+        state = {"step": 5, **({"train_config": train_config} if train_config is not None else {})}
+        return M.ModelInfo.from_file("full", None, state).augment
+    assert info({"augment": True, "hold_out": []}) is True
+    assert info({"augment": False}) is False
+    assert info({"steps": 5}) is False          # written before the field: it trained without
+    assert info(None) is None
+    shipped = read_checkpoint(M.shipped_file("full"))
+    assert M.ModelInfo.from_file("full", M.shipped_file("full"), shipped).augment is None
+    aug = M.SHIPPED_DIR / "diffpose_full_augmented.pt"
+    assert M.ModelInfo.from_file("full", aug, read_checkpoint(aug)).augment is True

@@ -119,12 +119,18 @@ class ModelInfo:
     trained_steps: int
     log_steps: list[int] = field(default_factory=list)
     log_losses: list[float] = field(default_factory=list)
+    #: whether it trained with pose augmentation; None when its file does not say (files
+    #: exported before they kept the training settings, e.g. the shipped models, which trained
+    #: without: augmentation came later)
+    augment: bool | None = None
 
     @classmethod
     def from_file(cls, name: str, path: Path, state: dict) -> "ModelInfo":
         """The info of a model read from ``path`` (``state``: its :func:`read_checkpoint`)."""
+        config = state.get("train_config")
         return cls(name, path, "file", int(state["step"]), list(state.get("log_steps", [])),
-                   list(state.get("log_losses", [])))
+                   list(state.get("log_losses", [])),
+                   bool(config.get("augment", False)) if config else None)
 
     @property
     def untrained(self) -> bool:
@@ -177,10 +183,11 @@ def load_or_train(name: str = "full", checkpoint: str | Path | None = None,
         cfg = train_config(name, steps=quick_steps, batch_size=16, seed=seed, log_every=5)
         res = fit(model, stream, cfg, checkpoint=None, progress=False)
         return model.eval(), ModelInfo(name, None, "untrained stand-in", quick_steps,
-                                       res.steps, res.losses)
+                                       res.steps, res.losses, augment=False)
     target = writing_file(name, checkpoint if explicit else None)
     print(f"no model file at {path}: training {steps:,} steps into {target} (resumes if "
           "interrupted; hours on a CPU, minutes on a GPU)")
     res = fit(model, stream, train_config(name, steps=steps, seed=seed), checkpoint=target,
               progress=progress)
-    return model.eval(), ModelInfo(name, target, "trained", steps, res.steps, res.losses)
+    return model.eval(), ModelInfo(name, target, "trained", steps, res.steps, res.losses,
+                                   augment=False)

@@ -132,7 +132,7 @@ def run_verb(args) -> int:
                            "models": [{"label": m.label, "name": m.info.name,
                                        "file": display_path(m.path), "trained_steps":
                                            m.info.trained_steps,
-                                       "augment": _augmented(m.path)} for m in models]},
+                                       "augment": m.info.augment} for m in models]},
                  "test_sets": {k: describe(t) for k, t in sets.items()}, "accuracy": {}}
     first_evals: dict = {}
     for key, test in sets.items():
@@ -160,15 +160,6 @@ def run_verb(args) -> int:
     print(f"study: {len(models)} model(s) on {len(sets)} test set(s) in "
           f"{out['seconds']:.0f} s; wrote {path}")
     return 0
-
-
-def _augmented(path: Path | None) -> bool | None:
-    """Whether the model in ``path`` trained with pose augmentation, from the training settings
-    its file keeps (``export`` keeps them); None when the file does not say (files exported
-    before it did, e.g. the shipped models, which trained without: augmentation came later)."""
-    from ..models.checkpoint import read_checkpoint
-    config = read_checkpoint(path).get("train_config") if path is not None else None
-    return bool(config.get("augment", False)) if config else None
 
 
 def _merged(old: dict, new: dict) -> dict:
