@@ -183,10 +183,14 @@ def _budget_files(plain_photo=1.9, aug_photo=1.6):
 
 
 def test_the_budget_comparison_states_the_in_domain_cost_and_the_photo():
-    from dphelpers.evaluation.unseen import budget_rows, budget_table, budget_text
+    from dphelpers.evaluation.unseen import budget_pair, budget_rows, budget_table, budget_text
     study, photo = _budget_files()
     rows = budget_rows(study, photo)
     assert [r["augment"] for r in rows] == [None, True] and rows[1]["failed_P1_min"] == 56.0
+    study["setup"]["models"].reverse()              # the pair does not depend on the order
+    plain, aug = budget_pair(study, photo)
+    assert plain["P1_min"] == 50.0 and aug["P1_min"] == 55.0 and aug["augment"] is True
+    study["setup"]["models"].reverse()
     text = budget_text(study, photo)
     assert "50.0 -> 55.0 mm (+10%)" in text and "52.0 -> 56.0 mm" in text
     assert "1.90 -> 1.60 px RMS" in text and "(closer to them" in text
@@ -199,15 +203,16 @@ def test_the_budget_comparison_states_the_in_domain_cost_and_the_photo():
 
 
 def test_the_budget_comparison_refuses_files_that_do_not_pair():
-    from dphelpers.evaluation.unseen import budget_rows, budget_text
+    from dphelpers.evaluation.unseen import budget_pair, budget_rows, budget_text
     study, photo = _budget_files()
     del photo["models"]["full (diffpose_full_augmented.pt)"]
     with pytest.raises(ValueError, match="share 1 model"):
         budget_rows(study, photo)
     study, photo = _budget_files()
     study["setup"]["models"][1]["augment"] = False
-    with pytest.raises(ValueError, match="one model trained with augmentation"):
-        budget_text(study, photo)
+    for fn in (budget_pair, budget_text):
+        with pytest.raises(ValueError, match="one model trained with augmentation"):
+            fn(study, photo)
 
 
 def test_the_shipped_augmented_model_trained_with_augmentation_at_the_shipped_budget():

@@ -8,7 +8,7 @@ page and notebook 5; every number of a sentence is computed from the file.
 from __future__ import annotations
 
 __all__ = ["heldout_table", "heldout_gaps", "augment_pairs", "heldout_text",
-           "budget_rows", "budget_table", "budget_text"]
+           "budget_rows", "budget_pair", "budget_table", "budget_text"]
 
 
 def heldout_table(payload: dict, caption: str = ""):
@@ -120,6 +120,18 @@ def budget_rows(study: dict, photo: dict, test_set: str = "keep=0.5") -> list[di
     return out
 
 
+def budget_pair(study: dict, photo: dict, test_set: str = "keep=0.5") -> tuple[dict, dict]:
+    """The :func:`budget_rows` of the model trained without augmentation and of the one trained
+    with it, in that order; an error naming the files' models when either is missing."""
+    rows = budget_rows(study, photo, test_set)
+    plain = next((r for r in rows if not r["augment"]), None)
+    aug = next((r for r in rows if r["augment"]), None)
+    if plain is None or aug is None:
+        raise ValueError("the comparison needs one model trained with augmentation and one "
+                         f"without; the files hold {[r['label'] for r in rows]}")
+    return plain, aug
+
+
 def budget_table(study: dict, photo: dict, caption: str = "", test_set: str = "keep=0.5"):
     """:func:`budget_rows` as a :class:`Table`."""
     from .tables import table
@@ -143,12 +155,7 @@ def budget_text(study: dict, photo: dict, test_set: str = "keep=0.5",
                 with_command: bool = True) -> str:
     """What the comparison says, computed from the two files: the in-domain cost of
     augmentation at the same budget and what it changes on the photo."""
-    rows = budget_rows(study, photo, test_set)
-    plain = next((r for r in rows if not r["augment"]), None)
-    aug = next((r for r in rows if r["augment"]), None)
-    if plain is None or aug is None:
-        raise ValueError("the comparison needs one model trained with augmentation and one "
-                         f"without; the files hold {[r['label'] for r in rows]}")
+    plain, aug = budget_pair(study, photo, test_set)
 
     def pct(a, b):
         return f"{100 * (b / a - 1):+.0f}%"
