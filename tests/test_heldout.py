@@ -238,3 +238,80 @@ def test_the_shipped_page_shows_augmentation_at_the_shipped_budget(tmp_path):
     for r in rows:
         assert f"{r['P1_min']:.1f}" in section and f"{r['photo_px']:.2f}" in section
     assert "python -m dphelpers realcheck" in section
+
+
+def _validation_file(held=(150.0, 130.0, 125.0, 140.0), test=(70.0, 75.0, 78.0, 85.0)):
+    def entry(strength, t, h):
+        return {"variant": "full", "steps": 6000, "augment": strength > 0,
+                "augment_strength": strength or None,
+                "hold_out": ["boxing", "deepmimic", "cmu_01_01_jumps"],
+                "sets": {"test split": {"n": 100, "limb_P1_min": t},
+                         "held out: cmu_01_01_jumps": {"n": 100, "limb_P1_min": h}}}
+    strengths = (0.0, 0.5, 1.0, 2.0)
+    return {"command": "python -m dphelpers heldout V",
+            "setup": {"hold_out": ["cmu_01_01_jumps"], "unscored": ["boxing", "deepmimic"],
+                      "n_test": 100, "n_hypo": 200},
+            "models": {f"s{s:g}": entry(s, t, h) for s, t, h in zip(strengths, test, held)}}
+
+
+def test_the_validation_chooses_the_strength_by_its_rule_and_says_so():
+    from dphelpers.evaluation.unseen import (chosen_strength, validation_rows,
+                                             validation_table, validation_text)
+    payload = _validation_file()
+    rows = validation_rows(payload)
+    assert [r["strength"] for r in rows] == [0.0, 0.5, 1.0, 2.0]
+    assert rows[0]["gap"] == pytest.approx(100 * (150 / 70 - 1))
+    assert chosen_strength(payload) == 1.0
+    text = validation_text(payload)
+    assert "chooses strength 1 (125.0 mm)" in text and "off 150.0 mm (+114%" in text
+    assert "without boxing, deepmimic" in text and "`python -m dphelpers heldout V`" in text
+    md = validation_table(payload).to_markdown()
+    assert "| off |" in md and "| 2 |" in md and "cmu_01_01_jumps limb P1 min" in md
+    assert chosen_strength(_validation_file(held=(120.0, 130.0, 125.0, 140.0))) == 0.0
+    assert "chooses no augmentation" in validation_text(
+        _validation_file(held=(120.0, 130.0, 125.0, 140.0)))
+    assert chosen_strength(_validation_file(held=(150.0, 125.0, 125.0, 140.0))) == 0.5  # tie
+    payload["setup"]["unscored"] = []
+    with pytest.raises(ValueError, match="not a validation"):
+        validation_rows(payload)
+
+
+def test_merged_results_keep_both_files_models_and_refuse_other_sets():
+    from dphelpers.tools.heldout import merged
+    old = {"command": "A", "setup": {"hold_out": ["boxing"], "n_test": 100, "n_hypo": 200,
+                                     "seed": 0}, "models": {"x": {"steps": 1}}, "seconds": 5}
+    new = {"command": "B", "setup": {**old["setup"], "unscored": []},
+           "models": {"y": {"steps": 2}}, "seconds": 7}
+    both = merged(old, new)
+    assert list(both["models"]) == ["x", "y"] and both["commands"] == ["A", "B"]
+    assert both["seconds"] == 12
+    assert merged(both, {**new, "command": "C"})["commands"] == ["A", "B", "C"]
+    with pytest.raises(ValueError, match="n_test: 100 in old.json, 50 now"):
+        merged(old, {**new, "setup": {**new["setup"], "n_test": 50}}, "old.json")
+
+
+def test_heldout_text_names_the_strengths_and_every_command():
+    from dphelpers.evaluation.unseen import heldout_text
+    payload = _validation_file()
+    payload["setup"] = {"hold_out": ["cmu_01_01_jumps"], "n_hypo": 200}
+    payload["commands"] = ["python -m dphelpers heldout V", "python -m dphelpers heldout W"]
+    text = heldout_text(payload)
+    assert "Augmentation strengths 0.5, 1, 2 (AugmentConfig.at_strength" in text
+    assert "`python -m dphelpers heldout V`, then `python -m dphelpers heldout W`" in text
+
+
+def test_heldout_verb_merge_adds_models_to_the_same_table(checkpoints, capsys):
+    out = checkpoints / "m.json"
+    common = ["--hold-out", "boxing", "--n-test", "4", "--n-hypo", "3", "--quiet",
+              "--out", str(out)]
+    assert cli.main(["heldout", "--models", f"a={checkpoints / 'held.pt'}", *common]) == 0
+    assert cli.main(["heldout", "--models", f"b={checkpoints / 'held.pt'}", *common,
+                     "--merge"]) == 0
+    payload = json.loads(out.read_text())
+    assert list(payload["models"]) == ["a", "b"] and len(payload["commands"]) == 2
+    assert payload["models"]["a"]["sets"] == payload["models"]["b"]["sets"]   # same sets, seed
+    before = out.read_text()
+    rc = cli.main(["heldout", "--models", f"c={checkpoints / 'held.pt'}", *common, "--merge",
+                   "--n-test", "5"])
+    assert rc != 0 and "n_test: 4 in" in capsys.readouterr().err
+    assert out.read_text() == before                   # refused: the file is untouched

@@ -29,7 +29,7 @@ from ..files import atomic_write
 from ..models.modelfiles import display_path
 
 __all__ = ["LIMB_H36M", "HeldOutModel", "held_out_sets", "unscored_clips", "set_scores",
-           "read_held_out_model", "model_variant", "score", "add_arguments", "run_verb"]
+           "read_held_out_model", "model_variant", "score", "merged", "SAME_SETS", "add_arguments", "run_verb"]
 
 #: Human3.6M-17 limb joints: right hip, knee, ankle; left hip, knee, ankle; left shoulder,
 #: elbow, wrist; right shoulder, elbow, wrist.
@@ -152,6 +152,26 @@ def unscored_clips(models: list[HeldOutModel], hold_out: tuple[str, ...]) -> tup
     return tuple(extra)
 
 
+#: setup fields two results must share to sit in one table
+SAME_SETS = ("hold_out", "n_test", "n_hypo", "seed", "test_set_seed", "dtype", "unscored")
+
+
+def merged(old: dict, new: dict, path: Path | str = "the old file") -> dict:
+    """``new``'s models added to ``old``'s (a label in both: ``new``'s), when both scored the
+    same sets (:data:`SAME_SETS`; an error naming the field otherwise); the commands of both
+    are kept in ``commands`` (oldest first) and the seconds added."""
+    so, sn = old.get("setup", {}), new["setup"]
+    diff = [f"{k}: {so.get(k, [] if k == 'unscored' else None)!r} in {path}, {sn.get(k)!r} now"
+            for k in SAME_SETS if so.get(k, [] if k == "unscored" else None) != sn.get(k)]
+    if diff:
+        raise ValueError(f"--merge: {path} scored other sets ({'; '.join(diff)}): write "
+                         "another --out, or run with the same settings")
+    commands = list(old.get("commands") or [old.get("command")]) + [new["command"]]
+    return {**new, "command": new["command"], "commands": [c for c in commands if c],
+            "models": {**old["models"], **new["models"]},
+            "seconds": round(old.get("seconds", 0) + new["seconds"], 1)}
+
+
 def _pairs(items: list[str]) -> list[tuple[str, Path]]:
     out = []
     for item in items:
@@ -177,6 +197,9 @@ def add_arguments(p) -> None:
     o.evaluation(p, 500)
     p.add_argument("--out", type=Path, default=Path("runs/heldout.json"),
                    help="results JSON to write")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the models already in --out (scored on the same sets: same "
+                        "--hold-out, --n-test, --n-hypo and --seed, checked) and add these")
 
 
 def run_verb(args) -> int:
@@ -187,19 +210,25 @@ def run_verb(args) -> int:
     models = [read_held_out_model(label, path, args.hold_out, args.device) for label, path in pairs]
     unscored = unscored_clips(models, args.hold_out)
     sets = held_out_sets(args.hold_out, args.n_test, data=args.data, unscored=unscored)
+    setup = {"hold_out": list(args.hold_out), "n_test": args.n_test, "n_hypo": args.n_hypo,
+             "seed": args.seed, "test_set_seed": 1234, "dtype": "float32",
+             "limb_joints_h36m": list(LIMB_H36M), "unscored": list(unscored),
+             "sets": {k: len(v) for k, v in sets.items()}}
+    old = json.loads(args.out.read_text()) if args.merge and args.out.is_file() else None
+    if old is not None:                                     # refuse before any scoring
+        merged(old, {"command": args.command, "setup": setup, "models": {}, "seconds": 0},
+               args.out)
     print("heldout: " + "; ".join(f"{k}: {len(v)} samples" for k, v in sets.items()))
     rows = score(models, sets, args.n_hypo, args.eval_batch, args.seed, progress=not args.quiet)
     payload = {
-        "command": args.command,
-        "setup": {"hold_out": list(args.hold_out), "n_test": args.n_test, "n_hypo": args.n_hypo,
-                  "seed": args.seed, "test_set_seed": 1234, "dtype": "float32",
-                  "limb_joints_h36m": list(LIMB_H36M), "unscored": list(unscored),
-                  "sets": {k: len(v) for k, v in sets.items()}},
+        "command": args.command, "setup": setup,
         "models": {m.label: {"file": display_path(m.path), "variant": m.variant, "steps": m.steps,
                              "augment": m.augment, "augment_strength": m.augment_strength,
                              "hold_out": list(m.hold_out), "sets": rows[m.label]}
                    for m in models},
         "seconds": round(time.time() - t0, 1)}
+    if old is not None:
+        payload = merged(old, payload, args.out)
     atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1)))
     print(f"heldout: wrote {args.out} in {time.time() - t0:.0f} s")
     return 0
