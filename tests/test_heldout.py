@@ -271,6 +271,9 @@ def test_the_validation_chooses_the_strength_by_its_rule_and_says_so():
     assert "chooses no augmentation" in validation_text(
         _validation_file(held=(120.0, 130.0, 125.0, 140.0)))
     assert chosen_strength(_validation_file(held=(150.0, 125.0, 125.0, 140.0))) == 0.5  # tie
+    from dphelpers.tools.resultspage import validation_section
+    section = validation_section(payload)
+    assert section.startswith("## Choosing the augmentation strength") and "| off |" in section
     payload["setup"]["unscored"] = []
     with pytest.raises(ValueError, match="not a validation"):
         validation_rows(payload)

@@ -25,7 +25,8 @@ from .resultstext import (accuracy_text, authors_reference, authors_text, calibr
                           study_text)
 
 __all__ = ["results_markdown", "write_results_page", "section_markdown", "read_beside",
-           "speed_table", "cite", "heldout_section", "budget_section"]
+           "speed_table", "cite", "heldout_section", "budget_section",
+           "validation_section"]
 
 
 def section_markdown(title: str, table, text: str) -> str:
@@ -83,7 +84,8 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
                      study: dict | None = None, curve: dict | None = None,
                      authors: dict | None = None, mechanism: dict | None = None,
                      extra_sections: Sequence[str] = (), heldout: dict | None = None,
-                     budget: tuple[dict, dict] | None = None) -> str:
+                     budget: tuple[dict, dict] | None = None,
+                     validation: dict | None = None) -> str:
     """The results page as MyST Markdown (tables as pipe tables in the page's source);
     ``study`` and ``curve``: study files (:func:`dphelpers.evaluation.results.load_study`) whose
     tables the page shows too; ``authors``: the side-by-side timing of the authors' code
@@ -92,7 +94,8 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
     :mod:`dphelpers.tools.mechanism`); ``heldout``: the unseen-motion test (``heldout.json``,
     :func:`heldout_section`); ``budget``: the augmented model against the shipped one at the
     same budget (``augmented_study.json``, ``augmented_realcheck.json``,
-    :func:`budget_section`); ``extra_sections``: more sections
+    :func:`budget_section`); ``validation``: the choice of the augmentation strength
+    (``augment_validation.json``, :func:`validation_section`); ``extra_sections``: more sections
     (:func:`section_markdown`), placed before "How these numbers were made"."""
     note = R.settings_note(res)
     parts = ["# Results", "",
@@ -118,6 +121,8 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
                 mechanism_text(mechanism))
     if heldout is not None and heldout.get("models"):
         parts.append(heldout_section(heldout))
+    if validation is not None and validation.get("models"):
+        parts.append(validation_section(validation))
     if budget is not None:
         parts.append(budget_section(*budget))
     if curve is not None and curve.get("learning_curve", {}).get("points"):
@@ -142,6 +147,14 @@ def heldout_section(payload: dict) -> str:
     from ..evaluation.unseen import heldout_table, heldout_text
     return section_markdown("Motion the model never saw", heldout_table(payload),
                             heldout_text(payload))
+
+
+def validation_section(payload: dict) -> str:
+    """How the augmentation strength was chosen (``augment_validation.json``,
+    :func:`dphelpers.evaluation.unseen.validation_text`)."""
+    from ..evaluation.unseen import validation_table, validation_text
+    return section_markdown("Choosing the augmentation strength on a validation source",
+                            validation_table(payload), validation_text(payload))
 
 
 def budget_section(study: dict, photo: dict) -> str:
@@ -173,6 +186,7 @@ def write_results_page(path: str | Path, results_file: str | Path | None = None)
     authors = read_beside(src, "authors_speed.json")
     mech = read_beside(src, "mechanism.json")
     held = read_beside(src, "heldout.json")
+    validation = read_beside(src, "augment_validation.json")
     budget_study = read_beside(src, "augmented_study.json")
     budget_photo = read_beside(src, "augmented_realcheck.json")
     budget = ((budget_study, budget_photo) if budget_study is not None
@@ -180,5 +194,5 @@ def write_results_page(path: str | Path, results_file: str | Path | None = None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(results_markdown(res, shown, study, curve, authors, mech,
-                                     heldout=held, budget=budget))
+                                     heldout=held, budget=budget, validation=validation))
     return path
