@@ -205,6 +205,17 @@ class TrainStream:
         if self.prefetch and self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="TrainStream")
 
+    @property
+    def pending(self) -> bool:
+        """True while a prefetched chunk is simulated or waiting to be handed out."""
+        return self._future is not None
+
+    def wait_pending(self) -> None:
+        """Block until the prefetched chunk (if any) is simulated; it stays pending, so the
+        batches handed out next are unchanged."""
+        if self._future is not None:
+            self._future.result()
+
     def _simulate(self, n: int) -> SampleBatch:
         idx = torch.randint(0, self.poses.shape[0], (n,), generator=self.generator,
                             device=self.device)

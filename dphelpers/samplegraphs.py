@@ -29,9 +29,8 @@ def draw_sampling_noise(model, heatmaps: torch.Tensor, n_hypo: int,
     """Every random draw of the ancestral sampler, in :meth:`DiffPose.sample`'s order:
     ``candidates: (b * n_hypo, 16, n_samples, 3)``, the initial noise ``x: (b * n_hypo, 48)`` and
     the noise of each step that adds some, ``noises: (T - 1, b * n_hypo, 48)`` (steps
-    ``T-1 .. 1``; the last step adds none)."""
-    if isinstance(n_hypo, bool) or not isinstance(n_hypo, int) or n_hypo < 1:
-        raise ValueError(f"n_hypo must be an int >= 1, got {n_hypo!r}")
+    ``T-1 .. 1``; the last step adds none).  ``n_hypo`` is checked by
+    :func:`~dphelpers.candidates.sample_candidates`, the first draw."""
     device = model.device
     cand = sample_candidates(heatmaps.to(device), n_hypo, model.config.sampling,
                              generator=generator)

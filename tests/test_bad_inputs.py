@@ -182,6 +182,7 @@ def _test_batch(n: int):
 def _api_cases(model, user_dir):
     from dphelpers.datasets import load_videopose3d
     from dphelpers.evaluation.evaluate import evaluate
+    from dphelpers.samplegraphs import draw_sampling_noise
     hm = torch.rand(1, 16, 64, 64)
     empty = _test_batch(2).subset(slice(0, 0))
     return [
@@ -189,6 +190,8 @@ def _api_cases(model, user_dir):
         (lambda: model.sample(hm[:0], 4), "holds no sample"),
         (lambda: model.sample(hm, 4, autocast_dtype="foo"), "autocast_dtype must be None"),
         (lambda: model.sample(hm, 0), "n_hypo must be an int >= 1"),
+        (lambda: draw_sampling_noise(model, hm, 0), "n_hypo must be an int >= 1"),
+        (lambda: draw_sampling_noise(model, hm, True), "n_hypo must be an int >= 1"),
         (lambda: model.sample(hm, 10 ** 9), "at most n_hypo="),
         (lambda: evaluate(model, empty, 4, progress=False), "holds no sample"),
         (lambda: evaluate(model, _test_batch(2), 4, batch_size=0, progress=False),

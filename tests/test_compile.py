@@ -233,10 +233,12 @@ def test_a_prefetching_stream_hands_out_the_same_batches(stream):
                                                                        y.poses_3d_mm)
         assert torch.equal(ahead.rng_state(), plain.generator.get_state())
         # the next chunk is simulated ahead; on a busy CPU its thread may not have begun yet
-        ahead._future.result()
+        assert ahead.pending
+        ahead.wait_pending()
         assert not torch.equal(ahead.generator.get_state(), plain.generator.get_state())
         assert torch.equal(ahead.rng_state(), plain.generator.get_state())
         ahead.set_prefetch(False)
+        assert not ahead.pending
         assert torch.equal(ahead.generator.get_state(), plain.generator.get_state())
 
 
