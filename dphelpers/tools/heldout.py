@@ -29,7 +29,8 @@ from ..files import atomic_write
 from ..models.modelfiles import display_path
 
 __all__ = ["LIMB_H36M", "HeldOutModel", "held_out_sets", "unscored_clips", "set_scores",
-           "read_held_out_model", "model_variant", "score", "merged", "SAME_SETS", "add_arguments", "run_verb"]
+           "read_held_out_model", "model_variant", "score", "merged", "SAME_SETS",
+           "add_arguments", "run_verb"]
 
 #: Human3.6M-17 limb joints: right hip, knee, ankle; left hip, knee, ankle; left shoulder,
 #: elbow, wrist; right shoulder, elbow, wrist.
@@ -160,14 +161,15 @@ def merged(old: dict, new: dict, path: Path | str = "the old file") -> dict:
     """``new``'s models added to ``old``'s (a label in both: ``new``'s), when both scored the
     same sets (:data:`SAME_SETS`; an error naming the field otherwise); the commands of both
     are kept in ``commands`` (oldest first) and the seconds added."""
-    so, sn = old.get("setup", {}), new["setup"]
-    diff = [f"{k}: {so.get(k, [] if k == 'unscored' else None)!r} in {path}, {sn.get(k)!r} now"
-            for k in SAME_SETS if so.get(k, [] if k == "unscored" else None) != sn.get(k)]
+    def was(k):                      # files from before ``unscored`` existed left none out
+        return old.get("setup", {}).get(k, [] if k == "unscored" else None)
+    diff = [f"{k}: {was(k)!r} in {path}, {new['setup'].get(k)!r} now"
+            for k in SAME_SETS if was(k) != new["setup"].get(k)]
     if diff:
         raise ValueError(f"--merge: {path} scored other sets ({'; '.join(diff)}): write "
                          "another --out, or run with the same settings")
     commands = list(old.get("commands") or [old.get("command")]) + [new["command"]]
-    return {**new, "command": new["command"], "commands": [c for c in commands if c],
+    return {**new, "commands": [c for c in commands if c],
             "models": {**old["models"], **new["models"]},
             "seconds": round(old.get("seconds", 0) + new["seconds"], 1)}
 

@@ -158,7 +158,8 @@ def validation_section(payload: dict) -> str:
 
 
 def budget_section(study: dict, photo: dict) -> str:
-    """The augmented model at the shipped budget (:func:`dphelpers.evaluation.unseen.budget_text`)."""
+    """The augmented model at the shipped budget
+    (:func:`dphelpers.evaluation.unseen.budget_text`)."""
     from ..evaluation.unseen import budget_table, budget_text
     return section_markdown("Pose augmentation at the shipped budget",
                             budget_table(study, photo), budget_text(study, photo))
