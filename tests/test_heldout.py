@@ -271,6 +271,13 @@ def test_the_validation_chooses_the_strength_by_its_rule_and_says_so():
     assert "chooses no augmentation" in validation_text(
         _validation_file(held=(120.0, 130.0, 125.0, 140.0)))
     assert chosen_strength(_validation_file(held=(150.0, 125.0, 125.0, 140.0))) == 0.5  # tie
+    assert "test-split error (70.0 mm off, 85.0 mm at strength 2)" in text
+    held = {"setup": {"hold_out": ["boxing"]}, "models": {"f": {
+        "variant": "full", "augment": False,
+        "sets": {"test split": {"n": 10, "limb_P1_min": 50.0},
+                 "held out: boxing": {"n": 10, "limb_P1_min": 100.0}}}}}
+    assert "+114% over the test split, against +100% for the test sources (boxing;" in \
+        validation_text(payload, heldout=held)
     from dphelpers.tools.resultspage import validation_section
     section = validation_section(payload)
     assert section.startswith("## Choosing the augmentation strength") and "| off |" in section

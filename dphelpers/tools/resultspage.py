@@ -122,7 +122,7 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
     if heldout is not None and heldout.get("models"):
         parts.append(heldout_section(heldout))
     if validation is not None and validation.get("models"):
-        parts.append(validation_section(validation))
+        parts.append(validation_section(validation, heldout))
     if budget is not None:
         parts.append(budget_section(*budget))
     if curve is not None and curve.get("learning_curve", {}).get("points"):
@@ -149,12 +149,13 @@ def heldout_section(payload: dict) -> str:
                             heldout_text(payload))
 
 
-def validation_section(payload: dict) -> str:
+def validation_section(payload: dict, heldout: dict | None = None) -> str:
     """How the augmentation strength was chosen (``augment_validation.json``,
-    :func:`dphelpers.evaluation.unseen.validation_text`)."""
+    :func:`dphelpers.evaluation.unseen.validation_text`; ``heldout``: the unseen-motion file)."""
     from ..evaluation.unseen import validation_table, validation_text
     return section_markdown("Choosing the augmentation strength on a validation source",
-                            validation_table(payload), validation_text(payload))
+                            validation_table(payload), validation_text(payload,
+                                                                       heldout=heldout))
 
 
 def budget_section(study: dict, photo: dict) -> str:
