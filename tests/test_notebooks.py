@@ -5,6 +5,7 @@ or execution counts, code lines that fit the book's column (88 characters), the 
 hidden (``hide-input``), and parameters that QUICK never overwrites (``dphelpers.params``).
 """
 import ast
+import json
 from pathlib import Path
 
 import nbformat
@@ -31,6 +32,12 @@ def test_notebook_is_clean(nb_path):
         if cell.cell_type == "code":
             assert not cell.outputs, f"{nb_path.name}: cell {i} has outputs (commit notebooks without outputs)"
             assert cell.execution_count is None, f"{nb_path.name}: cell {i} has an execution count"
+    # nbformat >= 4.5 wants an id on every cell (nbformat.read adds missing ones silently)
+    raw = json.loads(nb_path.read_text())["cells"]
+    missing = [i for i, c in enumerate(raw) if not c.get("id")]
+    assert not missing, f"{nb_path.name}: cells {missing} have no id"
+    ids = [c["id"] for c in raw]
+    assert len(set(ids)) == len(ids), f"{nb_path.name}: cell ids repeat"
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
