@@ -266,7 +266,8 @@ def test_the_validation_chooses_the_strength_by_its_rule_and_says_so():
     assert "chooses strength 1 (125.0 mm)" in text and "off 150.0 mm (+114%" in text
     assert "without boxing, deepmimic" in text and "`python -m dphelpers heldout V`" in text
     md = validation_table(payload).to_markdown()
-    assert "| off |" in md and "| 2 |" in md and "cmu_01_01_jumps limb P1 min" in md
+    assert "| off |" in md and "| 2 |" in md and "cmu_01_01_jumps (mm)" in md
+    assert "| steps |" not in md
     assert chosen_strength(_validation_file(held=(120.0, 130.0, 125.0, 140.0))) == 0.0
     assert "chooses no augmentation" in validation_text(
         _validation_file(held=(120.0, 130.0, 125.0, 140.0)))
@@ -278,6 +279,15 @@ def test_the_validation_chooses_the_strength_by_its_rule_and_says_so():
                  "held out: boxing": {"n": 10, "limb_P1_min": 100.0}}}}}
     assert "+114% over the test split, against +100% for the test sources (boxing;" in \
         validation_text(payload, heldout=held)
+    longer = dict(payload["models"]["s1"], steps=12000,
+                  sets={"test split": {"n": 100, "limb_P1_min": 70.0},
+                        "held out: cmu_01_01_jumps": {"n": 100, "limb_P1_min": 110.0}})
+    payload["models"]["s1, 12k"] = longer          # a follow-up: not part of the rule
+    assert chosen_strength(payload) == 1.0
+    text = validation_text(payload)
+    assert "Trained on to 12,000 steps" in text and "1 125.0 -> 110.0 mm" in text
+    assert "At 12,000 steps the lowest is 1, as at the sweep's budget." in text
+    assert "| 12,000 | 1 |" in validation_table(payload).to_markdown()
     from dphelpers.tools.resultspage import validation_section
     section = validation_section(payload)
     assert section.startswith("## Choosing the augmentation strength") and "| off |" in section

@@ -134,9 +134,9 @@ def _strength_name(x: float) -> str:
 
 def validation_rows(payload: dict) -> list[dict]:
     """The augmentation-strength validation (a ``heldout`` file of models that also held out a
-    validation source of the training clips, scored on it alone): per model, weakest first,
-    ``{"label", "strength", "test", "held", "gap"}`` with limb P1 min in mm on the test split
-    and on the validation source, and the gap in %."""
+    validation source of the training clips, scored on it alone): per model, by budget, then
+    weakest first, ``{"label", "steps", "strength", "test", "held", "gap"}`` with limb P1 min
+    in mm on the test split and on the validation source, and the gap in %."""
     setup = payload["setup"]
     if not setup.get("unscored"):
         raise ValueError("a validation file holds models that also held out the real test "
@@ -145,26 +145,42 @@ def validation_rows(payload: dict) -> list[dict]:
     rows = []
     for label, m in payload["models"].items():
         test, held = m["sets"]["test split"]["limb_P1_min"], _held_mean(m)
-        rows.append({"label": label, "strength": strength_of(m), "test": test, "held": held,
-                     "gap": 100.0 * (held / test - 1.0)})
-    return sorted(rows, key=lambda r: r["strength"])
+        rows.append({"label": label, "steps": int(m["steps"]), "strength": strength_of(m),
+                     "test": test, "held": held, "gap": 100.0 * (held / test - 1.0)})
+    return sorted(rows, key=lambda r: (r["steps"], r["strength"]))
+
+
+def _sweep(rows: list[dict]) -> tuple[int, list[dict]]:
+    """The budget of the sweep (the one with the most models; a tie: the shorter) and its
+    rows; models at other budgets are follow-ups, not part of the rule."""
+    counts: dict[int, int] = {}
+    for r in rows:
+        counts[r["steps"]] = counts.get(r["steps"], 0) + 1
+    steps = min(counts, key=lambda s: (-counts[s], s))
+    return steps, [r for r in rows if r["steps"] == steps]
 
 
 def chosen_strength(payload: dict) -> float:
-    """The rule fixed before the validation ran: the strength whose model has the lowest
-    limb P1 min on the validation source (0: no augmentation); a tie goes to the weaker."""
-    return min(validation_rows(payload), key=lambda r: (round(r["held"], 1), r["strength"]))[
-        "strength"]
+    """The rule fixed before the validation ran: among the sweep's models (:func:`_sweep`), the
+    strength with the lowest limb P1 min on the validation source (0: no augmentation); a tie
+    goes to the weaker."""
+    _, rows = _sweep(validation_rows(payload))
+    return min(rows, key=lambda r: (round(r["held"], 1), r["strength"]))["strength"]
 
 
 def validation_table(payload: dict, caption: str = ""):
-    """:func:`validation_rows` as a :class:`Table`."""
+    """:func:`validation_rows` as a :class:`Table` (a steps column when budgets differ)."""
     from .tables import table
     held = ", ".join(payload["setup"]["hold_out"])
-    rows = [[_strength_name(r["strength"]), f"{r['test']:.1f}",
-             f"{r['held']:.1f}", f"{r['gap']:+.0f}%"] for r in validation_rows(payload)]
-    return table(rows, columns=["strength", "test split limb P1 min (mm)",
-                                f"{held} limb P1 min (mm)", "gap"], caption=caption)
+    rows = validation_rows(payload)
+    budgets = len({r["steps"] for r in rows}) > 1
+    body = [([f"{r['steps']:,}"] if budgets else []) +
+            [_strength_name(r["strength"]), f"{r['test']:.1f}", f"{r['held']:.1f}",
+             f"{r['gap']:+.0f}%"] for r in rows]
+    # short headers (the table must fit a book column); the caption names the metric
+    return table(body, columns=(["steps"] if budgets else []) +
+                 ["strength", "test split (mm)", f"{held} (mm)", "gap"],
+                 caption="limb P1 min" + (f"; {caption}" if caption else ""))
 
 
 def validation_text(payload: dict, with_command: bool = True,
@@ -172,12 +188,12 @@ def validation_text(payload: dict, with_command: bool = True,
     """What the validation says and which strength it chose, computed from the file;
     ``heldout``: the unseen-motion test's file, to set the validation source's gap beside the
     test sources' (its plain full model)."""
-    setup, rows = payload["setup"], validation_rows(payload)
+    setup, every = payload["setup"], validation_rows(payload)
+    steps, rows = _sweep(every)
     choice = chosen_strength(payload)
-    steps = sorted({m["steps"] for m in payload["models"].values()})
     best = next(r for r in rows if r["strength"] == choice)
     parts = [f"To choose the augmentation strength without looking at the test sources, "
-             f"{len(rows)} full models trained {'/'.join(f'{s:,}' for s in steps)} steps "
+             f"{len(rows)} full models trained {steps:,} steps "
              f"without {', '.join(setup['unscored'])} (the test sources, left out and never "
              f"scored here) and without the validation source {', '.join(setup['hold_out'])}, "
              "one per strength (off, or AugmentConfig.at_strength), and were scored on the "
@@ -189,10 +205,27 @@ def validation_text(payload: dict, with_command: bool = True,
                  f"({r['gap']:+.0f}% over the test split)" for r in rows) + ".",
              (f"The rule chooses strength {choice:g} ({best['held']:.1f} mm)." if choice else
               f"The rule chooses no augmentation ({best['held']:.1f} mm).")]
+    for more in sorted({r["steps"] for r in every} - {steps}):
+        later = [r for r in every if r["steps"] == more]
+        before = {r["strength"]: r for r in rows}
+        parts.append(f"Trained on to {more:,} steps (the same runs resumed; not part of the "
+                     "rule), on the validation source: " + "; ".join(
+                         f"{_strength_name(r['strength'])} "
+                         + (f"{before[r['strength']]['held']:.1f} -> " if r["strength"] in before
+                            else "") + f"{r['held']:.1f} mm" for r in later)
+                     + ", and on the test split: " + "; ".join(
+                         f"{_strength_name(r['strength'])} "
+                         + (f"{before[r['strength']]['test']:.1f} -> " if r["strength"] in before
+                            else "") + f"{r['test']:.1f} mm" for r in later) + ".")
+        lowest = min(later, key=lambda r: (round(r["held"], 1), r["strength"]))["strength"]
+        parts.append(f"At {more:,} steps the lowest is {_strength_name(lowest)}"
+                     + (", as at the sweep's budget." if lowest == choice else
+                        f", not {_strength_name(choice)} as at {steps:,}: the choice depends on "
+                        "the budget."))
     off = next((r for r in rows if r["strength"] == 0), None)
-    strongest = rows[-1]
+    strongest = rows[-1]                              # of the sweep
     if off is not None and strongest["strength"] > 0:
-        parts.append(f"Two cautions on reading it. At this budget augmentation also raises the "
+        parts.append(f"Two cautions on reading it. At {steps:,} steps augmentation also raises the "
                      f"test-split error ({off['test']:.1f} mm off, {strongest['test']:.1f} mm "
                      f"at strength {strongest['strength']:g}): the harder task is learnt more "
                      "slowly, so a short budget penalises it whatever the motion. And without "
