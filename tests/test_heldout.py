@@ -299,12 +299,13 @@ def test_the_validation_chooses_the_strength_by_its_rule_and_says_so():
 def test_merged_results_keep_both_files_models_and_refuse_other_sets():
     from dphelpers.tools.heldout import merged
     old = {"command": "A", "setup": {"hold_out": ["boxing"], "n_test": 100, "n_hypo": 200,
-                                     "seed": 0}, "models": {"x": {"steps": 1}}, "seconds": 5}
+                                     "seed": 0, "note": "how"},
+           "models": {"x": {"steps": 1}}, "seconds": 5}
     new = {"command": "B", "setup": {**old["setup"], "unscored": []},
            "models": {"y": {"steps": 2}}, "seconds": 7}
     both = merged(old, new)
     assert list(both["models"]) == ["x", "y"] and both["commands"] == ["A", "B"]
-    assert both["seconds"] == 12
+    assert both["seconds"] == 12 and both["setup"]["note"] == "how"
     assert merged(both, {**new, "command": "C"})["commands"] == ["A", "B", "C"]
     with pytest.raises(ValueError, match="n_test: 100 in old.json, 50 now"):
         merged(old, {**new, "setup": {**new["setup"], "n_test": 50}}, "old.json")

@@ -160,7 +160,8 @@ SAME_SETS = ("hold_out", "n_test", "n_hypo", "seed", "test_set_seed", "dtype", "
 def merged(old: dict, new: dict, path: Path | str = "the old file") -> dict:
     """``new``'s models added to ``old``'s (a label in both: ``new``'s), when both scored the
     same sets (:data:`SAME_SETS`; an error naming the field otherwise); the commands of both
-    are kept in ``commands`` (oldest first) and the seconds added."""
+    are kept in ``commands`` (oldest first), setup fields only ``old`` has (notes) kept, and
+    the seconds added."""
     def was(k):                      # files from before ``unscored`` existed left none out
         return old.get("setup", {}).get(k, [] if k == "unscored" else None)
     diff = [f"{k}: {was(k)!r} in {path}, {new['setup'].get(k)!r} now"
@@ -169,7 +170,8 @@ def merged(old: dict, new: dict, path: Path | str = "the old file") -> dict:
         raise ValueError(f"--merge: {path} scored other sets ({'; '.join(diff)}): write "
                          "another --out, or run with the same settings")
     commands = list(old.get("commands") or [old.get("command")]) + [new["command"]]
-    return {**new, "commands": [c for c in commands if c],
+    return {**new, "setup": {**old.get("setup", {}), **new["setup"]},   # old notes kept
+            "commands": [c for c in commands if c],
             "models": {**old["models"], **new["models"]},
             "seconds": round(old.get("seconds", 0) + new["seconds"], 1)}
 
