@@ -124,6 +124,7 @@ def test_heldout_table_and_text_are_computed_from_the_payload():
     assert "+35% for a" in text and "+0% for b" in text and "smallest gap is b's" in text
     md = heldout_table(payload).to_markdown()
     assert "+20%" in md and "+40%" in md and "limb P1 min (mm)" in md
+    assert "| a | test split | 10 | 45.0 | 90.0 | 50.0 | 100.0 |" in md     # one decimal each
 
 
 def test_augmented_models_are_paired_with_their_plain_twin_and_reach_the_results_page():

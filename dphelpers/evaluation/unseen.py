@@ -20,8 +20,8 @@ def heldout_table(payload: dict, caption: str = ""):
     for label, m in payload["models"].items():
         base = m["sets"]["test split"]["limb_P1_min"]
         for name, r in m["sets"].items():
-            rows.append([label, name, r["n"], round(r["P1_min"], 1), round(r["P1_median"], 1),
-                         round(r["limb_P1_min"], 1), round(r["limb_P1_median"], 1),
+            rows.append([label, name, r["n"], f"{r['P1_min']:.1f}", f"{r['P1_median']:.1f}",
+                         f"{r['limb_P1_min']:.1f}", f"{r['limb_P1_median']:.1f}",
                          ("" if name == "test split"
                           else f"{100 * (r['limb_P1_min'] / base - 1):+.0f}%")])
     return table(rows, columns=["model", "test set", "samples", "P1 min (mm)", "P1 median (mm)",
