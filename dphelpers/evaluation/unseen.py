@@ -4,6 +4,11 @@ The file is written by ``python -m dphelpers heldout`` (:mod:`dphelpers.tools.he
 trained with ``train --hold-out NAMES`` scored on the test split of the clips they trained on and
 on every held-out source, with the same cameras, simulator and seed.  Read here for the results
 page and notebook 5; every number of a sentence is computed from the file.
+
+The same verb writes the augmentation-strength validation (``augment_validation.json``:
+models that also held out a validation source, scored on it alone; ``validation_*``), and the
+``budget_*`` functions read the augmented model at the shipped budget
+(``augmented_study.json``, ``augmented_realcheck.json``).
 """
 from __future__ import annotations
 
