@@ -169,7 +169,12 @@ def chosen_strength(payload: dict) -> float:
     """The rule fixed before the validation ran: among the sweep's models (:func:`_sweep`), the
     strength with the lowest limb P1 min on the validation source (0: no augmentation); a tie
     goes to the weaker."""
-    _, rows = _sweep(validation_rows(payload))
+    return _lowest(_sweep(validation_rows(payload))[1])
+
+
+def _lowest(rows: list[dict]) -> float:
+    """The rule on ``rows``: the strength with the lowest validation-source limb P1 min (to
+    0.1 mm), a tie to the weaker."""
     return min(rows, key=lambda r: (round(r["held"], 1), r["strength"]))["strength"]
 
 
@@ -195,7 +200,7 @@ def validation_text(payload: dict, with_command: bool = True,
     test sources' (its plain full model)."""
     setup, every = payload["setup"], validation_rows(payload)
     steps, rows = _sweep(every)
-    choice = chosen_strength(payload)
+    choice = _lowest(rows)                               # chosen_strength, rows at hand
     best = next(r for r in rows if r["strength"] == choice)
     parts = [f"To choose the augmentation strength without looking at the test sources, "
              f"{len(rows)} full models trained {steps:,} steps "
@@ -213,16 +218,15 @@ def validation_text(payload: dict, with_command: bool = True,
     for more in sorted({r["steps"] for r in every} - {steps}):
         later = [r for r in every if r["steps"] == more]
         before = {r["strength"]: r for r in rows}
+
+        def moves(key: str) -> str:
+            return "; ".join(f"{_strength_name(r['strength'])} " + (
+                f"{before[r['strength']][key]:.1f} -> " if r["strength"] in before else "")
+                + f"{r[key]:.1f} mm" for r in later)
         parts.append(f"Trained on to {more:,} steps (the same runs resumed; not part of the "
-                     "rule), on the validation source: " + "; ".join(
-                         f"{_strength_name(r['strength'])} "
-                         + (f"{before[r['strength']]['held']:.1f} -> " if r["strength"] in before
-                            else "") + f"{r['held']:.1f} mm" for r in later)
-                     + ", and on the test split: " + "; ".join(
-                         f"{_strength_name(r['strength'])} "
-                         + (f"{before[r['strength']]['test']:.1f} -> " if r["strength"] in before
-                            else "") + f"{r['test']:.1f} mm" for r in later) + ".")
-        lowest = min(later, key=lambda r: (round(r["held"], 1), r["strength"]))["strength"]
+                     f"rule), on the validation source: {moves('held')}, and on the test "
+                     f"split: {moves('test')}.")
+        lowest = _lowest(later)
         parts.append(f"At {more:,} steps the lowest is {_strength_name(lowest)}"
                      + (", as at the sweep's budget." if lowest == choice else
                         f", not {_strength_name(choice)} as at {steps:,}: the choice depends on "
