@@ -210,7 +210,8 @@ def run_verb(args) -> int:
     """The ``heldout`` verb: read, check, score, print and write ``args.out`` (JSON)."""
     t0 = time.time()
     pairs = _pairs(args.models)
-    held_out_sets(args.hold_out, 1, data=args.data)                    # checks the names first
+    from ..data import hold_out_clips, load_mocap
+    hold_out_clips(load_mocap(args.data), args.hold_out)                # the names, first
     models = [read_held_out_model(label, path, args.hold_out, args.device) for label, path in pairs]
     unscored = unscored_clips(models, args.hold_out)
     sets = held_out_sets(args.hold_out, args.n_test, data=args.data, unscored=unscored)
