@@ -112,13 +112,10 @@ def learning_rate(text: str) -> float | str:
     if text.strip().lower() == "scaled":
         return "scaled"
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number > 0 or 'scaled', "
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'scaled', "
                                          f"got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'scaled', got {text!r}")
-    return value
 
 
 def model_list(text: str) -> tuple[str, ...]:
