@@ -20,7 +20,8 @@ from .files import require_file
 from .skeleton import H36M_FLIP_PAIRS, H36M_PARENTS, N_H36M
 
 __all__ = [
-    "Clip", "SplitConfig", "default_data_path", "load_mocap", "hold_out_clips", "split_clips",
+    "Clip", "SplitConfig", "default_data_path", "new_people_path", "load_mocap", "clips_named",
+    "hold_out_clips", "split_clips",
     "mirror_poses", "scale_bones", "random_bone_scales", "N_BONES",
 ]
 
@@ -37,6 +38,13 @@ def default_data_path() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[1] / "data" / "mocap_h36m17.npz"
+
+
+def new_people_path() -> Path:
+    """``<repo>/data/mocap_new_people_h36m17.npz``: three people from two sources outside the
+    training data (made by ``data/make_new_people.py``), never training data: the
+    unseen-people test."""
+    return Path(__file__).resolve().parents[1] / "data" / "mocap_new_people_h36m17.npz"
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,25 +123,30 @@ def load_mocap(path: str | os.PathLike | None = None) -> list[Clip]:
     ]
 
 
+def clips_named(clips: list[Clip], name: str) -> list[Clip]:
+    """The clips called ``name`` or named ``name + "_..."`` (``"deepmimic"``: all 15
+    DeepMimic clips); a name that matches nothing is an error naming the clips there are."""
+    found = [c for c in clips if c.name == name or c.name.startswith(name + "_")]
+    if not found:
+        raise ValueError(f"clip name {name!r} matches no clip; the clips are "
+                         f"{', '.join(c.name for c in clips)} (a prefix such as 'deepmimic' "
+                         "matches all clips named deepmimic_*)")
+    return found
+
+
 def hold_out_clips(clips: list[Clip], names: tuple[str, ...] | list[str]
                    ) -> tuple[list[Clip], list[Clip]]:
     """``(kept, held)``: the clips named in ``names`` held out whole (an unseen-motion test).
 
     A name matches a clip of that name or every clip whose name starts with ``name + "_"``
-    (``"deepmimic"``: all 15 DeepMimic clips; ``"holosoma_climb"``: the five climbing
-    subjects).  A name that matches nothing is an error naming the clips there are; holding
-    out every clip is one too (nothing would be left to train on).
+    (:func:`clips_named`: ``"holosoma_climb"`` holds out the five climbing subjects).  A name
+    that matches nothing is an error naming the clips there are; holding out every clip is
+    one too (nothing would be left to train on).
     """
     names = tuple(names)
-    def matches(name: str, clip: Clip) -> bool:
-        return clip.name == name or clip.name.startswith(name + "_")
-    for name in names:
-        if not any(matches(name, c) for c in clips):
-            raise ValueError(f"hold-out name {name!r} matches no clip; the clips are "
-                             f"{', '.join(c.name for c in clips)} (a prefix such as 'deepmimic' "
-                             "matches all clips named deepmimic_*)")
-    held = [c for c in clips if any(matches(n, c) for n in names)]
-    kept = [c for c in clips if c not in held]
+    held_ids = {id(c) for name in names for c in clips_named(clips, name)}
+    held = [c for c in clips if id(c) in held_ids]
+    kept = [c for c in clips if id(c) not in held_ids]
     if not kept:
         raise ValueError(f"holding out {', '.join(names)} leaves no clip to train on")
     return kept, held

@@ -83,7 +83,23 @@ def test_heldout_verb_validation_run_leaves_the_other_held_out_clips_unscored(ch
     assert rows["augment"] is True and rows["augment_strength"] == 2.0
 
 
+def test_heldout_verb_scores_new_people_with_any_model(checkpoints):
+    """No model trains on the new-people file, so a model that saw every clip is scored there."""
+    out = checkpoints / "n.json"
+    assert cli.main(["heldout", "--models", f"seen={checkpoints / 'seen.pt'}", "--new",
+                     "sehoon_squat,nick", "--n-test", "4", "--n-hypo", "3", "--quiet",
+                     "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["setup"]["new"] == ["sehoon_squat", "nick"]
+    assert payload["setup"]["new_data"].endswith("mocap_new_people_h36m17.npz")
+    rows = payload["models"]["seen"]["sets"]
+    assert list(rows) == ["test split", "new person: sehoon_squat", "new person: nick"]
+    assert rows["new person: nick"]["P1_min"] != rows["new person: sehoon_squat"]["P1_min"]
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--models", "x=SEEN"], "name what to score besides the test split"),
+    (["--models", "x=SEEN", "--new", "bob"], "'bob' matches no clip.*sehoon_squat_1"),
     (["--models", "x=SEEN", "--hold-out", "boxing"], "trained on boxing .*saw those clips"),
     (["--models", "x=HELD", "--hold-out", "boxing,deepmimic"], "trained on deepmimic"),
     (["--models", "HELD", "--hold-out", "boxing"], "LABEL=FILE pairs"),
@@ -337,3 +353,45 @@ def test_heldout_verb_merge_adds_models_to_the_same_table(checkpoints, capsys):
                    "--n-test", "5"])
     assert rc != 0 and "n_test: 4 in" in capsys.readouterr().err
     assert out.read_text() == before                   # refused: the file is untouched
+
+
+def _new_people_file(plain=(60.0, 90.0), aug=(62.0, 80.0)):
+    def m(test, new, augment):
+        sets = {"test split": {"n": 300, "P1_min": test, "P1_median": test + 20,
+                               "limb_P1_min": test, "limb_P1_median": test + 25}}
+        for name, n, extra in (("nick", 100, 0.0), ("sehoon", 50, 30.0)):
+            v = new + extra
+            sets[f"new person: {name}"] = {"n": n, "P1_min": v, "P1_median": v + 20,
+                                           "limb_P1_min": v, "limb_P1_median": v + 25}
+        return {"variant": "full", "steps": 50000, "augment": augment, "hold_out": [],
+                "sets": sets}
+    return {"command": "python -m dphelpers heldout --new nick,sehoon",
+            "setup": {"hold_out": [], "new": ["nick", "sehoon"], "n_test": 300, "n_hypo": 200},
+            "models": {"full": m(*plain, False), "full, augmented": m(*aug, True)}}
+
+
+def test_new_people_text_is_computed_from_the_file():
+    from dphelpers.evaluation.unseen import new_people_text
+    text = new_people_text(_new_people_file())
+    # full: new frames weighted 100:50 -> (90 * 100 + 120 * 50) / 150 = 100 mm, +67% of 60
+    assert "+67% for full" in text and "nick (100 samples), sehoon (50 samples)" in text
+    assert "trained on every clip (50,000 steps)" in text
+    # augmented: (80 * 100 + 110 * 50) / 150 = 90 mm, lowest; gap 90 / 62 = +45%
+    assert "lowest new-people limb P1 min is full, augmented's (90.0 mm)" in text
+    assert "new-people limb P1 min falls: 100.0 -> 90.0 mm (-10%)" in text
+    assert "60.0 -> 62.0 mm (+3%)" in text and text.endswith("--new nick,sehoon`.")
+    worse = new_people_text(_new_people_file(aug=(62.0, 95.0)), with_command=False)
+    assert "does not fall: 100.0 -> 105.0 mm" in worse and "`" not in worse
+
+
+def test_the_shipped_page_shows_the_new_people(tmp_path):
+    from dphelpers.evaluation.results import RESULTS_FILE
+    from dphelpers.evaluation.unseen import heldout_gaps
+    from dphelpers.tools.resultspage import write_results_page
+    newp = json.loads(RESULTS_FILE.with_name("new_people.json").read_text())
+    assert newp["setup"]["new"] and not newp["setup"]["hold_out"]
+    page = write_results_page(tmp_path / "results.md").read_text()
+    section = page.split("## People no model trained on")[1].split("\n## ")[0]
+    for label, gap in heldout_gaps(newp).items():
+        assert f"{gap:+.0f}% for {label}" in section and f"| {label} |" in section
+    assert "new person: sehoon_squat" in section

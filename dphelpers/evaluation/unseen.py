@@ -5,7 +5,9 @@ trained with ``train --hold-out NAMES`` scored on the test split of the clips th
 on every held-out source, with the same cameras, simulator and seed.  Read here for the results
 page and notebook 5; every number of a sentence is computed from the file.
 
-The same verb writes the augmentation-strength validation (``augment_validation.json``:
+The same verb writes the new-people test (``new_people.json``, ``heldout --new``: models scored
+on people that no model trains on; :func:`new_people_text`), the
+augmentation-strength validation (``augment_validation.json``:
 models that also held out a validation source, scored on it alone; ``validation_*``), and the
 ``budget_*`` functions read the augmented model at the shipped budget
 (``augmented_study.json``, ``augmented_realcheck.json``).
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 __all__ = ["heldout_table", "heldout_gaps", "augment_pairs", "heldout_text", "strength_of",
            "validation_rows", "chosen_strength", "validation_table", "validation_text",
-           "budget_rows", "budget_pair", "budget_table", "budget_text"]
+           "budget_rows", "budget_pair", "budget_table", "budget_text", "new_people_text"]
 
 
 def heldout_table(payload: dict, caption: str = ""):
@@ -83,13 +85,7 @@ def heldout_text(payload: dict, with_command: bool = True) -> str:
         "(the goal: within +15%).")
     best = min(gaps, key=gaps.get)
     parts.append(f"The smallest gap is {best}'s.")
-    for pair in augment_pairs(payload):
-        (tp, ta), (hp, ha) = pair["test"], pair["held"]
-        verdict = ("falls" if ha < hp else "does not fall")
-        parts.append(f"With pose augmentation ({pair['augmented']} against {pair['plain']}) "
-                     f"the held-out limb P1 min {verdict}: {hp:.1f} -> {ha:.1f} mm "
-                     f"({100 * (ha / hp - 1):+.0f}%), and on the test split it moves "
-                     f"{tp:.1f} -> {ta:.1f} mm ({100 * (ta / tp - 1):+.0f}%).")
+    parts += [_pair_sentence(pair, "held-out") for pair in augment_pairs(payload)]
     strengths = sorted({strength_of(m) for m in payload["models"].values()} - {0.0})
     if strengths == [1.0]:
         parts.append("Augmentation ran with its default settings (AugmentConfig(enabled=True)),"
@@ -100,6 +96,49 @@ def heldout_text(payload: dict, with_command: bool = True) -> str:
                      " (AugmentConfig.at_strength; 1 is the default, fixed before any held-out "
                      "number existed, any other was chosen on a validation source of the "
                      "training clips); nothing was tuned on the held-out sources.")
+    if with_command:
+        parts.append(_made_with(payload))
+    return " ".join(p for p in parts if p)
+
+
+def _pair_sentence(pair: dict, where: str) -> str:
+    """What augmentation changes in one :func:`augment_pairs` pair, on ``where`` frames and on
+    the test split."""
+    (tp, ta), (hp, ha) = pair["test"], pair["held"]
+    verdict = ("falls" if ha < hp else "does not fall")
+    return (f"With pose augmentation ({pair['augmented']} against {pair['plain']}) the {where} "
+            f"limb P1 min {verdict}: {hp:.1f} -> {ha:.1f} mm ({100 * (ha / hp - 1):+.0f}%), "
+            f"and on the test split it moves {tp:.1f} -> {ta:.1f} mm "
+            f"({100 * (ta / tp - 1):+.0f}%).")
+
+
+def new_people_text(payload: dict, with_command: bool = True) -> str:
+    """What the new-people test (``heldout --new``, ``new_people.json``) says, computed from
+    the file: who was scored, each model's gap to its test split, the lowest error there and
+    what augmentation changes; ``with_command``: end with the command."""
+    setup = payload["setup"]
+    models = payload["models"]
+    first = next(iter(models.values()))["sets"]
+    new = [(name.removeprefix("new person: "), r["n"]) for name, r in first.items()
+           if name.startswith("new person: ")]
+    steps = sorted({m["steps"] for m in models.values()})
+    held = [n for n in setup.get("hold_out") or []]
+    trained = ("that trained without " + ", ".join(held)) if held else "that trained on every clip"
+    parts = [f"The {len(models)} models {trained} ({'/'.join(f'{s:,}' for s in steps)} "
+             "steps), scored on the test split and on people whom no model trained on: "
+             + ", ".join(f"{name} ({n} samples)" for name, n in new) + ". The people, their "
+             "moves, the capture systems and the joint definitions all differ from the "
+             "training clips; cameras, simulator and seed are the test split's "
+             f"({setup['n_hypo']} hypotheses, float32)."]
+    gaps = heldout_gaps(payload)
+    parts.append("On the new people the limb-joint P1 min is " + "; ".join(
+        f"{g:+.0f}% for {label}" for label, g in gaps.items()) + " against each model's test "
+        "split (the goal: within +15%).")
+    lows = {label: _held_mean(m) for label, m in models.items()}
+    best = min(lows, key=lows.get)
+    parts.append(f"The lowest new-people limb P1 min is {best}'s ({lows[best]:.1f} mm); the "
+                 f"smallest gap is {min(gaps, key=gaps.get)}'s.")
+    parts += [_pair_sentence(pair, "new-people") for pair in augment_pairs(payload)]
     if with_command:
         parts.append(_made_with(payload))
     return " ".join(p for p in parts if p)

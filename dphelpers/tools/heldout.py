@@ -6,7 +6,10 @@ of those clips; this verb scores it on both, with the same cameras, simulator (t
 preset) and test-set seed, so the only difference is the motion:
 
 - ``test split``: :func:`~dphelpers.data.split_clips` of the clips the model trained on;
-- ``held out: NAME``: every frame of the clips NAME matches, evenly subsampled to ``n_test``.
+- ``held out: NAME``: every frame of the clips NAME matches, evenly subsampled to ``n_test``;
+- ``new person: NAME`` (``--new``): the same from another file, by default the three people
+  in ``data/mocap_new_people_h36m17.npz`` (:func:`~dphelpers.data.new_people_path`)
+  that no model trains on, so every model can be scored there, the shipped ones included.
 
 Per set and model: P1 min and median (mm, 17 joints, as everywhere in the book) and the same
 over the 12 limb joints (shoulders, elbows, wrists, hips, knees, ankles), where heatmap
@@ -52,12 +55,15 @@ class HeldOutModel:
 
 
 def held_out_sets(hold_out: tuple[str, ...], n_test: int | None, seed: int = 1234,
-                  data: Path | None = None, unscored: tuple[str, ...] = ()) -> dict:
-    """``{"test split": SampleBatch, "held out: NAME": SampleBatch, ...}`` on one simulator.
+                  data: Path | None = None, unscored: tuple[str, ...] = (),
+                  new: tuple[str, ...] = (), new_data: Path | None = None) -> dict:
+    """``{"test split": SampleBatch, "held out: NAME": ..., "new person: NAME": ...}`` on one
+    simulator.
 
     ``unscored``: further clips the models also never saw, left out of the test split and not
-    scored (a validation run keeps the real test sources untouched this way)."""
-    from ..data import hold_out_clips, load_mocap, split_clips
+    scored (a validation run keeps the real test sources untouched this way).  ``new``: clip
+    names (or prefixes) of ``new_data`` (default :func:`~dphelpers.data.new_people_path`)."""
+    from ..data import clips_named, hold_out_clips, load_mocap, new_people_path, split_clips
     from ..heatmaps import DEFAULT_PRESET, HeatmapConfig
     from ..pipeline import make_test_set
     clips = load_mocap(data)
@@ -66,9 +72,13 @@ def held_out_sets(hold_out: tuple[str, ...], n_test: int | None, seed: int = 123
     sets = {"test split": make_test_set(split_clips(kept)[1], n_test, seed=seed,
                                         heatmap_config=config)}
     for name in hold_out:
-        _, held = hold_out_clips(clips, (name,))
-        poses = np.concatenate([c.poses_m for c in held])
+        poses = np.concatenate([c.poses_m for c in clips_named(clips, name)])
         sets[f"held out: {name}"] = make_test_set(poses, n_test, seed=seed, heatmap_config=config)
+    others = load_mocap(new_data or new_people_path()) if new else []
+    for name in new:
+        poses = np.concatenate([c.poses_m for c in clips_named(others, name)])
+        sets[f"new person: {name}"] = make_test_set(poses, n_test, seed=seed,
+                                                   heatmap_config=config)
     return sets
 
 
@@ -101,16 +111,18 @@ def model_variant(config: dict) -> str:
 def read_held_out_model(label: str, path: Path, hold_out: tuple[str, ...],
                         device: str = "cpu") -> HeldOutModel:
     """Read a training checkpoint (raw weights, as ``export`` and the authors evaluate) and
-    refuse it unless its training held out every name in ``hold_out``."""
+    refuse it unless its training held out every name in ``hold_out``.  With no ``hold_out``
+    (only new people are scored) any model file will do, the shipped ones included."""
     from ..files import require_file
     from ..models.checkpoint import load_model, read_checkpoint
     require_file(path, "model file")
     state = read_checkpoint(path)
     config = state.get("train_config")
-    if not config:
+    if not config and hold_out:
         raise ValueError(f"{path} holds no training settings, so it cannot say which clips it "
                          "trained on (shipped model files saw every clip): pass the training "
                          "checkpoint of a `train --hold-out ...` run")
+    config = config or {}
     trained_without = tuple(config.get("hold_out") or ())
     missing = [n for n in hold_out if n not in trained_without]
     if missing:
@@ -154,7 +166,8 @@ def unscored_clips(models: list[HeldOutModel], hold_out: tuple[str, ...]) -> tup
 
 
 #: setup fields two results must share to sit in one table
-SAME_SETS = ("hold_out", "n_test", "n_hypo", "seed", "test_set_seed", "dtype", "unscored")
+SAME_SETS = ("hold_out", "n_test", "n_hypo", "seed", "test_set_seed", "dtype", "unscored", "new",
+             "new_data")
 
 
 def merged(old: dict, new: dict, path: Path | str = "the old file") -> dict:
@@ -162,10 +175,10 @@ def merged(old: dict, new: dict, path: Path | str = "the old file") -> dict:
     same sets (:data:`SAME_SETS`; an error naming the field otherwise); the commands of both
     are kept in ``commands`` (oldest first), setup fields only ``old`` has (notes) kept, and
     the seconds added."""
-    def was(k):                      # files from before ``unscored`` existed left none out
-        return old.get("setup", {}).get(k, [] if k == "unscored" else None)
-    diff = [f"{k}: {was(k)!r} in {path}, {new['setup'].get(k)!r} now"
-            for k in SAME_SETS if was(k) != new["setup"].get(k)]
+    def got(payload, k):    # files from before ``unscored`` and ``new`` had none of them
+        return payload.get("setup", {}).get(k, [] if k in ("unscored", "new") else None)
+    diff = [f"{k}: {got(old, k)!r} in {path}, {got(new, k)!r} now"
+            for k in SAME_SETS if got(old, k) != got(new, k)]
     if diff:
         raise ValueError(f"--merge: {path} scored other sets ({'; '.join(diff)}): write "
                          "another --out, or run with the same settings")
@@ -195,8 +208,14 @@ def add_arguments(p) -> None:
     from . import options as o
     p.add_argument("--models", nargs="+", required=True, metavar="LABEL=FILE",
                    help="training checkpoints of `train --hold-out` runs, each as LABEL=FILE")
-    p.add_argument("--hold-out", type=o.name_list, required=True,
+    p.add_argument("--hold-out", type=o.name_list, default=(),
                    help="the held-out clip names or prefixes, as given to train --hold-out")
+    p.add_argument("--new", type=o.name_list, default=(),
+                   help="clip names or prefixes of --new-data to score as new people (e.g. "
+                        "nick_freeform,sehoon_squat); no model trains on that file")
+    p.add_argument("--new-data", type=Path, default=None,
+                   help="mocap npz of the new people (default: the embedded "
+                        "data/mocap_new_people_h36m17.npz)")
     o.data(p), o.compute(p, "seed of the test-time sampling")
     o.evaluation(p, 500)
     p.add_argument("--out", type=Path, default=Path("runs/heldout.json"),
@@ -210,14 +229,24 @@ def run_verb(args) -> int:
     """The ``heldout`` verb: read, check, score, print and write ``args.out`` (JSON)."""
     t0 = time.time()
     pairs = _pairs(args.models)
-    from ..data import hold_out_clips, load_mocap
+    if not args.hold_out and not args.new:
+        raise ValueError("heldout: name what to score besides the test split: --hold-out "
+                         "(clips the models trained without) and/or --new (new people)")
+    from ..data import clips_named, hold_out_clips, load_mocap, new_people_path
     hold_out_clips(load_mocap(args.data), args.hold_out)                # the names, first
+    if args.new:
+        others = load_mocap(args.new_data or new_people_path())
+        for name in args.new:
+            clips_named(others, name)
     models = [read_held_out_model(label, path, args.hold_out, args.device) for label, path in pairs]
     unscored = unscored_clips(models, args.hold_out)
-    sets = held_out_sets(args.hold_out, args.n_test, data=args.data, unscored=unscored)
+    sets = held_out_sets(args.hold_out, args.n_test, data=args.data, unscored=unscored,
+                         new=args.new, new_data=args.new_data)
     setup = {"hold_out": list(args.hold_out), "n_test": args.n_test, "n_hypo": args.n_hypo,
              "seed": args.seed, "test_set_seed": 1234, "dtype": "float32",
              "limb_joints_h36m": list(LIMB_H36M), "unscored": list(unscored),
+             "new": list(args.new),
+             "new_data": display_path(args.new_data or new_people_path()) if args.new else None,
              "sets": {k: len(v) for k, v in sets.items()}}
     old = json.loads(args.out.read_text()) if args.merge and args.out.is_file() else None
     if old is not None:                                     # refuse before any scoring

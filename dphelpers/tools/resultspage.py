@@ -26,7 +26,7 @@ from .resultstext import (accuracy_text, authors_reference, authors_text, calibr
 
 __all__ = ["results_markdown", "write_results_page", "section_markdown", "read_beside",
            "speed_table", "cite", "heldout_section", "budget_section",
-           "validation_section"]
+           "validation_section", "new_people_section"]
 
 
 def section_markdown(title: str, table, text: str) -> str:
@@ -85,7 +85,7 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
                      authors: dict | None = None, mechanism: dict | None = None,
                      extra_sections: Sequence[str] = (), heldout: dict | None = None,
                      budget: tuple[dict, dict] | None = None,
-                     validation: dict | None = None) -> str:
+                     validation: dict | None = None, new_people: dict | None = None) -> str:
     """The results page as MyST Markdown (tables as pipe tables in the page's source);
     ``study`` and ``curve``: study files (:func:`dphelpers.evaluation.results.load_study`) whose
     tables the page shows too; ``authors``: the side-by-side timing of the authors' code
@@ -95,7 +95,8 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
     :func:`heldout_section`); ``budget``: the augmented model against the shipped one at the
     same budget (``augmented_study.json``, ``augmented_realcheck.json``,
     :func:`budget_section`); ``validation``: the choice of the augmentation strength
-    (``augment_validation.json``, :func:`validation_section`); ``extra_sections``: more sections
+    (``augment_validation.json``, :func:`validation_section`); ``new_people``: people of another
+    lab (``new_people.json``, :func:`new_people_section`); ``extra_sections``: more sections
     (:func:`section_markdown`), placed before "How these numbers were made"."""
     note = R.settings_note(res)
     parts = ["# Results", "",
@@ -121,6 +122,8 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
                 mechanism_text(mechanism))
     if heldout is not None and heldout.get("models"):
         parts.append(heldout_section(heldout))
+    if new_people is not None and new_people.get("models"):
+        parts.append(new_people_section(new_people))
     if validation is not None and validation.get("models"):
         parts.append(validation_section(validation, heldout))
     if budget is not None:
@@ -147,6 +150,13 @@ def heldout_section(payload: dict) -> str:
     from ..evaluation.unseen import heldout_table, heldout_text
     return section_markdown("Motion the model never saw", heldout_table(payload),
                             heldout_text(payload))
+
+
+def new_people_section(payload: dict) -> str:
+    """People no model trained on (``new_people.json``, ``heldout --new``)."""
+    from ..evaluation.unseen import heldout_table, new_people_text
+    return section_markdown("People no model trained on", heldout_table(payload),
+                            new_people_text(payload))
 
 
 def validation_section(payload: dict, heldout: dict | None = None) -> str:
@@ -189,6 +199,7 @@ def write_results_page(path: str | Path, results_file: str | Path | None = None)
     mech = read_beside(src, "mechanism.json")
     held = read_beside(src, "heldout.json")
     validation = read_beside(src, "augment_validation.json")
+    new_people = read_beside(src, "new_people.json")
     budget_study = read_beside(src, "augmented_study.json")
     budget_photo = read_beside(src, "augmented_realcheck.json")
     budget = ((budget_study, budget_photo) if budget_study is not None
@@ -196,5 +207,6 @@ def write_results_page(path: str | Path, results_file: str | Path | None = None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(results_markdown(res, shown, study, curve, authors, mech,
-                                     heldout=held, budget=budget, validation=validation))
+                                     heldout=held, budget=budget, validation=validation,
+                                     new_people=new_people))
     return path
