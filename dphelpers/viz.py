@@ -26,8 +26,8 @@ from .vizcore import (COLORS, MAX_WIDTH_PX, N_JOINTS, SIDES, as_array, as_image,
 
 __all__ = [
     "COLORS", "SIDES", "MAX_WIDTH_PX", "skeleton_traces", "pose_figure", "heatmap_figure",
-    "loss_figure", "reliability_figure", "pose_2d_figure", "figure_html", "show", "scene_box",
-    "scene_layout",
+    "loss_figure", "reliability_figure", "pose_2d_figure", "pose_strip_figure", "figure_html",
+    "show", "scene_box", "scene_layout",
 ]
 
 # --- 3D poses -------------------------------------------------------------------------------
@@ -226,4 +226,48 @@ def pose_2d_figure(poses_2d, skeleton: str = "mpii", image=None) -> go.Figure:
     fig.update_yaxes(autorange="reversed", scaleanchor="x", title="y (px)")
     fig.update_xaxes(title="x (px)")
     fig.update_layout(width=450, height=450, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return fig
+
+
+def pose_strip_figure(rows: dict, per_row: int = 6, spacing_m: float = 0.9) -> go.Figure:
+    """Small front views of world poses, one row per name: what a set of clips looks like.
+
+    rows: ``{name: (n, 17, 3)}`` world metres, Z up (``data.load_mocap`` clips); ``per_row``
+    poses are picked evenly from each.  Each pose is turned about the vertical so its hips lie
+    along x (a front view), centred on its pelvis, and drawn ``spacing_m`` apart; each row's
+    name above it.  Traces: left, right, centre bones (one legend entry per side).
+    """
+    if not rows:
+        raise ValueError("pose_strip_figure: rows is empty")
+    segs = {side: [] for side in SIDES}
+    names = list(rows)
+    height = 2.3                                     # metres per row: a pose and its name
+    for r, name in enumerate(names):
+        poses = as_array(rows[name], f"rows[{name!r}]", (None, N_H36M, 3))
+        if not len(poses):
+            raise ValueError(f"pose_strip_figure: rows[{name!r}] holds no pose")
+        pick = poses[np.linspace(0, len(poses) - 1, min(per_row, len(poses))).round().astype(int)]
+        for c, p in enumerate(pick):
+            hips = p[4, :2] - p[1, :2]
+            yaw = np.arctan2(hips[1], hips[0])
+            cos, sin = np.cos(-yaw), np.sin(-yaw)
+            q = p - p[0] * [1, 1, 0]
+            flat = np.stack([cos * q[:, 0] - sin * q[:, 1], q[:, 2]], axis=-1)
+            flat += [c * spacing_m, -r * height]
+            for side in SIDES:
+                segs[side].append(bone_segments(flat[None], "h36m", side))
+    fig = go.Figure()
+    for side in SIDES:
+        pts = np.concatenate(segs[side])
+        fig.add_trace(go.Scatter(x=none_for_nan(pts[:, 0]), y=none_for_nan(pts[:, 1]),
+                                 mode="lines", name=side, hoverinfo="skip",
+                                 line={"color": COLORS[side], "width": 2.5}))
+    for r, name in enumerate(names):
+        fig.add_annotation(x=-0.5, y=-r * height + 2.05, text=name, showarrow=False,
+                           xanchor="left", font={"size": 12})
+    fig.update_xaxes(visible=False, range=[-0.6, (per_row - 0.4) * spacing_m])
+    fig.update_yaxes(visible=False, scaleanchor="x")
+    fig.update_layout(height=int(60 + 200 * len(names)), width=MAX_WIDTH_PX,
+                      margin={"l": 5, "r": 5, "t": 5, "b": 5}, showlegend=False,
+                      plot_bgcolor="white")
     return fig

@@ -375,11 +375,17 @@ def test_new_people_text_is_computed_from_the_file():
     text = new_people_text(_new_people_file())
     # full: new frames weighted 100:50 -> (90 * 100 + 120 * 50) / 150 = 100 mm, +67% of 60
     assert "+67% for full" in text and "nick (100 samples), sehoon (50 samples)" in text
-    assert "trained on every clip (50,000 steps)" in text
+    assert "trained on every clip (50,000 steps); each is scored" in text
+    assert "idea out of its domain" not in text           # no argmax-only model in the file
     # augmented: (80 * 100 + 110 * 50) / 150 = 90 mm, lowest; gap 90 / 62 = +45%
     assert "lowest new-people limb P1 min is full, augmented's (90.0 mm)" in text
     assert "new-people limb P1 min falls: 100.0 -> 90.0 mm (-10%)" in text
     assert "60.0 -> 62.0 mm (+3%)" in text and text.endswith("--new nick,sehoon`.")
+    two = _new_people_file()
+    two["models"]["argmax"] = {**two["models"]["full, augmented"], "variant": "argmax_only",
+                               "augment": False}
+    assert ("idea out of its domain (full against argmax): 100.0 against 90.0 mm on the new "
+            "people (+11.1%), 60.0 against 62.0 mm") in new_people_text(two)
     worse = new_people_text(_new_people_file(aug=(62.0, 95.0)), with_command=False)
     assert "does not fall: 100.0 -> 105.0 mm" in worse and "`" not in worse
 

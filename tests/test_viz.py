@@ -294,3 +294,24 @@ def test_prediction_figure_and_page(rng, tmp_path):
     assert outside and outside == vizpages.joints_outside(small, det)
     assert "beyond the photo" in vizpages.prediction_page(small, det, poses)
     assert vizpages.joints_outside(np.zeros((4000, 4000, 3), np.uint8), det) == []
+
+
+def test_pose_strip_figure_turns_each_pose_to_face_the_viewer():
+    from dphelpers.viz import pose_strip_figure
+    pose = np.zeros((17, 3))
+    pose[:, 2] = np.linspace(0.0, 1.7, 17)
+    pose[1], pose[4] = [0.0, -0.1, 0.9], [0.0, 0.1, 0.9]       # hips along y: side-on
+    pose[0] = [0.0, 0.0, 0.9]
+    fig = pose_strip_figure({"a": np.stack([pose, pose + [5.0, 5.0, 0.0]]), "b": pose[None]},
+                            per_row=2, spacing_m=1.0)
+    assert len(fig.data) == 3 and [a.text for a in fig.layout.annotations] == ["a", "b"]
+    xs = np.array([x for t in fig.data for x in t.x if x is not None])
+    ys = np.array([y for t in fig.data for y in t.y if y is not None])
+    # turned: hips 0.2 m apart along x; centred on the pelvis; poses 1 m apart; rows stacked
+    assert np.isclose(xs, -0.1).any() and np.isclose(xs, 0.1).any()
+    assert np.isclose(xs, 0.9).any() and np.isclose(xs, 1.1).any()
+    assert xs.max() <= 1.1 + 1e-9 and ys.min() < -1.0
+    with pytest.raises(ValueError, match=r"rows\['a'\] must have shape \(n, 17, 3\)"):
+        pose_strip_figure({"a": np.zeros((2, 16, 3))})
+    with pytest.raises(ValueError, match="holds no pose"):
+        pose_strip_figure({"a": np.zeros((0, 17, 3))})

@@ -123,12 +123,12 @@ def new_people_text(payload: dict, with_command: bool = True) -> str:
            if name.startswith("new person: ")]
     steps = sorted({m["steps"] for m in models.values()})
     held = [n for n in setup.get("hold_out") or []]
-    trained = ("that trained without " + ", ".join(held)) if held else "that trained on every clip"
+    trained = ("trained without " + ", ".join(held)) if held else "trained on every clip"
     parts = [f"The {len(models)} models {trained} ({'/'.join(f'{s:,}' for s in steps)} "
-             "steps), scored on the test split and on people whom no model trained on: "
+             "steps); each is scored on the test split and on people no model trained on: "
              + ", ".join(f"{name} ({n} samples)" for name, n in new) + ". The people, their "
              "moves, the capture systems and the joint definitions all differ from the "
-             "training clips; cameras, simulator and seed are the test split's "
+             "training clips (data/README.md); cameras, simulator and seed are the test split's "
              f"({setup['n_hypo']} hypotheses, float32)."]
     gaps = heldout_gaps(payload)
     parts.append("On the new people the limb-joint P1 min is " + "; ".join(
@@ -138,6 +138,14 @@ def new_people_text(payload: dict, with_command: bool = True) -> str:
     best = min(lows, key=lows.get)
     parts.append(f"The lowest new-people limb P1 min is {best}'s ({lows[best]:.1f} mm); the "
                  f"smallest gap is {min(gaps, key=gaps.get)}'s.")
+    plain = {m.get("variant"): (label, m) for label, m in models.items() if not m.get("augment")}
+    if "full" in plain and "argmax_only" in plain:
+        (fl, f), (al, a) = plain["full"], plain["argmax_only"]
+        parts.append(f"The paper's idea out of its domain ({fl} against {al}): "
+                     f"{_held_mean(f):.1f} against {_held_mean(a):.1f} mm on the new people "
+                     f"({100 * (_held_mean(f) / _held_mean(a) - 1):+.1f}%), "
+                     f"{f['sets']['test split']['limb_P1_min']:.1f} against "
+                     f"{a['sets']['test split']['limb_P1_min']:.1f} mm on the test split.")
     parts += [_pair_sentence(pair, "new-people") for pair in augment_pairs(payload)]
     if with_command:
         parts.append(_made_with(payload))
