@@ -401,3 +401,17 @@ def test_the_shipped_page_shows_the_new_people(tmp_path):
     for label, gap in heldout_gaps(newp).items():
         assert f"{gap:+.0f}% for {label}" in section and f"| {label} |" in section
     assert "new person: sehoon_squat" in section
+
+
+def test_the_shipped_lifter_is_scored_on_new_people_as_a_lifter(tmp_path):
+    from dphelpers.evaluation.unseen import new_people_text
+    from dphelpers.models.modelfiles import shipped_file
+    out = tmp_path / "l.json"
+    assert cli.main(["heldout", "--models", f"lifter={shipped_file('lifter')}", "--new",
+                     "nick_freeform", "--n-test", "4", "--n-hypo", "3", "--quiet",
+                     "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    m = payload["models"]["lifter"]
+    assert m["variant"] == "lifter" and m["steps"] > 0
+    assert all(r["P1_min"] == r["P1_median"] for r in m["sets"].values())
+    assert "One answer per image (lifter)" in new_people_text(payload)

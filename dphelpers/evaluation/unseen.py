@@ -138,6 +138,11 @@ def new_people_text(payload: dict, with_command: bool = True) -> str:
     best = min(lows, key=lows.get)
     parts.append(f"The lowest new-people limb P1 min is {best}'s ({lows[best]:.1f} mm); the "
                  f"smallest gap is {min(gaps, key=gaps.get)}'s.")
+    single = [label for label, m in models.items()
+              if all(r["P1_min"] == r["P1_median"] for r in m["sets"].values())]
+    if single:
+        parts.append(f"One answer per image ({', '.join(single)}): there min and median are "
+                     "that answer.")
     plain = {m.get("variant"): (label, m) for label, m in models.items() if not m.get("augment")}
     if "full" in plain and "argmax_only" in plain:
         (fl, f), (al, a) = plain["full"], plain["argmax_only"]

@@ -131,8 +131,10 @@ def read_held_out_model(label: str, path: Path, hold_out: tuple[str, ...],
                          "train it with --hold-out " + ",".join(hold_out))
     model = load_model(path, state=state).to(device)
     augment = bool(config.get("augment", False))
+    variant = "lifter" if state.get("kind") == "lifter" else model_variant(
+        state.get("config") or {})
     return HeldOutModel(label, Path(path), model, int(state["step"]), augment, trained_without,
-                        model_variant(state.get("config") or {}),
+                        variant,
                         float(config.get("augment_strength", 1.0)) if augment else None)
 
 
