@@ -1,6 +1,7 @@
 """The unseen-motion test: held-out sets, limb-joint scores and refusing models that saw them."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -415,3 +416,50 @@ def test_the_shipped_lifter_is_scored_on_new_people_as_a_lifter(tmp_path):
     assert m["variant"] == "lifter" and m["steps"] > 0
     assert all(r["P1_min"] == r["P1_median"] for r in m["sets"].values())
     assert "One answer per image (lifter)" in new_people_text(payload)
+
+
+def test_with_bone_lengths_keeps_the_motion_and_sets_the_body():
+    from dphelpers.anatomy import bone_lengths
+    from dphelpers.data import load_mocap, new_people_path
+    from dphelpers.tools.heldout import training_bone_lengths, with_bone_lengths
+    lengths = training_bone_lengths(load_mocap())
+    assert lengths.shape == (16,) and 0.35 < lengths[1] < 0.45          # thigh
+    poses = load_mocap(new_people_path())[0].poses_m
+    moved = with_bone_lengths(poses, lengths)
+    np.testing.assert_allclose(bone_lengths(torch.as_tensor(moved)).numpy(),
+                               np.broadcast_to(lengths, (len(poses), 16)), atol=1e-5)
+    np.testing.assert_allclose(moved[:, 0], poses[:, 0], atol=1e-6)      # the pelvis stays
+    def direction(p, a, b):
+        v = p[:, b] - p[:, a]
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    np.testing.assert_allclose(direction(moved, 5, 6), direction(poses, 5, 6), atol=1e-5)
+    assert not np.allclose(moved, poses, atol=1e-3)
+
+
+def test_heldout_retarget_scores_the_same_frames_on_the_training_bones(checkpoints, capsys):
+    out = checkpoints / "rt.json"
+    assert cli.main(["heldout", "--models", f"seen={checkpoints / 'seen.pt'}", "--new", "nick",
+                     "--retarget", "--n-test", "4", "--n-hypo", "3", "--quiet", "--out",
+                     str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["setup"]["retarget"] is True
+    assert list(payload["models"]["seen"]["sets"]) == [
+        "test split", "new person: nick", "new person, training bones: nick"]
+    assert cli.main(["heldout", "--models", f"seen={checkpoints / 'seen.pt'}", "--hold-out",
+                     "boxing", "--retarget", "--quiet", "--out", str(out)]) == 2
+    assert "--retarget rescales the --new sets" in capsys.readouterr().err
+
+
+def test_the_retarget_sentence_splits_each_gap():
+    from dphelpers.evaluation.unseen import heldout_gaps, new_people_text
+    payload = _new_people_file()
+    payload["setup"]["retarget"] = True
+    for m in payload["models"].values():
+        for name in ("nick", "sehoon"):
+            r = dict(m["sets"][f"new person: {name}"])
+            r["limb_P1_min"] -= 15.0
+            m["sets"][f"new person, training bones: {name}"] = r
+    assert round(heldout_gaps(payload)["full"]) == 67                   # retargeted rows left out
+    text = new_people_text(payload)
+    # full: new 100, training bones 85, test 60 -> 15 of 40 mm = 38% of its gap
+    assert "full 100.0 -> 85.0 mm (38% of its gap)" in text

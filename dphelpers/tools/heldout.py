@@ -31,7 +31,8 @@ import torch
 from ..files import atomic_write
 from ..models.modelfiles import display_path
 
-__all__ = ["LIMB_H36M", "HeldOutModel", "held_out_sets", "unscored_clips", "set_scores",
+__all__ = ["LIMB_H36M", "HeldOutModel", "held_out_sets", "training_bone_lengths",
+           "with_bone_lengths", "unscored_clips", "set_scores",
            "read_held_out_model", "model_variant", "score", "merged", "SAME_SETS",
            "add_arguments", "run_verb"]
 
@@ -56,13 +57,17 @@ class HeldOutModel:
 
 def held_out_sets(hold_out: tuple[str, ...], n_test: int | None, seed: int = 1234,
                   data: Path | None = None, unscored: tuple[str, ...] = (),
-                  new: tuple[str, ...] = (), new_data: Path | None = None) -> dict:
+                  new: tuple[str, ...] = (), new_data: Path | None = None,
+                  retarget: bool = False) -> dict:
     """``{"test split": SampleBatch, "held out: NAME": ..., "new person: NAME": ...}`` on one
     simulator.
 
     ``unscored``: further clips the models also never saw, left out of the test split and not
     scored (a validation run keeps the real test sources untouched this way).  ``new``: clip
-    names (or prefixes) of ``new_data`` (default :func:`~dphelpers.data.new_people_path`)."""
+    names (or prefixes) of ``new_data`` (default :func:`~dphelpers.data.new_people_path`);
+    ``retarget``: each also as ``"new person, training bones: NAME"``, every bone set to the
+    training split's mean length (:func:`with_bone_lengths`) with the same frames and cameras,
+    so the difference between the two is the joint definition and body, not the motion."""
     from ..data import clips_named, hold_out_clips, load_mocap, new_people_path, split_clips
     from ..heatmaps import DEFAULT_PRESET, HeatmapConfig
     from ..pipeline import make_test_set
@@ -75,11 +80,37 @@ def held_out_sets(hold_out: tuple[str, ...], n_test: int | None, seed: int = 123
         poses = np.concatenate([c.poses_m for c in clips_named(clips, name)])
         sets[f"held out: {name}"] = make_test_set(poses, n_test, seed=seed, heatmap_config=config)
     others = load_mocap(new_data or new_people_path()) if new else []
+    bones = training_bone_lengths(kept) if retarget else None
     for name in new:
         poses = np.concatenate([c.poses_m for c in clips_named(others, name)])
         sets[f"new person: {name}"] = make_test_set(poses, n_test, seed=seed,
                                                    heatmap_config=config)
+        if retarget:                  # the same motion, frames and cameras; training bones
+            sets[f"new person, training bones: {name}"] = make_test_set(
+                with_bone_lengths(poses, bones), n_test, seed=seed, heatmap_config=config)
     return sets
+
+
+def training_bone_lengths(clips) -> np.ndarray:
+    """``(16,)`` mean bone lengths (m) of the training split of ``clips``."""
+    import torch
+
+    from ..anatomy import bone_lengths
+    from ..data import split_clips
+    train = torch.as_tensor(split_clips(clips)[0])
+    return bone_lengths(train).mean(dim=0).numpy()
+
+
+def with_bone_lengths(poses_m: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``poses_m (n, 17, 3)`` with every bone set to ``lengths (16,)`` (m), directions and the
+    pelvis kept (:func:`~dphelpers.data.scale_bones`): the same motion on another body."""
+    import torch
+
+    from ..anatomy import bone_lengths
+    from ..data import scale_bones
+    p = torch.as_tensor(poses_m, dtype=torch.float64)
+    scales = torch.as_tensor(lengths, dtype=torch.float64) / bone_lengths(p).clamp_min(1e-9)
+    return scale_bones(p, scales).numpy().astype(np.float32)
 
 
 def set_scores(pred_mm: torch.Tensor, gt_mm: torch.Tensor) -> dict[str, float]:
@@ -169,7 +200,7 @@ def unscored_clips(models: list[HeldOutModel], hold_out: tuple[str, ...]) -> tup
 
 #: setup fields two results must share to sit in one table
 SAME_SETS = ("hold_out", "n_test", "n_hypo", "seed", "test_set_seed", "dtype", "unscored", "new",
-             "new_data")
+             "new_data", "retarget")
 
 
 def merged(old: dict, new: dict, path: Path | str = "the old file") -> dict:
@@ -178,7 +209,8 @@ def merged(old: dict, new: dict, path: Path | str = "the old file") -> dict:
     are kept in ``commands`` (oldest first), setup fields only ``old`` has (notes) kept, and
     the seconds added."""
     def got(payload, k):    # files from before ``unscored`` and ``new`` had none of them
-        return payload.get("setup", {}).get(k, [] if k in ("unscored", "new") else None)
+        return payload.get("setup", {}).get(k, {"unscored": [], "new": [],
+                                                 "retarget": False}.get(k))
     diff = [f"{k}: {got(old, k)!r} in {path}, {got(new, k)!r} now"
             for k in SAME_SETS if got(old, k) != got(new, k)]
     if diff:
@@ -215,6 +247,9 @@ def add_arguments(p) -> None:
     p.add_argument("--new", type=o.name_list, default=(),
                    help="clip names or prefixes of --new-data to score as new people (e.g. "
                         "nick_freeform,sehoon_squat); no model trains on that file")
+    p.add_argument("--retarget", action="store_true",
+                   help="also score each --new set with every bone at the training split's "
+                        "mean length (same motion and cameras): motion vs body/joint definition")
     p.add_argument("--new-data", type=Path, default=None,
                    help="mocap npz of the new people (default: the embedded "
                         "data/mocap_new_people_h36m17.npz)")
@@ -234,6 +269,8 @@ def run_verb(args) -> int:
     if not args.hold_out and not args.new:
         raise ValueError("heldout: name what to score besides the test split: --hold-out "
                          "(clips the models trained without) and/or --new (new people)")
+    if args.retarget and not args.new:
+        raise ValueError("heldout: --retarget rescales the --new sets; name some with --new")
     from ..data import clips_named, hold_out_clips, load_mocap, new_people_path
     hold_out_clips(load_mocap(args.data), args.hold_out)                # the names, first
     if args.new:
@@ -243,11 +280,11 @@ def run_verb(args) -> int:
     models = [read_held_out_model(label, path, args.hold_out, args.device) for label, path in pairs]
     unscored = unscored_clips(models, args.hold_out)
     sets = held_out_sets(args.hold_out, args.n_test, data=args.data, unscored=unscored,
-                         new=args.new, new_data=args.new_data)
+                         new=args.new, new_data=args.new_data, retarget=args.retarget)
     setup = {"hold_out": list(args.hold_out), "n_test": args.n_test, "n_hypo": args.n_hypo,
              "seed": args.seed, "test_set_seed": 1234, "dtype": "float32",
              "limb_joints_h36m": list(LIMB_H36M), "unscored": list(unscored),
-             "new": list(args.new),
+             "new": list(args.new), "retarget": bool(args.retarget),
              "new_data": display_path(args.new_data or new_people_path()) if args.new else None,
              "sets": {k: len(v) for k, v in sets.items()}}
     old = json.loads(args.out.read_text()) if args.merge and args.out.is_file() else None
