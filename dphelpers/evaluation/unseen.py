@@ -137,7 +137,8 @@ def new_people_text(payload: dict, with_command: bool = True) -> str:
              "scored on the test split and on people no model trained on: "
              + ", ".join(f"{name} ({n} samples)" for name, n in new) + ". The people, their "
              "moves, the capture systems and the joint definitions all differ from the "
-             "training clips (data/README.md); cameras, simulator and seed are the test split's "
+             "training clips (data/README.md); cameras, simulator and seed are the test "
+             "split's "
              f"({setup['n_hypo']} hypotheses, float32)."]
     gaps = heldout_gaps(payload)
     parts.append("On the new people the limb-joint P1 min is " + "; ".join(
@@ -178,8 +179,8 @@ def _retarget_sentence(models: dict) -> str:
         share = 100.0 * (new - moved) / (new - test) if new > test else 0.0
         rows.append(f"{label} {new:.1f} -> {moved:.1f} mm ({share:.0f}% of its gap)")
     return ("On the training clips' bone lengths (the same frames, motion and cameras, every bone "
-            "set to the training split's mean length: heldout --retarget) the new-people limb "
-            "P1 min moves " + "; ".join(rows) + "; the rest of the gap is the motion and the "
+            "set to the training split's mean length, the heldout verb's retarget option) the "
+            "new-people limb P1 min moves " + "; ".join(rows) + "; the rest of the gap is the motion and the "
             "joint definition's directions.")
 
 
