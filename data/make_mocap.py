@@ -401,6 +401,11 @@ def build(cache: Path, dm_cache: Path) -> dict[str, np.ndarray]:
     for name, _, fps, poses in clips:
         # DeepMimic's floor and acrobatic clips spend long stretches lying or upside down
         report(name, poses, fps, 0.0 if name in DM_NOT_UPRIGHT else 0.8)
+    return clip_arrays(clips)
+
+
+def clip_arrays(clips: list[tuple[str, str, float, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``[(name, source, fps, poses), ...]`` -> the npz's arrays (``format_version`` 1)."""
     return {
         "poses_m": np.concatenate([c[3] for c in clips]).astype(np.float32),
         "clip_index": np.concatenate([np.full(len(c[3]), i, np.int32)

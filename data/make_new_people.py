@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dphelpers.datasets.c3d import markers_to_h36m, read_c3d, valid_runs  # noqa: E402
-from dphelpers.skeleton import H36M_PARENTS  # noqa: E402
+from make_mocap import clip_arrays, finish, report  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "mocap_new_people_h36m17.npz"
 #: (file, clip name prefix, who)
@@ -229,6 +230,14 @@ def vrml_origins(text: str, fractions: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def _moving(poses: np.ndarray, step: int) -> tuple[np.ndarray, int]:
+    """``(kept, n)``: every ``step``-th frame with the pelvis at the hip midpoint, float32
+    (``make_mocap.finish``: ``n`` of them), then standing still thinned out
+    (:func:`thin_static`)."""
+    p = finish(poses, step)
+    return thin_static(p), len(p)
+
+
 def debian_file(package: str, inside: Path, cache: Path) -> Path:
     """``/inside`` when the package is installed, else ``inside`` of ``apt-get download
     package`` unpacked into ``cache`` (nothing is installed)."""
@@ -275,42 +284,23 @@ def build(c3d_dir: Path, rom_file: Path) -> dict[str, np.ndarray]:
         poses = markers_to_h36m(markers, max_gap=int(round(MAX_GAP_S * markers.rate)))
         runs = valid_runs(poses, int(round(MIN_RUN_S * markers.rate)))
         for k, (a, b) in enumerate(runs, start=1):
-            p = poses[a:b:STEP].copy()
-            p[:, 0] = 0.5 * (p[:, 1] + p[:, 4])
-            n_all = len(p)
-            p = thin_static(p)
+            p, n_all = _moving(poses[a:b], STEP)
             src = (f"DART 6.12.1 (Debian dart-doc) data/c3d/{fname}, subject {who}, frames "
                    f"{a}-{b - 1} of {len(poses)} at {markers.rate:.0f} Hz, every {STEP}th, "
                    f"{len(p)} of those {n_all} moved >= {MIN_CHANGE_M * 1000:.0f} mm")
-            clips.append((f"{prefix}_{k}", src, markers.rate / STEP, p.astype(np.float32)))
+            clips.append((f"{prefix}_{k}", src, markers.rate / STEP, p))
     poses, fps = rom_poses(rom_file)
     ok = glitch_free(poses, fps)
     marked = np.where(ok[:, None, None], poses, np.nan)
     for k, (a, b) in enumerate(valid_runs(marked, int(round(MIN_RUN_S * fps))), start=1):
-        p = poses[a:b].copy()
-        p[:, 0] = 0.5 * (p[:, 1] + p[:, 4])
-        n_all = len(p)
-        p = thin_static(p)
+        p, n_all = _moving(poses[a:b], 1)
         src = (f"assimp-testmodels (Debian) WRL/MotionCaptureROM.WRL, 3ds Max Biped, frames "
                f"{a}-{b - 1} of {len(poses)} at {fps:.0f} Hz, {len(p)} of those {n_all} moved "
                f">= {MIN_CHANGE_M * 1000:.0f} mm")
-        clips.append((f"range_of_motion_{k}", src, fps, p.astype(np.float32)))
+        clips.append((f"range_of_motion_{k}", src, fps, p))
     for name, _, fps, p in clips:
-        bones = np.linalg.norm(p[:, 1:] - p[:, list(H36M_PARENTS[1:])], axis=-1).mean(0)
-        print(f"{name:18s} {len(p):4d} frames @ {fps:.0f} Hz  thigh {bones[[1, 4]].mean():.3f} "
-              f"shin {bones[[2, 5]].mean():.3f} upper arm {bones[[11, 14]].mean():.3f} forearm "
-              f"{bones[[12, 15]].mean():.3f} pelvis-spine {bones[6]:.3f} spine-thorax "
-              f"{bones[7]:.3f} thorax-neck {bones[8]:.3f} neck-head {bones[9]:.3f} hip "
-              f"{bones[[0, 3]].mean():.3f} shoulder {bones[[10, 13]].mean():.3f}")
-    return {
-        "poses_m": np.concatenate([c[3] for c in clips]).astype(np.float32),
-        "clip_index": np.concatenate([np.full(len(c[3]), i, np.int32)
-                                      for i, c in enumerate(clips)]),
-        "clip_names": np.array([c[0] for c in clips]),
-        "clip_sources": np.array([c[1] for c in clips]),
-        "clip_fps": np.array([c[2] for c in clips], np.float32),
-        "format_version": np.array(1),
-    }
+        report(name, p, fps)
+    return clip_arrays(clips)
 
 
 def main() -> None:
