@@ -93,8 +93,6 @@ def held_out_sets(hold_out: tuple[str, ...], n_test: int | None, seed: int = 123
 
 def training_bone_lengths(clips) -> np.ndarray:
     """``(16,)`` mean bone lengths (m) of the training split of ``clips``."""
-    import torch
-
     from ..anatomy import bone_lengths
     from ..data import split_clips
     train = torch.as_tensor(split_clips(clips)[0])
@@ -104,8 +102,6 @@ def training_bone_lengths(clips) -> np.ndarray:
 def with_bone_lengths(poses_m: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """``poses_m (n, 17, 3)`` with every bone set to ``lengths (16,)`` (m), directions and the
     pelvis kept (:func:`~dphelpers.data.scale_bones`): the same motion on another body."""
-    import torch
-
     from ..anatomy import bone_lengths
     from ..data import scale_bones
     p = torch.as_tensor(poses_m, dtype=torch.float64)

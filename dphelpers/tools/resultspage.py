@@ -95,8 +95,8 @@ def results_markdown(res: dict, source: str = "data/results/bench.json",
     :func:`heldout_section`); ``budget``: the augmented model against the shipped one at the
     same budget (``augmented_study.json``, ``augmented_realcheck.json``,
     :func:`budget_section`); ``validation``: the choice of the augmentation strength
-    (``augment_validation.json``, :func:`validation_section`); ``new_people``: people of another
-    lab (``new_people.json``, :func:`new_people_section`); ``extra_sections``: more sections
+    (``augment_validation.json``, :func:`validation_section`); ``new_people``: people no model
+    trained on (``new_people.json``, :func:`new_people_section`); ``extra_sections``: more sections
     (:func:`section_markdown`), placed before "How these numbers were made"."""
     note = R.settings_note(res)
     parts = ["# Results", "",
