@@ -25,6 +25,39 @@ def test_set_scores_limb_joints_only_see_limb_errors():
     assert s["P1_median"] == pytest.approx(10.0 + 0.5 * 120.0 / 17)
 
 
+def _twisted(pose_mm: torch.Tensor, degrees: float) -> torch.Tensor:
+    """``pose_mm (17, 3)`` with everything above the spine turned about the trunk axis."""
+    from dphelpers.augment import _rotation
+    axis = (pose_mm[8] - pose_mm[0])[None].double()
+    rot = _rotation(axis, torch.tensor([np.deg2rad(degrees)], dtype=torch.float64))[0].float()
+    out = pose_mm.clone()
+    out[7:] = pose_mm[7] + (pose_mm[7:] - pose_mm[7]) @ rot.T
+    return out
+
+
+def test_set_scores_split_the_limb_error_into_image_plane_and_depth_and_by_joint_limits():
+    """The best hypothesis' limb error splits into |(dx, dy)| and |dz|; the samples beyond
+    the joint limits (a 100 degree torso twist) are left out of the within-limits score."""
+    from dphelpers.anatomy import within_limits
+    from dphelpers.data import load_mocap, split_clips
+    pose = torch.as_tensor(split_clips(load_mocap())[0][0] * 1000.0, dtype=torch.float32)
+    gt = torch.stack([pose, _twisted(pose, 100.0)])
+    assert within_limits(gt.double() / 1000).tolist() == [True, False]
+    pred = gt[:, None].repeat(1, 2, 1, 1)
+    pred[0, 0, 13, 2] += 240.0           # sample 0, best hypothesis: the left wrist 240 mm deep
+    pred[0, 1, 13, 2] += 480.0
+    pred[1, :, 16, 0] += 360.0           # sample 1: the right wrist 360 mm to the side
+    s = set_scores(pred, gt)
+    n = len(LIMB_H36M)
+    assert s["limb_P1_min"] == pytest.approx(0.5 * (240.0 + 360.0) / n, rel=1e-5)
+    assert s["limb_z_min"] == pytest.approx(0.5 * 240.0 / n, rel=1e-5)
+    assert s["limb_xy_min"] == pytest.approx(0.5 * 360.0 / n, rel=1e-5)
+    assert s["n_within_limits"] == 1
+    assert s["limb_P1_min_within_limits"] == pytest.approx(240.0 / n, rel=1e-5)
+    s = set_scores(pred[1:], gt[1:])
+    assert s["n_within_limits"] == 0 and s["limb_P1_min_within_limits"] is None
+
+
 def test_held_out_sets_hold_different_poses():
     sets = held_out_sets(("boxing", "deepmimic"), n_test=16)
     assert list(sets) == ["test split", "held out: boxing", "held out: deepmimic"]
@@ -402,6 +435,11 @@ def test_the_shipped_page_shows_the_new_people(tmp_path):
     for label, gap in heldout_gaps(newp).items():
         assert f"{gap:+.0f}% for {label}" in section and f"| {label} |" in section
     assert "new person: sehoon_squat" in section
+    from dphelpers.evaluation.unseen import where_rows
+    full = where_rows(newp)[0]                     # the shipped file has the error's split
+    assert full["model"] == "full" and full["n_within"] <= full["n_new"]
+    assert "Where the limb error lies" in section
+    assert f"| full | {full['test'][0]:.1f} -> {full['new'][0]:.1f}" in section
 
 
 def test_the_shipped_lifter_is_scored_on_new_people_as_a_lifter(tmp_path):
@@ -463,3 +501,31 @@ def test_the_retarget_sentence_splits_each_gap():
     text = new_people_text(payload)
     # full: new 100, training bones 85, test 60 -> 15 of 40 mm = 38% of its gap
     assert "full 100.0 -> 85.0 mm (38% of its gap)" in text
+
+
+def test_where_the_new_people_error_lies_is_computed_from_the_file():
+    from dphelpers.evaluation.unseen import new_people_text, where_rows, where_table
+    payload = _new_people_file()
+    assert where_rows(payload) == [] and where_table(payload) is None     # an older file
+    assert "Where the error lies" not in new_people_text(payload)
+    for m in payload["models"].values():
+        for name, r in m["sets"].items():
+            new = name != "test split"
+            r.update(limb_xy_min=60.0 if new else 40.0, limb_z_min=54.0 if new else 36.0,
+                     n_within_limits=r["n"] - (20 if new else 0),
+                     limb_P1_min_within_limits=r["limb_P1_min"] - (10.0 if new else 0.0))
+    rows = where_rows(payload)
+    full = rows[0]
+    assert full["test"] == (40.0, 36.0) and full["new"] == (60.0, 54.0)
+    assert full["n_new"] == 150 and full["n_within"] == 110
+    # within: (80 * 80 + 110 * 30) / 110 = 88.18 mm against test 60 and all new 100
+    assert full["within"] == pytest.approx((80 * 80 + 110 * 30) / 110)
+    text = new_people_text(payload, with_command=False)
+    assert "image-plane error goes 40.0 -> 60.0 mm (+50%)" in text
+    assert "depth error 36.0 -> 54.0 mm (+50%)" in text
+    assert "40 of 150 new-people samples" in text and "the other 110" in text
+    # full: (100 - 88.18) / (100 - 60) = 30%; augmented: (90 - 78.18) / (90 - 62) = 42%
+    assert "explain 30% to 42% of the models' gaps" in text
+    md = where_table(payload).to_markdown()
+    assert "| full | 40.0 -> 60.0 (+50%) | 36.0 -> 54.0 (+50%) | 60.0 -> 88.2 (+47%) |" in md
+    assert "within the joint limits (110 of 150)" in md

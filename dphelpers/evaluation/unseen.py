@@ -16,7 +16,8 @@ from __future__ import annotations
 
 __all__ = ["heldout_table", "heldout_gaps", "augment_pairs", "heldout_text", "strength_of",
            "validation_rows", "chosen_strength", "validation_table", "validation_text",
-           "budget_rows", "budget_pair", "budget_table", "budget_text", "new_people_text"]
+           "budget_rows", "budget_pair", "budget_table", "budget_text", "new_people_text",
+           "where_rows", "where_table", "where_text", "made_with"]
 
 
 def heldout_table(payload: dict, caption: str = ""):
@@ -103,7 +104,7 @@ def heldout_text(payload: dict, with_command: bool = True) -> str:
                      "number existed, any other was chosen on a validation source of the "
                      "training clips); nothing was tuned on the held-out sources.")
     if with_command:
-        parts.append(_made_with(payload))
+        parts.append(made_with(payload))
     return " ".join(p for p in parts if p)
 
 
@@ -118,11 +119,13 @@ def _pair_sentence(pair: dict, where: str) -> str:
             f"({100 * (ta / tp - 1):+.0f}%).")
 
 
-def new_people_text(payload: dict, with_command: bool = True) -> str:
+def new_people_text(payload: dict, with_command: bool = True, where: bool = True) -> str:
     """What the new-people test (``heldout --new``, ``new_people.json``) says, computed from
     the file: who was scored, each model's gap to its test split, the lowest error there, the
     full model against argmax-only, what augmentation changes and (``--retarget``) how much of
-    each gap the body and joint definition explain; ``with_command``: end with the command."""
+    each gap the body and joint definition explain; ``where``: also :func:`where_text` (left
+    out where a page shows it apart, after :func:`where_table`); ``with_command``: end with the
+    command."""
     setup = payload["setup"]
     models = payload["models"]
     first = next(iter(models.values()))["sets"]
@@ -164,9 +167,92 @@ def new_people_text(payload: dict, with_command: bool = True) -> str:
     parts += [_pair_sentence(pair, "new-people") for pair in augment_pairs(payload)]
     if setup.get("retarget"):
         parts.append(_retarget_sentence(models))
+    if where:
+        parts.append(where_text(payload))
     if with_command:
-        parts.append(_made_with(payload))
+        parts.append(made_with(payload))
     return " ".join(p for p in parts if p)
+
+
+def where_rows(payload: dict) -> list[dict]:
+    """Per model, where its new-people limb error lies (files from ``heldout`` since the
+    image-plane/depth split; ``[]`` for older ones): ``{"model", "test": (plane, depth),
+    "new": (plane, depth)`` mm, the best hypothesis' limb joints (``limb_xy_min``,
+    ``limb_z_min``; new people sample-weighted over the as-captured sets), ``"n_new"``,
+    ``"n_within"`` (new-people samples whose true pose is within the joint limits the pose
+    augmentation keeps), ``"within"`` (their limb P1 min, None if none) and ``"test_limb"``,
+    ``"new_limb"`` (limb P1 min, mm)}``."""
+    rows = []
+    for label, m in payload["models"].items():
+        test = m["sets"]["test split"]
+        if "limb_xy_min" not in test:
+            return []
+        new = [r for name, r in m["sets"].items()
+               if name != "test split" and RETARGETED not in name]
+        n_within = sum(r["n_within_limits"] for r in new)
+        within = (sum(r["limb_P1_min_within_limits"] * r["n_within_limits"] for r in new
+                      if r["n_within_limits"]) / n_within) if n_within else None
+        rows.append({"model": label, "test": (test["limb_xy_min"], test["limb_z_min"]),
+                     "new": (_held_mean(m, "limb_xy_min"), _held_mean(m, "limb_z_min")),
+                     "n_new": sum(r["n"] for r in new), "n_within": n_within,
+                     "within": within, "test_limb": test["limb_P1_min"],
+                     "new_limb": _held_mean(m)})
+    return rows
+
+
+def where_table(payload: dict, caption: str = ""):
+    """:func:`where_rows` as a :class:`Table` (None for a file without the split)."""
+    from .tables import table
+    rows = where_rows(payload)
+    if not rows:
+        return None
+
+    def pair(test, new):
+        return f"{test:.1f} -> {new:.1f} ({100 * (new / test - 1):+.0f}%)"
+
+    body = [[r["model"], pair(r["test"][0], r["new"][0]), pair(r["test"][1], r["new"][1]),
+             "" if r["within"] is None else pair(r["test_limb"], r["within"])]
+            for r in rows]
+    n = rows[0]
+    return table(body, columns=["model", "image plane (mm)", "depth (mm)",
+                                f"within the joint limits ({n['n_within']} of {n['n_new']})"],
+                 caption=caption)
+
+
+def where_text(payload: dict) -> str:
+    """What :func:`where_rows` says: how the image-plane and the depth error grow, and how
+    much of the gap the poses beyond the joint limits explain ("" for an older file)."""
+    rows = where_rows(payload)
+    if not rows:
+        return ""
+    def grow(r, k):
+        return 100.0 * (r["new"][k] / r["test"][k] - 1.0)
+    first = rows[0]
+    plane, depth = [grow(r, 0) for r in rows], [grow(r, 1) for r in rows]
+    parts = [f"Where the error lies (the best hypothesis' limb joints, test split -> new "
+             f"people): for {first['model']} the image-plane error goes {first['test'][0]:.1f}"
+             f" -> {first['new'][0]:.1f} mm ({plane[0]:+.0f}%) and the depth error "
+             f"{first['test'][1]:.1f} -> {first['new'][1]:.1f} mm ({depth[0]:+.0f}%)"
+             + (f"; over the {len(rows)} models, image plane {min(plane):+.0f}% to "
+                f"{max(plane):+.0f}%, depth {min(depth):+.0f}% to {max(depth):+.0f}%"
+                if len(rows) > 1 else "")
+             + ". The models follow the 2D evidence less on people they never saw, and the "
+             f"depth error by itself grows at least {min(depth):.0f}%, so matching the 2D "
+             "joints better cannot close the gap alone."]
+    if first["within"] is not None and first["n_within"] < first["n_new"]:
+        shares = []
+        for r in rows:
+            gap = r["new_limb"] - r["test_limb"]
+            shares.append(100.0 * (r["new_limb"] - r["within"]) / gap if gap > 0 else 0.0)
+        parts.append(
+            f"{first['n_new'] - first['n_within']} of {first['n_new']} new-people samples have "
+            "a true pose beyond the joint limits that the pose augmentation keeps "
+            "(anatomy.LIMITS_DEG), so the augmentation never proposes such a pose; on the other "
+            f"{first['n_within']} the limb P1 min is {first['within']:.1f} mm for "
+            f"{first['model']} ({100 * (first['within'] / first['test_limb'] - 1):+.0f}% "
+            "against its test split): the poses beyond the limits explain "
+            f"{min(shares):.0f}% to {max(shares):.0f}% of the models' gaps.")
+    return " ".join(parts)
 
 
 def _retarget_sentence(models: dict) -> str:
@@ -180,11 +266,12 @@ def _retarget_sentence(models: dict) -> str:
         rows.append(f"{label} {new:.1f} -> {moved:.1f} mm ({share:.0f}% of its gap)")
     return ("On the training clips' bone lengths (the same frames, motion and cameras, every bone "
             "set to the training split's mean length, the heldout verb's retarget option) the "
-            "new-people limb P1 min moves " + "; ".join(rows) + "; the rest of the gap is the motion and the "
-            "joint definition's directions.")
+            "new-people limb P1 min moves " + "; ".join(rows) + "; the rest of the gap is the "
+            "motion and the joint definition's directions.")
 
 
-def _made_with(payload: dict) -> str:
+def made_with(payload: dict) -> str:
+    """"Made with `command`." (each command of the file, in order; "" if none)."""
     cmds = [c for c in (payload.get("commands") or [payload.get("command")]) if c]
     return ("Made with " + ", then ".join(f"`{c}`" for c in cmds) + ".") if cmds else ""
 
@@ -322,7 +409,7 @@ def validation_text(payload: dict, with_command: bool = True,
                      "motion but is not the test sources. The rule stands "
                      "as it was fixed.")
     if with_command:
-        parts.append(_made_with(payload))
+        parts.append(made_with(payload))
     return " ".join(p for p in parts if p)
 
 

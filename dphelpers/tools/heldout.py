@@ -13,10 +13,12 @@ preset) and test-set seed, so the only difference is the motion:
 
 Per set and model: P1 min and median (mm, 17 joints, as everywhere in the book) and the same
 over the 12 limb joints (shoulders, elbows, wrists, hips, knees, ankles), where heatmap
-failures act.  A model whose training settings do not hold the named sources out is refused:
-it saw them.  Clips a model held out beyond the named ones (a validation run's test sources)
-are left out of the test split and never scored (:func:`unscored_clips`).  The file's tables
-and sentences: :mod:`dphelpers.evaluation.unseen`.
+failures act; where that limb error lies (image plane or depth) and the score of the samples
+whose true pose is within the joint limits of the pose augmentation (:func:`set_scores`).
+A model whose training settings do not hold the named sources out is refused: it saw them.
+Clips a model held out beyond the named ones (a validation run's test sources) are left out
+of the test split and never scored (:func:`unscored_clips`).  The file's tables and
+sentences: :mod:`dphelpers.evaluation.unseen`.
 """
 from __future__ import annotations
 
@@ -110,18 +112,34 @@ def with_bone_lengths(poses_m: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def set_scores(pred_mm: torch.Tensor, gt_mm: torch.Tensor) -> dict[str, float]:
-    """P1 min / median over all 17 joints and over :data:`LIMB_H36M`, means over samples (mm).
+    """P1 min / median over all 17 joints and over :data:`LIMB_H36M`, means over samples (mm),
+    and where the limb error lies.
 
-    ``pred_mm: (b, h, 17, 3)``, ``gt_mm: (b, 17, 3)``; root-relative, as Protocol 1.
+    ``pred_mm: (b, h, 17, 3)``, ``gt_mm: (b, 17, 3)``, camera axes (x right, y down, z the
+    depth); root-relative, as Protocol 1.  ``limb_xy_min`` / ``limb_z_min``: the best
+    hypothesis' (the one of ``limb_P1_min``) limb error in the image plane and in depth,
+    ``|(dx, dy)|`` and ``|dz|`` averaged over the 12 joints.  ``n_within_limits``: samples
+    whose true pose is within the joint limits the pose augmentation keeps
+    (:func:`~dphelpers.anatomy.within_limits`); ``limb_P1_min_within_limits``: their
+    ``limb_P1_min`` (None when there are none).
     """
+    from ..anatomy import within_limits
     from ..metrics import p1, per_joint_error, root_relative
     full = p1(pred_mm, gt_mm)
+    diff = (root_relative(pred_mm) - root_relative(gt_mm)[:, None])[..., list(LIMB_H36M), :]
     limb = per_joint_error(root_relative(pred_mm), root_relative(gt_mm))[..., list(LIMB_H36M)]
     limb = limb.mean(dim=-1)                                   # (b, h)
+    best_err, best = limb.min(dim=1)
+    best_diff = diff[torch.arange(diff.shape[0]), best]       # (b, 12, 3)
+    ok = within_limits(gt_mm.double() / 1000.0).to(best_err.device)
     return {"n": int(gt_mm.shape[0]),
             "P1_min": float(full["min"].mean()), "P1_median": float(full["median"].mean()),
-            "limb_P1_min": float(limb.min(dim=1).values.mean()),
-            "limb_P1_median": float(limb.median(dim=1).values.mean())}
+            "limb_P1_min": float(best_err.mean()),
+            "limb_P1_median": float(limb.median(dim=1).values.mean()),
+            "limb_xy_min": float(best_diff[..., :2].norm(dim=-1).mean()),
+            "limb_z_min": float(best_diff[..., 2].abs().mean()),
+            "n_within_limits": int(ok.sum()),
+            "limb_P1_min_within_limits": float(best_err[ok].mean()) if ok.any() else None}
 
 
 def model_variant(config: dict) -> str:

@@ -153,10 +153,21 @@ def heldout_section(payload: dict) -> str:
 
 
 def new_people_section(payload: dict) -> str:
-    """People no model trained on (``new_people.json``, ``heldout --new``)."""
-    from ..evaluation.unseen import heldout_table, new_people_text
-    return section_markdown("People no model trained on", heldout_table(payload),
-                            new_people_text(payload))
+    """People no model trained on (``new_people.json``, ``heldout --new``); then, for files
+    that have it, where the error lies (:func:`~dphelpers.evaluation.unseen.where_table`)."""
+    from ..evaluation.unseen import (heldout_table, made_with, new_people_text, where_table,
+                                     where_text)
+    where = where_table(payload)
+    if where is None:
+        return section_markdown("People no model trained on", heldout_table(payload),
+                                new_people_text(payload))
+    return "\n".join([
+        section_markdown("People no model trained on", heldout_table(payload),
+                         new_people_text(payload, with_command=False, where=False)),
+        "Where the limb error lies: the best hypothesis' limb joints, test split -> new "
+        "people (mm), in the image plane and in depth, and the limb P1 min of the new-people "
+        "samples within the joint limits:", "", where.to_markdown(), "",
+        " ".join([where_text(payload), made_with(payload)]), ""])
 
 
 def validation_section(payload: dict, heldout: dict | None = None) -> str:
