@@ -504,9 +504,11 @@ def test_the_retarget_sentence_splits_each_gap():
 
 
 def test_where_the_new_people_error_lies_is_computed_from_the_file():
-    from dphelpers.evaluation.unseen import new_people_text, where_rows, where_table
+    from dphelpers.evaluation.unseen import (new_people_text, where_rows, where_summary,
+                                             where_table)
     payload = _new_people_file()
     assert where_rows(payload) == [] and where_table(payload) is None     # an older file
+    assert where_summary(payload) == ""
     assert "Where the error lies" not in new_people_text(payload)
     for m in payload["models"].values():
         for name, r in m["sets"].items():
@@ -526,6 +528,17 @@ def test_where_the_new_people_error_lies_is_computed_from_the_file():
     assert "40 of 150 new-people samples" in text and "the other 110" in text
     # full: (100 - 88.18) / (100 - 60) = 30%; augmented: (90 - 78.18) / (90 - 62) = 42%
     assert "explain 30% to 42% of the models' gaps" in text
+    assert "follow the 2D evidence less" in text and "at least 50%, more than the goal's" in text
+    assert where_summary(payload) == (
+        "the best hypothesis' image-plane error grows +50% to +50% and its depth error +50% to "
+        "+50%; the poses beyond the augmentation's joint limits explain 30% to 42% of the gaps")
     md = where_table(payload).to_markdown()
     assert "| full | 40.0 -> 60.0 (+50%) | 36.0 -> 54.0 (+50%) | 60.0 -> 88.2 (+47%) |" in md
     assert "within the joint limits (110 of 150)" in md
+    for m in payload["models"].values():         # image plane as on the test split, depth +10%
+        for name, r in m["sets"].items():
+            if name != "test split":
+                r.update(limb_xy_min=40.0, limb_z_min=39.6)
+    text = new_people_text(payload, with_command=False)
+    assert "image-plane error goes 40.0 -> 40.0 mm (+0%)" in text
+    assert "follow the 2D evidence less" not in text and "cannot close the gap" not in text
