@@ -88,13 +88,17 @@ def checkpoints(tmp_path_factory):
     return d
 
 
+def _scored(out, model: str, *flags: str) -> dict:
+    """``heldout --models model *flags`` at test sizes (4 samples, 3 hypotheses) into ``out``:
+    it must succeed; the file it wrote."""
+    assert cli.main(["heldout", "--models", model, *flags, "--n-test", "4", "--n-hypo", "3",
+                     "--quiet", "--out", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
 def test_heldout_verb_scores_and_writes(checkpoints, capsys):
     out = checkpoints / "h.json"
-    rc = cli.main(["heldout", "--models", f"tiny model={checkpoints / 'held.pt'}",
-                   "--hold-out", "boxing", "--n-test", "4", "--n-hypo", "3", "--quiet",
-                   "--out", str(out)])
-    assert rc == 0
-    payload = json.loads(out.read_text())
+    payload = _scored(out, f"tiny model={checkpoints / 'held.pt'}", "--hold-out", "boxing")
     rows = payload["models"]["tiny model"]
     assert rows["hold_out"] == ["boxing"] and rows["steps"] == 1 and rows["augment"] is False
     assert set(rows["sets"]) == {"test split", "held out: boxing"}
@@ -107,10 +111,7 @@ def test_heldout_verb_scores_and_writes(checkpoints, capsys):
 
 def test_heldout_verb_validation_run_leaves_the_other_held_out_clips_unscored(checkpoints):
     out = checkpoints / "v.json"
-    assert cli.main(["heldout", "--models", f"a2={checkpoints / 'val.pt'}", "--hold-out",
-                     "boxing", "--n-test", "4", "--n-hypo", "3", "--quiet", "--out",
-                     str(out)]) == 0
-    payload = json.loads(out.read_text())
+    payload = _scored(out, f"a2={checkpoints / 'val.pt'}", "--hold-out", "boxing")
     assert payload["setup"]["unscored"] == ["deepmimic"]
     rows = payload["models"]["a2"]
     assert set(rows["sets"]) == {"test split", "held out: boxing"}
@@ -120,10 +121,7 @@ def test_heldout_verb_validation_run_leaves_the_other_held_out_clips_unscored(ch
 def test_heldout_verb_scores_new_people_with_any_model(checkpoints):
     """No model trains on the new-people file, so a model that saw every clip is scored there."""
     out = checkpoints / "n.json"
-    assert cli.main(["heldout", "--models", f"seen={checkpoints / 'seen.pt'}", "--new",
-                     "sehoon_squat,nick", "--n-test", "4", "--n-hypo", "3", "--quiet",
-                     "--out", str(out)]) == 0
-    payload = json.loads(out.read_text())
+    payload = _scored(out, f"seen={checkpoints / 'seen.pt'}", "--new", "sehoon_squat,nick")
     assert payload["setup"]["new"] == ["sehoon_squat", "nick"]
     assert payload["setup"]["new_data"].endswith("mocap_new_people_h36m17.npz")
     rows = payload["models"]["seen"]["sets"]
@@ -446,10 +444,7 @@ def test_the_shipped_lifter_is_scored_on_new_people_as_a_lifter(tmp_path):
     from dphelpers.evaluation.unseen import new_people_text
     from dphelpers.models.modelfiles import shipped_file
     out = tmp_path / "l.json"
-    assert cli.main(["heldout", "--models", f"lifter={shipped_file('lifter')}", "--new",
-                     "nick_freeform", "--n-test", "4", "--n-hypo", "3", "--quiet",
-                     "--out", str(out)]) == 0
-    payload = json.loads(out.read_text())
+    payload = _scored(out, f"lifter={shipped_file('lifter')}", "--new", "nick_freeform")
     m = payload["models"]["lifter"]
     assert m["variant"] == "lifter" and m["steps"] > 0
     assert all(r["P1_min"] == r["P1_median"] for r in m["sets"].values())
@@ -476,10 +471,7 @@ def test_with_bone_lengths_keeps_the_motion_and_sets_the_body():
 
 def test_heldout_retarget_scores_the_same_frames_on_the_training_bones(checkpoints, capsys):
     out = checkpoints / "rt.json"
-    assert cli.main(["heldout", "--models", f"seen={checkpoints / 'seen.pt'}", "--new", "nick",
-                     "--retarget", "--n-test", "4", "--n-hypo", "3", "--quiet", "--out",
-                     str(out)]) == 0
-    payload = json.loads(out.read_text())
+    payload = _scored(out, f"seen={checkpoints / 'seen.pt'}", "--new", "nick", "--retarget")
     assert payload["setup"]["retarget"] is True
     assert list(payload["models"]["seen"]["sets"]) == [
         "test split", "new person: nick", "new person, training bones: nick"]
